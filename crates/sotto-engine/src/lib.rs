@@ -1,0 +1,26 @@
+//! sotto's inference engine: the only crate that imports `llama_cpp_2`.
+//!
+//! One OS thread per loaded model owns the llama.cpp model and context (`LlamaContext` is not
+//! `Send`). Callers submit a [`Request`] over a small bounded queue and read [`Event`]s from the
+//! request's own reply channel; dropping that receiver cancels the request, also mid-generation.
+//! Prompt processing runs one `decode` call per chunk and generation one per token, and a
+//! [`StepHook`] runs between every step: that is where the governor paces.
+//!
+//! The engine must not spin when idle: llama.cpp is built without OpenMP and without a
+//! polling threadpool, and the thread blocks on its queue between requests.
+
+mod cpu;
+mod engine;
+mod error;
+mod request;
+mod template;
+mod text;
+mod worker;
+
+pub use cpu::process_cpu_time;
+pub use engine::{Engine, EngineConfig, ModelInfo};
+pub use error::EngineError;
+pub use request::{
+    Event, FinishReason, Message, NoPacing, Phase, Prompt, Request, Sampling, Stats, StepHook,
+};
+pub use template::{TemplateChoice, TemplateUsed, render_completion};

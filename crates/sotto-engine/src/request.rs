@@ -1,0 +1,203 @@
+//! What callers send to the engine and what they get back. Plain data: no llama.cpp types,
+//! so the server and the CLI can build requests without linking the engine's internals.
+
+use std::time::Duration;
+
+use crate::EngineError;
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    pub fn new(role: &str, content: impl Into<String>) -> Self {
+        Message {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// The prompt of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    /// Messages rendered with the model's chat template (or the completion-style fallback for
+    /// base models).
+    Chat(Vec<Message>),
+    /// Raw text, tokenized as is. Special-token text inside it is *not* parsed as control
+    /// tokens, so text from outside cannot forge a turn boundary.
+    Text(String),
+}
+
+/// How the next token is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampling {
+    /// Always the most likely token: deterministic.
+    Greedy,
+    /// Temperature and nucleus sampling with a fixed seed: reproducible for a given seed.
+    Random {
+        temperature: f32,
+        top_p: f32,
+        seed: u32,
+    },
+}
+
+/// One generation request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub prompt: Prompt,
+    /// Upper bound on generated tokens; generation also ends at the context window.
+    pub max_tokens: u32,
+    pub sampling: Sampling,
+    /// Generation ends when any of these appears; the stop text itself is not returned.
+    pub stop: Vec<String>,
+}
+
+impl Request {
+    /// A greedy request with no stop strings.
+    pub fn new(prompt: Prompt, max_tokens: u32) -> Self {
+        Request {
+            prompt,
+            max_tokens,
+            sampling: Sampling::Greedy,
+            stop: Vec::new(),
+        }
+    }
+
+    /// Reject values no generation can honour.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let bad = |m: &str| Err(EngineError::InvalidRequest(m.into()));
+        match &self.prompt {
+            Prompt::Text(t) if t.is_empty() => return bad("the prompt is empty"),
+            Prompt::Chat(m) if m.is_empty() => return bad("there are no messages"),
+            _ => {}
+        }
+        if let Sampling::Random {
+            temperature, top_p, ..
+        } = self.sampling
+        {
+            if !(temperature.is_finite() && temperature >= 0.0) {
+                return bad("temperature must be a finite number >= 0");
+            }
+            if !(top_p > 0.0 && top_p <= 1.0) {
+                return bad("top_p must be in (0, 1]");
+            }
+        }
+        if self.stop.iter().any(String::is_empty) {
+            return bad("stop strings must not be empty");
+        }
+        Ok(())
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// End-of-generation token or a stop string.
+    Stop,
+    /// `max_tokens` or the context window was reached.
+    Length,
+    /// The caller went away (its receiver was dropped).
+    Cancelled,
+}
+
+/// Counters every request reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stats {
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    pub prefill: Duration,
+    pub decode: Duration,
+    /// Process CPU time used while serving this request (all threads).
+    pub cpu: Duration,
+    pub finish: FinishReason,
+}
+
+impl Stats {
+    pub fn prefill_tokens_per_s(&self) -> f64 {
+        per_second(self.prompt_tokens, self.prefill)
+    }
+
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        per_second(self.generated_tokens, self.decode)
+    }
+}
+
+fn per_second(n: usize, d: Duration) -> f64 {
+    if d.is_zero() {
+        0.0
+    } else {
+        n as f64 / d.as_secs_f64()
+    }
+}
+
+/// What the engine sends back on a request's reply channel.
+#[derive(Debug)]
+pub enum Event {
+    /// The next piece of generated text (valid UTF-8, stop strings removed).
+    Text(String),
+    /// The request finished; always the last event of a successful request.
+    Done(Stats),
+    /// The request failed; always the last event of a failed one.
+    Failed(EngineError),
+}
+
+/// The phase the engine has just finished a step of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Prefill,
+    Decode,
+}
+
+/// Called on the engine thread between every prefill chunk and every generated token: the
+/// place where the governor paces. It may sleep; it must not spin.
+pub trait StepHook: Send {
+    /// A step of `tokens` tokens in `phase` has just been evaluated.
+    fn after_step(&mut self, phase: Phase, tokens: usize);
+}
+
+/// The hook that does nothing: no pacing.
+pub struct NoPacing;
+
+impl StepHook for NoPacing {
+    fn after_step(&mut self, _: Phase, _: usize) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_problem() {
+        let ok = Request::new(Prompt::Text("hi".into()), 4);
+        assert!(ok.validate().is_ok());
+        let empty = Request::new(Prompt::Text(String::new()), 4);
+        assert!(empty.validate().unwrap_err().to_string().contains("empty"));
+        let mut hot = ok.clone();
+        hot.sampling = Sampling::Random {
+            temperature: -1.0,
+            top_p: 0.9,
+            seed: 1,
+        };
+        assert!(
+            hot.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("temperature")
+        );
+        let mut p = ok.clone();
+        p.sampling = Sampling::Random {
+            temperature: 0.7,
+            top_p: 0.0,
+            seed: 1,
+        };
+        assert!(p.validate().unwrap_err().to_string().contains("top_p"));
+        let mut s = ok;
+        s.stop = vec![String::new()];
+        assert!(s.validate().is_err());
+    }
+}

@@ -1,0 +1,162 @@
+//! Turning a stream of token bytes into text a caller may see: whole UTF-8 characters only,
+//! and nothing that could still turn out to be the start of a stop string.
+//!
+//! Pure and allocation-light; no llama.cpp here, so it is unit-tested directly.
+
+/// Accumulates token bytes and yields the longest complete UTF-8 prefix. A token may end in
+/// the middle of a multi-byte character (emoji, CJK); those bytes wait for the next token.
+#[derive(Debug, Default)]
+pub struct Utf8Stream {
+    pending: Vec<u8>,
+}
+
+impl Utf8Stream {
+    /// Add bytes; return the text that is now complete.
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(&self.pending) {
+                Ok(s) => {
+                    out.push_str(s);
+                    self.pending.clear();
+                    return out;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    // SAFETY of the unwrap: from_utf8 just said these bytes are valid.
+                    out.push_str(
+                        std::str::from_utf8(&self.pending[..valid]).expect("valid prefix"),
+                    );
+                    match e.error_len() {
+                        // Incomplete character at the end: keep it for later.
+                        None => {
+                            self.pending.drain(..valid);
+                            return out;
+                        }
+                        // Invalid bytes: replace them and go on.
+                        Some(bad) => {
+                            out.push(char::REPLACEMENT_CHARACTER);
+                            self.pending.drain(..valid + bad);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whatever is left at the end of generation, lossily.
+    pub fn finish(&mut self) -> String {
+        let s = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        s
+    }
+}
+
+/// Finds stop strings across token boundaries and holds back text that might begin one.
+#[derive(Debug)]
+pub struct StopMatcher {
+    stops: Vec<String>,
+    held: String,
+}
+
+impl StopMatcher {
+    pub fn new(stops: Vec<String>) -> Self {
+        StopMatcher {
+            stops,
+            held: String::new(),
+        }
+    }
+
+    /// Add text. Returns the text safe to emit, and whether a stop string was found (in which
+    /// case the returned text is everything before it and the matcher is done).
+    pub fn push(&mut self, text: &str) -> (String, bool) {
+        self.held.push_str(text);
+        if let Some(pos) = self
+            .stops
+            .iter()
+            .filter_map(|s| self.held.find(s.as_str()))
+            .min()
+        {
+            let emit = self.held[..pos].to_string();
+            self.held.clear();
+            return (emit, true);
+        }
+        let keep = self
+            .stops
+            .iter()
+            .map(|s| longest_suffix_prefix(&self.held, s))
+            .max()
+            .unwrap_or(0);
+        let cut = self.held.len() - keep;
+        let emit = self.held[..cut].to_string();
+        self.held.drain(..cut);
+        (emit, false)
+    }
+
+    /// The held-back tail, at the end of generation.
+    pub fn finish(&mut self) -> String {
+        std::mem::take(&mut self.held)
+    }
+}
+
+/// Length of the longest suffix of `text` that is a proper prefix of `stop`.
+fn longest_suffix_prefix(text: &str, stop: &str) -> usize {
+    let max = text.len().min(stop.len().saturating_sub(1));
+    (1..=max)
+        .rev()
+        .find(|&k| {
+            text.is_char_boundary(text.len() - k)
+                && stop
+                    .as_bytes()
+                    .starts_with(&text.as_bytes()[text.len() - k..])
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_characters_wait_for_their_last_byte() {
+        let mut s = Utf8Stream::default();
+        let snake = "🐍".as_bytes();
+        assert_eq!(s.push(b"a"), "a");
+        assert_eq!(s.push(&snake[..2]), "");
+        assert_eq!(s.push(&snake[2..]), "🐍");
+        assert_eq!(s.push(b"\xffb"), "\u{fffd}b");
+        assert_eq!(s.push(&snake[..1]), "");
+        assert_eq!(s.finish(), "\u{fffd}");
+    }
+
+    #[test]
+    fn stop_string_across_tokens_is_cut_and_not_emitted() {
+        let mut m = StopMatcher::new(vec!["</end>".into()]);
+        assert_eq!(m.push("hello <"), ("hello ".into(), false));
+        assert_eq!(m.push("/en"), (String::new(), false));
+        assert_eq!(m.push("d> more"), ("".into(), true));
+    }
+
+    #[test]
+    fn a_false_start_is_released() {
+        let mut m = StopMatcher::new(vec!["STOP".into(), "\n\n".into()]);
+        assert_eq!(m.push("ST"), (String::new(), false));
+        assert_eq!(m.push("AR"), ("STAR".into(), false));
+        assert_eq!(m.push("x\n"), ("x".into(), false));
+        assert_eq!(m.finish(), "\n");
+    }
+
+    #[test]
+    fn earliest_stop_wins() {
+        let mut m = StopMatcher::new(vec!["b".into(), "a".into()]);
+        assert_eq!(m.push("xab"), ("x".into(), true));
+    }
+
+    #[test]
+    fn no_stops_passes_everything() {
+        let mut m = StopMatcher::new(vec![]);
+        assert_eq!(m.push("abc"), ("abc".into(), false));
+        assert_eq!(m.finish(), "");
+    }
+}

