@@ -353,7 +353,9 @@ impl<'m> Worker<'m> {
 fn sampler_for(sampling: Sampling) -> LlamaSampler {
     match sampling {
         Sampling::Greedy => LlamaSampler::greedy(),
-        Sampling::Random { temperature, .. } if temperature == 0.0 => LlamaSampler::greedy(),
+        Sampling::Random {
+            temperature: 0.0, ..
+        } => LlamaSampler::greedy(),
         Sampling::Random {
             temperature,
             top_p,
