@@ -107,6 +107,9 @@ pub struct GenerateArgs {
     /// Stop generating at this text (repeatable)
     #[arg(long)]
     pub stop: Vec<String>,
+    /// Stay loaded and idle this many seconds after the answer, and report the CPU used
+    #[arg(long, value_name = "SECS")]
+    pub linger: Option<f64>,
     /// Print one JSON object (text, counters, model facts) instead of text
     #[arg(long)]
     pub json: bool,

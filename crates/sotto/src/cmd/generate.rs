@@ -3,10 +3,12 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use sotto_engine::{
     Engine, EngineConfig, Event, Message, NoPacing, Prompt, Request, Sampling, Stats,
+    process_cpu_time,
 };
 use sotto_models::{catalog, store};
 
@@ -75,8 +77,21 @@ pub fn run(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<ExitCode> {
             None => anyhow::bail!("the engine stopped unexpectedly"),
         }
     };
+    let idle = match args.linger {
+        Some(secs) if !(secs.is_finite() && secs >= 0.0) => {
+            anyhow::bail!("--linger must be a number of seconds >= 0")
+        }
+        Some(secs) => {
+            let before = process_cpu_time();
+            std::thread::sleep(Duration::from_secs_f64(secs));
+            Some((secs, (process_cpu_time() - before).as_secs_f64() * 1e3))
+        }
+        None => None,
+    };
     if args.json {
         let v = serde_json::json!({
+            "idle_s": idle.map(|i| i.0),
+            "idle_cpu_ms": idle.map(|i| i.1),
             "text": text,
             "model": info.path.display().to_string(),
             "architecture": info.architecture,
@@ -118,6 +133,13 @@ pub fn run(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<ExitCode> {
             stats.cpu.as_secs_f64() * 1e3,
             stats.finish
         );
+        if let Some((secs, cpu_ms)) = idle {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+            eprintln!(
+                "-- idle {secs} s after the answer: cpu {cpu_ms:.1} ms ({:.3}% of the machine's {cpus} CPUs)",
+                cpu_ms / (secs * 10.0 * cpus)
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
