@@ -98,12 +98,7 @@ impl Engine {
             .spawn(move || worker::run(config, hook, ready_tx, jobs_rx))
             .map_err(|e| EngineError::Context(format!("cannot spawn the engine thread: {e}")))?;
         match ready_rx.recv() {
-            Ok(Ok(info)) => Ok(Engine {
-                jobs: Some(jobs_tx),
-                thread: Some(thread),
-                info,
-                queue,
-            }),
+            Ok(Ok(info)) => Ok(Engine { jobs: Some(jobs_tx), thread: Some(thread), info, queue }),
             Ok(Err(e)) => {
                 let _ = thread.join();
                 Err(e)

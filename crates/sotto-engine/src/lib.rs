@@ -9,7 +9,6 @@
 //! The engine must not spin when idle: llama.cpp is built without OpenMP and without a
 //! polling threadpool, and the thread blocks on its queue between requests.
 
-mod cpu;
 mod engine;
 mod error;
 mod request;
@@ -17,10 +16,8 @@ mod template;
 mod text;
 mod worker;
 
-pub use cpu::process_cpu_time;
 pub use engine::{Engine, EngineConfig, ModelInfo};
 pub use error::EngineError;
-pub use request::{
-    Event, FinishReason, Message, NoPacing, Phase, Prompt, Request, Sampling, Stats, StepHook,
-};
+pub use request::{Event, FinishReason, Message, NoPacing, Phase, Prompt, Request, Sampling, Stats, StepHook};
+pub use sotto_governor::process_cpu_time;
 pub use template::{TemplateChoice, TemplateUsed, render_completion};

@@ -15,10 +15,7 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: &str, content: impl Into<String>) -> Self {
-        Message {
-            role: role.into(),
-            content: content.into(),
-        }
+        Message { role: role.into(), content: content.into() }
     }
 }
 
@@ -39,11 +36,7 @@ pub enum Sampling {
     /// Always the most likely token: deterministic.
     Greedy,
     /// Temperature and nucleus sampling with a fixed seed: reproducible for a given seed.
-    Random {
-        temperature: f32,
-        top_p: f32,
-        seed: u32,
-    },
+    Random { temperature: f32, top_p: f32, seed: u32 },
 }
 
 /// One generation request.
@@ -60,12 +53,7 @@ pub struct Request {
 impl Request {
     /// A greedy request with no stop strings.
     pub fn new(prompt: Prompt, max_tokens: u32) -> Self {
-        Request {
-            prompt,
-            max_tokens,
-            sampling: Sampling::Greedy,
-            stop: Vec::new(),
-        }
+        Request { prompt, max_tokens, sampling: Sampling::Greedy, stop: Vec::new() }
     }
 
     /// Reject values no generation can honour.
@@ -76,10 +64,7 @@ impl Request {
             Prompt::Chat(m) if m.is_empty() => return bad("there are no messages"),
             _ => {}
         }
-        if let Sampling::Random {
-            temperature, top_p, ..
-        } = self.sampling
-        {
+        if let Sampling::Random { temperature, top_p, .. } = self.sampling {
             if !(temperature.is_finite() && temperature >= 0.0) {
                 return bad("temperature must be a finite number >= 0");
             }
@@ -128,11 +113,7 @@ impl Stats {
 }
 
 fn per_second(n: usize, d: Duration) -> f64 {
-    if d.is_zero() {
-        0.0
-    } else {
-        n as f64 / d.as_secs_f64()
-    }
+    if d.is_zero() { 0.0 } else { n as f64 / d.as_secs_f64() }
 }
 
 /// What the engine sends back on a request's reply channel.
@@ -156,8 +137,37 @@ pub enum Phase {
 /// Called on the engine thread between every prefill chunk and every generated token: the
 /// place where the governor paces. It may sleep; it must not spin.
 pub trait StepHook: Send {
+    /// Once, on the engine thread, before the model loads (set the scheduling class here).
+    fn on_thread_start(&mut self) {}
+
+    /// A request is about to be evaluated.
+    fn on_request_start(&mut self) {}
+
+    /// How many prompt tokens the next prefill chunk should hold, at most `max`.
+    fn next_chunk(&mut self, max: usize) -> usize {
+        max
+    }
+
     /// A step of `tokens` tokens in `phase` has just been evaluated.
     fn after_step(&mut self, phase: Phase, tokens: usize);
+}
+
+impl StepHook for sotto_governor::Governor {
+    fn on_thread_start(&mut self) {
+        sotto_governor::Governor::on_thread_start(self);
+    }
+
+    fn on_request_start(&mut self) {
+        sotto_governor::Governor::on_request_start(self);
+    }
+
+    fn next_chunk(&mut self, max: usize) -> usize {
+        sotto_governor::Governor::next_chunk(self, max)
+    }
+
+    fn after_step(&mut self, phase: Phase, tokens: usize) {
+        sotto_governor::Governor::after_step(self, phase == Phase::Prefill, tokens);
+    }
 }
 
 /// The hook that does nothing: no pacing.
@@ -178,23 +188,10 @@ mod tests {
         let empty = Request::new(Prompt::Text(String::new()), 4);
         assert!(empty.validate().unwrap_err().to_string().contains("empty"));
         let mut hot = ok.clone();
-        hot.sampling = Sampling::Random {
-            temperature: -1.0,
-            top_p: 0.9,
-            seed: 1,
-        };
-        assert!(
-            hot.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("temperature")
-        );
+        hot.sampling = Sampling::Random { temperature: -1.0, top_p: 0.9, seed: 1 };
+        assert!(hot.validate().unwrap_err().to_string().contains("temperature"));
         let mut p = ok.clone();
-        p.sampling = Sampling::Random {
-            temperature: 0.7,
-            top_p: 0.0,
-            seed: 1,
-        };
+        p.sampling = Sampling::Random { temperature: 0.7, top_p: 0.0, seed: 1 };
         assert!(p.validate().unwrap_err().to_string().contains("top_p"));
         let mut s = ok;
         s.stop = vec![String::new()];

@@ -61,10 +61,7 @@ pub(crate) enum Renderer {
 
 impl Renderer {
     /// Resolve `choice` against `model`, checking that a named template can render.
-    pub(crate) fn resolve(
-        model: &LlamaModel,
-        choice: &TemplateChoice,
-    ) -> Result<Self, EngineError> {
+    pub(crate) fn resolve(model: &LlamaModel, choice: &TemplateChoice) -> Result<Self, EngineError> {
         let renderer = match choice {
             TemplateChoice::Completion => return Ok(Renderer::Completion),
             TemplateChoice::Auto => match model.chat_template(None) {
@@ -72,8 +69,7 @@ impl Renderer {
                 Err(_) => return Ok(Renderer::Completion),
             },
             TemplateChoice::Named(name) => {
-                let t = LlamaChatTemplate::new(name)
-                    .map_err(|e| EngineError::Template(e.to_string()))?;
+                let t = LlamaChatTemplate::new(name).map_err(|e| EngineError::Template(e.to_string()))?;
                 Renderer::Llama(t, TemplateUsed::Named(name.clone()))
             }
         };
@@ -95,11 +91,7 @@ impl Renderer {
     }
 
     /// The prompt text for `messages`, ending where the assistant's answer begins.
-    pub(crate) fn render(
-        &self,
-        model: &LlamaModel,
-        messages: &[Message],
-    ) -> Result<String, EngineError> {
+    pub(crate) fn render(&self, model: &LlamaModel, messages: &[Message]) -> Result<String, EngineError> {
         match self {
             Renderer::Completion => Ok(render_completion(messages)),
             Renderer::Llama(t, used) => {
@@ -108,9 +100,7 @@ impl Renderer {
                     .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| EngineError::InvalidRequest(format!("message: {e}")))?;
-                model
-                    .apply_chat_template(t, &chat, true)
-                    .map_err(|e| EngineError::Template(format!("{used}: {e}")))
+                model.apply_chat_template(t, &chat, true).map_err(|e| EngineError::Template(format!("{used}: {e}")))
             }
         }
     }
@@ -154,25 +144,13 @@ mod tests {
             Message::new("assistant", "benign"),
             Message::new("user", "rm -rf /"),
         ]);
-        assert_eq!(
-            text,
-            "You triage events.\n\nUser: ls -la\nAssistant: benign\nUser: rm -rf /\nAssistant:"
-        );
+        assert_eq!(text, "You triage events.\n\nUser: ls -la\nAssistant: benign\nUser: rm -rf /\nAssistant:");
     }
 
     #[test]
     fn choice_parses() {
-        assert_eq!(
-            "auto".parse::<TemplateChoice>().unwrap(),
-            TemplateChoice::Auto
-        );
-        assert_eq!(
-            "completion".parse::<TemplateChoice>().unwrap(),
-            TemplateChoice::Completion
-        );
-        assert_eq!(
-            "chatml".parse::<TemplateChoice>().unwrap(),
-            TemplateChoice::Named("chatml".into())
-        );
+        assert_eq!("auto".parse::<TemplateChoice>().unwrap(), TemplateChoice::Auto);
+        assert_eq!("completion".parse::<TemplateChoice>().unwrap(), TemplateChoice::Completion);
+        assert_eq!("chatml".parse::<TemplateChoice>().unwrap(), TemplateChoice::Named("chatml".into()));
     }
 }

@@ -25,9 +25,7 @@ impl Utf8Stream {
                 Err(e) => {
                     let valid = e.valid_up_to();
                     // SAFETY of the unwrap: from_utf8 just said these bytes are valid.
-                    out.push_str(
-                        std::str::from_utf8(&self.pending[..valid]).expect("valid prefix"),
-                    );
+                    out.push_str(std::str::from_utf8(&self.pending[..valid]).expect("valid prefix"));
                     match e.error_len() {
                         // Incomplete character at the end: keep it for later.
                         None => {
@@ -62,32 +60,19 @@ pub struct StopMatcher {
 
 impl StopMatcher {
     pub fn new(stops: Vec<String>) -> Self {
-        StopMatcher {
-            stops,
-            held: String::new(),
-        }
+        StopMatcher { stops, held: String::new() }
     }
 
     /// Add text. Returns the text safe to emit, and whether a stop string was found (in which
     /// case the returned text is everything before it and the matcher is done).
     pub fn push(&mut self, text: &str) -> (String, bool) {
         self.held.push_str(text);
-        if let Some(pos) = self
-            .stops
-            .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
-            .min()
-        {
+        if let Some(pos) = self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min() {
             let emit = self.held[..pos].to_string();
             self.held.clear();
             return (emit, true);
         }
-        let keep = self
-            .stops
-            .iter()
-            .map(|s| longest_suffix_prefix(&self.held, s))
-            .max()
-            .unwrap_or(0);
+        let keep = self.stops.iter().map(|s| longest_suffix_prefix(&self.held, s)).max().unwrap_or(0);
         let cut = self.held.len() - keep;
         let emit = self.held[..cut].to_string();
         self.held.drain(..cut);
@@ -106,10 +91,7 @@ fn longest_suffix_prefix(text: &str, stop: &str) -> usize {
     (1..=max)
         .rev()
         .find(|&k| {
-            text.is_char_boundary(text.len() - k)
-                && stop
-                    .as_bytes()
-                    .starts_with(&text.as_bytes()[text.len() - k..])
+            text.is_char_boundary(text.len() - k) && stop.as_bytes().starts_with(&text.as_bytes()[text.len() - k..])
         })
         .unwrap_or(0)
 }

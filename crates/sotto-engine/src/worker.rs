@@ -20,13 +20,12 @@ use llama_cpp_2::token::LlamaToken;
 use sotto_models::GgufHeader;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::cpu::process_cpu_time;
 use crate::template::Renderer;
 use crate::text::{StopMatcher, Utf8Stream};
 use crate::{
-    EngineConfig, EngineError, Event, FinishReason, ModelInfo, Phase, Prompt, Request, Sampling,
-    Stats, StepHook,
+    EngineConfig, EngineError, Event, FinishReason, ModelInfo, Phase, Prompt, Request, Sampling, Stats, StepHook,
 };
+use sotto_governor::process_cpu_time;
 
 /// A request with the channel its answer goes to.
 pub(crate) struct Job {
@@ -43,19 +42,17 @@ fn backend() -> Result<&'static LlamaBackend, EngineError> {
             LlamaBackend::init().map_err(|e| e.to_string())
         })
         .as_ref()
-        .map_err(|e| EngineError::Load {
-            path: Default::default(),
-            reason: format!("backend init: {e}"),
-        })
+        .map_err(|e| EngineError::Load { path: Default::default(), reason: format!("backend init: {e}") })
 }
 
 /// Thread body. Reports the load result on `ready`, then serves until every sender is gone.
 pub(crate) fn run(
     config: EngineConfig,
-    hook: Box<dyn StepHook>,
+    mut hook: Box<dyn StepHook>,
     ready: Sender<Result<ModelInfo, EngineError>>,
     jobs: Receiver<Job>,
 ) {
+    hook.on_thread_start();
     let loaded = load(&config);
     let (model, header) = match loaded {
         Ok(v) => v,
@@ -87,14 +84,12 @@ fn load(config: &EngineConfig) -> Result<(LlamaModel, GgufHeader), EngineError> 
     let header = GgufHeader::read(&config.model)?;
     let backend = backend()?;
     let params = LlamaModelParams::default();
-    let model = LlamaModel::load_from_file(backend, &config.model, &params).map_err(|e| {
-        EngineError::Load {
-            path: config.model.clone(),
-            reason: format!(
-                "{e} (architecture `{}`; see the llama.cpp log with RUST_LOG=llama_cpp_2=info)",
-                header.architecture().unwrap_or("?")
-            ),
-        }
+    let model = LlamaModel::load_from_file(backend, &config.model, &params).map_err(|e| EngineError::Load {
+        path: config.model.clone(),
+        reason: format!(
+            "{e} (architecture `{}`; see the llama.cpp log with RUST_LOG=llama_cpp_2=info)",
+            header.architecture().unwrap_or("?")
+        ),
     })?;
     Ok((model, header))
 }
@@ -120,11 +115,7 @@ impl<'m> Worker<'m> {
         hook: Box<dyn StepHook>,
     ) -> Result<Self, EngineError> {
         let n_ctx_train = model.n_ctx_train();
-        let n_ctx = if config.n_ctx == 0 {
-            n_ctx_train.clamp(1, 4096)
-        } else {
-            config.n_ctx
-        };
+        let n_ctx = if config.n_ctx == 0 { n_ctx_train.clamp(1, 4096) } else { config.n_ctx };
         let chunk = config.chunk.min(n_ctx);
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
@@ -133,9 +124,7 @@ impl<'m> Worker<'m> {
             .with_n_seq_max(1)
             .with_n_threads(config.threads as i32)
             .with_n_threads_batch(config.threads_batch as i32);
-        let ctx = model
-            .new_context(backend()?, params)
-            .map_err(|e| EngineError::Context(e.to_string()))?;
+        let ctx = model.new_context(backend()?, params).map_err(|e| EngineError::Context(e.to_string()))?;
         let renderer = Renderer::resolve(model, &config.template)?;
         let info = ModelInfo {
             path: config.model.clone(),
@@ -193,36 +182,22 @@ impl<'m> Worker<'m> {
 
     fn tokenize(&self, request: &Request) -> Result<(Vec<LlamaToken>, bool), EngineError> {
         let (text, parse_special, completion_chat) = match &request.prompt {
-            Prompt::Chat(messages) => (
-                self.renderer.render(self.model, messages)?,
-                true,
-                matches!(self.renderer, Renderer::Completion),
-            ),
+            Prompt::Chat(messages) => {
+                (self.renderer.render(self.model, messages)?, true, matches!(self.renderer, Renderer::Completion))
+            }
             Prompt::Text(text) => (text.clone(), false, false),
         };
-        let tokens = self
-            .model
-            .vocab()
-            .tokenize(text.as_bytes(), true, parse_special);
+        let tokens = self.model.vocab().tokenize(text.as_bytes(), true, parse_special);
         if tokens.is_empty() {
-            return Err(EngineError::InvalidRequest(
-                "the prompt has no tokens".into(),
-            ));
+            return Err(EngineError::InvalidRequest("the prompt has no tokens".into()));
         }
         if tokens.len() >= self.info.n_ctx as usize {
-            return Err(EngineError::PromptTooLong {
-                tokens: tokens.len(),
-                n_ctx: self.info.n_ctx,
-            });
+            return Err(EngineError::PromptTooLong { tokens: tokens.len(), n_ctx: self.info.n_ctx });
         }
         Ok((tokens, completion_chat))
     }
 
-    fn generate(
-        &mut self,
-        request: &Request,
-        reply: &UnboundedSender<Event>,
-    ) -> Result<Stats, EngineError> {
+    fn generate(&mut self, request: &Request, reply: &UnboundedSender<Event>) -> Result<Stats, EngineError> {
         request.validate()?;
         let cpu_start = process_cpu_time();
         let (tokens, completion_chat) = self.tokenize(request)?;
@@ -234,6 +209,7 @@ impl<'m> Worker<'m> {
             cpu: Duration::ZERO,
             finish: FinishReason::Cancelled,
         };
+        self.hook.on_request_start();
         let started = Instant::now();
         let Some(last) = self.prefill(&tokens, reply)? else {
             stats.prefill = started.elapsed();
@@ -249,8 +225,7 @@ impl<'m> Worker<'m> {
         }
         let budget = (request.max_tokens as usize).min(self.info.n_ctx as usize - tokens.len());
         let decode_start = Instant::now();
-        let (generated, finish) =
-            self.decode(request.sampling, stops, budget, tokens.len(), last, reply)?;
+        let (generated, finish) = self.decode(request.sampling, stops, budget, tokens.len(), last, reply)?;
         stats.decode = decode_start.elapsed();
         stats.generated_tokens = generated;
         stats.finish = finish;
@@ -258,30 +233,29 @@ impl<'m> Worker<'m> {
         Ok(stats)
     }
 
-    /// Evaluate the prompt one chunk per `decode` call, pacing between chunks. Returns the
-    /// batch index of the last token's logits, or `None` if the caller went away.
-    fn prefill(
-        &mut self,
-        tokens: &[LlamaToken],
-        reply: &UnboundedSender<Event>,
-    ) -> Result<Option<i32>, EngineError> {
+    /// Evaluate the prompt one chunk per `decode` call, pacing between chunks; the hook sizes
+    /// each chunk (at most the configured one). Returns the batch index of the last token's
+    /// logits, or `None` if the caller went away.
+    fn prefill(&mut self, tokens: &[LlamaToken], reply: &UnboundedSender<Event>) -> Result<Option<i32>, EngineError> {
         self.ctx.clear_kv_cache();
         let mut last = 0;
-        for (c, chunk) in tokens.chunks(self.chunk).enumerate() {
+        let mut start = 0;
+        while start < tokens.len() {
             if reply.is_closed() {
                 return Ok(None);
             }
+            let size = self.hook.next_chunk(self.chunk).clamp(1, self.chunk);
+            let chunk = &tokens[start..(start + size).min(tokens.len())];
             self.batch.clear();
             for (j, &token) in chunk.iter().enumerate() {
-                let pos = c * self.chunk + j;
+                let pos = start + j;
                 self.batch
                     .add(token, pos as i32, &[0], pos == tokens.len() - 1)
                     .map_err(|e| EngineError::Decode(e.to_string()))?;
             }
-            self.ctx
-                .decode(&mut self.batch)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
+            self.ctx.decode(&mut self.batch).map_err(|e| EngineError::Decode(e.to_string()))?;
             last = self.batch.n_tokens() - 1;
+            start += chunk.len();
             self.hook.after_step(Phase::Prefill, chunk.len());
         }
         Ok(Some(last))
@@ -319,9 +293,7 @@ impl<'m> Worker<'m> {
             }
             generated += 1;
             self.piece.clear();
-            self.model
-                .vocab()
-                .token_to_piece_into(token, &mut self.piece, false, None);
+            self.model.vocab().token_to_piece_into(token, &mut self.piece, false, None);
             let (text, hit) = stop.push(&utf8.push(&self.piece));
             send(text);
             if hit {
@@ -331,12 +303,8 @@ impl<'m> Worker<'m> {
                 break FinishReason::Length; // no need to evaluate a token nobody will extend
             }
             self.batch.clear();
-            self.batch
-                .add(token, pos as i32, &[0], true)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
-            self.ctx
-                .decode(&mut self.batch)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
+            self.batch.add(token, pos as i32, &[0], true).map_err(|e| EngineError::Decode(e.to_string()))?;
+            self.ctx.decode(&mut self.batch).map_err(|e| EngineError::Decode(e.to_string()))?;
             pos += 1;
             logits_at = 0;
             self.hook.after_step(Phase::Decode, 1);
@@ -353,14 +321,8 @@ impl<'m> Worker<'m> {
 fn sampler_for(sampling: Sampling) -> LlamaSampler {
     match sampling {
         Sampling::Greedy => LlamaSampler::greedy(),
-        Sampling::Random {
-            temperature: 0.0, ..
-        } => LlamaSampler::greedy(),
-        Sampling::Random {
-            temperature,
-            top_p,
-            seed,
-        } => LlamaSampler::chain_simple([
+        Sampling::Random { temperature: 0.0, .. } => LlamaSampler::greedy(),
+        Sampling::Random { temperature, top_p, seed } => LlamaSampler::chain_simple([
             LlamaSampler::top_p(top_p, 1),
             LlamaSampler::temp(temperature),
             LlamaSampler::dist(seed),

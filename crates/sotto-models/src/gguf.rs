@@ -120,21 +120,11 @@ impl GgufHeader {
     pub fn read(path: &Path) -> Result<Self, GgufError> {
         let file = File::open(path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => GgufError::NotFound(path.to_path_buf()),
-            _ => GgufError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            },
+            _ => GgufError::Io { path: path.to_path_buf(), source: e },
         })?;
-        let io_err = |e: io::Error| GgufError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        };
+        let io_err = |e: io::Error| GgufError::Io { path: path.to_path_buf(), source: e };
         let file_size = file.metadata().map_err(io_err)?.len();
-        let mut r = Reader {
-            inner: BufReader::with_capacity(1 << 16, file),
-            path,
-            version: 3,
-        };
+        let mut r = Reader { inner: BufReader::with_capacity(1 << 16, file), path, version: 3 };
         let magic = r.u32().map_err(|e| match e {
             GgufError::Truncated { .. } => GgufError::NotGguf(path.to_path_buf()),
             other => other,
@@ -144,10 +134,7 @@ impl GgufHeader {
         }
         let version = r.u32()?;
         if !(1..=3).contains(&version) {
-            return Err(GgufError::UnsupportedVersion {
-                path: path.to_path_buf(),
-                version,
-            });
+            return Err(GgufError::UnsupportedVersion { path: path.to_path_buf(), version });
         }
         r.version = version;
         let n_tensors = r.count()?;
@@ -166,33 +153,15 @@ impl GgufHeader {
             if n_dims > 8 {
                 return Err(r.malformed(format!("tensor {name} claims {n_dims} dimensions")));
             }
-            let dims = (0..n_dims)
-                .map(|_| r.count())
-                .collect::<Result<Vec<_>, _>>()?;
+            let dims = (0..n_dims).map(|_| r.count()).collect::<Result<Vec<_>, _>>()?;
             let ggml_type = r.u32()?;
             let offset = r.u64()?;
-            tensors.push(TensorInfo {
-                name,
-                dims,
-                ggml_type,
-                offset,
-            });
+            tensors.push(TensorInfo { name, dims, ggml_type, offset });
         }
-        let alignment = metadata
-            .get("general.alignment")
-            .and_then(Value::as_u64)
-            .unwrap_or(32)
-            .max(1);
+        let alignment = metadata.get("general.alignment").and_then(Value::as_u64).unwrap_or(32).max(1);
         let pos = r.inner.stream_position().map_err(io_err)?;
         let data_offset = pos.div_ceil(alignment) * alignment;
-        let header = GgufHeader {
-            path: path.to_path_buf(),
-            version,
-            file_size,
-            metadata,
-            tensors,
-            data_offset,
-        };
+        let header = GgufHeader { path: path.to_path_buf(), version, file_size, metadata, tensors, data_offset };
         header.check_data_fits()?;
         Ok(header)
     }
@@ -207,10 +176,7 @@ impl GgufHeader {
         if end > self.file_size {
             return Err(GgufError::Truncated {
                 path: self.path.clone(),
-                detail: format!(
-                    "tensor data needs {end} bytes but the file has {}",
-                    self.file_size
-                ),
+                detail: format!("tensor data needs {end} bytes but the file has {}", self.file_size),
             });
         }
         Ok(())
@@ -230,11 +196,9 @@ impl GgufHeader {
     pub fn arch_u64(&self, suffix: &str) -> Option<u64> {
         let arch = self.architecture()?;
         self.get(&format!("{arch}.{suffix}")).and_then(|v| match v {
-            Value::Numbers(n) => n
-                .iter()
-                .copied()
-                .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
-                .map(|x| x as u64),
+            Value::Numbers(n) => {
+                n.iter().copied().fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x)))).map(|x| x as u64)
+            }
             other => other.as_u64(),
         })
     }
@@ -251,11 +215,7 @@ impl GgufHeader {
 
     /// Quantization name from `general.file_type`, else the most common tensor type.
     pub fn quantization(&self) -> String {
-        if let Some(name) = self
-            .get("general.file_type")
-            .and_then(Value::as_u64)
-            .and_then(file_type_name)
-        {
+        if let Some(name) = self.get("general.file_type").and_then(Value::as_u64).and_then(file_type_name) {
             return name.to_string();
         }
         let mut counts = BTreeMap::<u32, u64>::new();
@@ -284,22 +244,15 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn fill(&mut self, buf: &mut [u8]) -> Result<(), GgufError> {
         self.inner.read_exact(buf).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => GgufError::Truncated {
-                path: self.path.to_path_buf(),
-                detail: "the header ends early".into(),
-            },
-            _ => GgufError::Io {
-                path: self.path.to_path_buf(),
-                source: e,
-            },
+            io::ErrorKind::UnexpectedEof => {
+                GgufError::Truncated { path: self.path.to_path_buf(), detail: "the header ends early".into() }
+            }
+            _ => GgufError::Io { path: self.path.to_path_buf(), source: e },
         })
     }
 
     fn malformed(&self, detail: String) -> GgufError {
-        GgufError::Malformed {
-            path: self.path.to_path_buf(),
-            detail,
-        }
+        GgufError::Malformed { path: self.path.to_path_buf(), detail }
     }
 
     fn u32(&mut self) -> Result<u32, GgufError> {
@@ -316,11 +269,7 @@ impl Reader<'_> {
 
     /// Counts and lengths are u32 in GGUF v1, u64 after.
     fn count(&mut self) -> Result<u64, GgufError> {
-        let n = if self.version == 1 {
-            u64::from(self.u32()?)
-        } else {
-            self.u64()?
-        };
+        let n = if self.version == 1 { u64::from(self.u32()?) } else { self.u64()? };
         if n > MAX_COUNT {
             return Err(self.malformed(format!("a count of {n} is impossible")));
         }
@@ -328,11 +277,7 @@ impl Reader<'_> {
     }
 
     fn string_len(&mut self) -> Result<u64, GgufError> {
-        let n = if self.version == 1 {
-            u64::from(self.u32()?)
-        } else {
-            self.u64()?
-        };
+        let n = if self.version == 1 { u64::from(self.u32()?) } else { self.u64()? };
         if n > MAX_STRING {
             return Err(self.malformed(format!("a string of {n} bytes is impossible")));
         }
@@ -348,10 +293,7 @@ impl Reader<'_> {
 
     fn skip(&mut self, n: u64) -> Result<(), GgufError> {
         let n = i64::try_from(n).map_err(|_| self.malformed("skip too large".into()))?;
-        self.inner.seek_relative(n).map_err(|e| GgufError::Io {
-            path: self.path.to_path_buf(),
-            source: e,
-        })
+        self.inner.seek_relative(n).map_err(|e| GgufError::Io { path: self.path.to_path_buf(), source: e })
     }
 
     fn scalar(&mut self, ty: u32) -> Result<Option<Value>, GgufError> {
@@ -387,9 +329,7 @@ impl Reader<'_> {
         match ty {
             8 => Ok(Value::Str(self.string()?)),
             9 => self.array(),
-            _ => self
-                .scalar(ty)?
-                .ok_or_else(|| self.malformed(format!("unknown metadata type {ty}"))),
+            _ => self.scalar(ty)?.ok_or_else(|| self.malformed(format!("unknown metadata type {ty}"))),
         }
     }
 
@@ -586,50 +526,29 @@ mod tests {
         assert_eq!(h.context_length(), Some(2048));
         assert_eq!(h.parameter_count(), 8);
         assert_eq!(h.quantization(), "F32");
-        assert_eq!(
-            h.get("tokenizer.ggml.tokens"),
-            Some(&Value::Array {
-                elem_type: 8,
-                len: 2
-            })
-        );
+        assert_eq!(h.get("tokenizer.ggml.tokens"), Some(&Value::Array { elem_type: 8, len: 2 }));
     }
 
     #[test]
     fn short_tensor_data_is_truncated() {
         let f = write(&tiny_gguf(true));
-        assert!(matches!(
-            GgufHeader::read(f.path()),
-            Err(GgufError::Truncated { .. })
-        ));
+        assert!(matches!(GgufHeader::read(f.path()), Err(GgufError::Truncated { .. })));
     }
 
     #[test]
     fn cut_header_is_truncated() {
         let bytes = tiny_gguf(false);
         let f = write(&bytes[..40]);
-        assert!(matches!(
-            GgufHeader::read(f.path()),
-            Err(GgufError::Truncated { .. })
-        ));
+        assert!(matches!(GgufHeader::read(f.path()), Err(GgufError::Truncated { .. })));
     }
 
     #[test]
     fn other_files_are_not_gguf() {
         let f = write(b"PK\x03\x04 this is a zip file");
-        assert!(matches!(
-            GgufHeader::read(f.path()),
-            Err(GgufError::NotGguf(_))
-        ));
+        assert!(matches!(GgufHeader::read(f.path()), Err(GgufError::NotGguf(_))));
         let empty = write(b"");
-        assert!(matches!(
-            GgufHeader::read(empty.path()),
-            Err(GgufError::NotGguf(_))
-        ));
-        assert!(matches!(
-            GgufHeader::read(Path::new("/nonexistent/x.gguf")),
-            Err(GgufError::NotFound(_))
-        ));
+        assert!(matches!(GgufHeader::read(empty.path()), Err(GgufError::NotGguf(_))));
+        assert!(matches!(GgufHeader::read(Path::new("/nonexistent/x.gguf")), Err(GgufError::NotFound(_))));
     }
 
     #[test]
@@ -641,9 +560,6 @@ mod tests {
         b.extend(1u64.to_le_bytes());
         b.extend(u64::MAX.to_le_bytes()); // key length
         let f = write(&b);
-        assert!(matches!(
-            GgufHeader::read(f.path()),
-            Err(GgufError::Malformed { .. })
-        ));
+        assert!(matches!(GgufHeader::read(f.path()), Err(GgufError::Malformed { .. })));
     }
 }

@@ -37,9 +37,7 @@ impl GlobalOpts {
 
     /// The models directory: the flag, else the environment.
     pub fn models_dir(&self) -> PathBuf {
-        self.models_dir
-            .clone()
-            .unwrap_or_else(sotto_models::store::models_dir)
+        self.models_dir.clone().unwrap_or_else(sotto_models::store::models_dir)
     }
 }
 

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sotto_engine::{
-    Engine, EngineConfig, Event, Message, NoPacing, Prompt, Request, Sampling, Stats,
-    process_cpu_time,
+    Engine, EngineConfig, Event, Message, NoPacing, Prompt, Request, Sampling, Stats, process_cpu_time,
 };
 use sotto_models::{catalog, store};
 
@@ -19,10 +18,7 @@ pub fn run(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<ExitCode> {
     if !path.exists() {
         let id = args.model.as_deref().unwrap_or(catalog::DEFAULT_MODEL);
         if catalog::find(id).is_some() {
-            anyhow::bail!(
-                "model `{id}` is not in {}; run `sotto models fetch {id}` first",
-                models_dir.display()
-            );
+            anyhow::bail!("model `{id}` is not in {}; run `sotto models fetch {id}` first", models_dir.display());
         }
     }
     let config = EngineConfig {
@@ -33,8 +29,7 @@ pub fn run(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<ExitCode> {
         template: args.template.parse().expect("infallible"),
         ..EngineConfig::new(&path)
     };
-    let engine = Engine::start(config, Box::new(NoPacing))
-        .with_context(|| format!("loading {}", path.display()))?;
+    let engine = Engine::start(config, Box::new(NoPacing)).with_context(|| format!("loading {}", path.display()))?;
     let info = engine.info().clone();
     let prompt = if args.raw {
         Prompt::Text(args.prompt)
@@ -48,18 +43,9 @@ pub fn run(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     let sampling = match args.temperature {
         None => Sampling::Greedy,
-        Some(temperature) => Sampling::Random {
-            temperature,
-            top_p: args.top_p,
-            seed: args.seed,
-        },
+        Some(temperature) => Sampling::Random { temperature, top_p: args.top_p, seed: args.seed },
     };
-    let request = Request {
-        prompt,
-        max_tokens: args.max_tokens,
-        sampling,
-        stop: args.stop,
-    };
+    let request = Request { prompt, max_tokens: args.max_tokens, sampling, stop: args.stop };
     let mut events = engine.submit(request)?;
     let mut text = String::new();
     let mut out = std::io::stdout().lock();

@@ -16,32 +16,20 @@ pub fn fetch(dir: &Path, ids: &[String]) -> anyhow::Result<ExitCode> {
             .map(|id| {
                 catalog::find(id).with_context(|| {
                     let known: Vec<&str> = CATALOG.iter().map(|m| m.id).collect();
-                    format!(
-                        "unknown model `{id}`; the catalog has: {}",
-                        known.join(", ")
-                    )
+                    format!("unknown model `{id}`; the catalog has: {}", known.join(", "))
                 })
             })
             .collect::<anyhow::Result<_>>()?
     };
     for spec in specs {
-        eprintln!(
-            "{}: checking {}",
-            spec.id,
-            dir.join(spec.file_name).display()
-        );
+        eprintln!("{}: checking {}", spec.id, dir.join(spec.file_name).display());
         match fetch::fetch(spec, dir).with_context(|| format!("fetching {}", spec.id))? {
             Outcome::AlreadyPresent => println!("{}: present, sha256 verified", spec.id),
             Outcome::Fetched { replaced: None } => {
                 println!("{}: fetched, sha256 verified", spec.id)
             }
-            Outcome::Fetched {
-                replaced: Some(why),
-            } => {
-                println!(
-                    "{}: replaced a bad copy ({why}); fetched, sha256 verified",
-                    spec.id
-                )
+            Outcome::Fetched { replaced: Some(why) } => {
+                println!("{}: replaced a bad copy ({why}); fetched, sha256 verified", spec.id)
             }
         }
     }
@@ -51,10 +39,7 @@ pub fn fetch(dir: &Path, ids: &[String]) -> anyhow::Result<ExitCode> {
 /// List catalog models and any other GGUF files in `dir`, with facts from their headers.
 pub fn list(dir: &Path) -> anyhow::Result<ExitCode> {
     println!("models directory: {}", dir.display());
-    println!(
-        "{:<16} {:>10} {:<10} {:<10} {:>8} {:>9}  file",
-        "id", "size", "arch", "quant", "ctx", "params"
-    );
+    println!("{:<16} {:>10} {:<10} {:<10} {:>8} {:>9}  file", "id", "size", "arch", "quant", "ctx", "params");
     let mut seen = Vec::new();
     for spec in CATALOG {
         let path = dir.join(spec.file_name);
@@ -62,10 +47,7 @@ pub fn list(dir: &Path) -> anyhow::Result<ExitCode> {
         if path.exists() {
             print_row(spec.id, &path);
         } else {
-            println!(
-                "{:<16} {:>10} (not fetched: run `sotto models fetch {}`)",
-                spec.id, "-", spec.id
-            );
+            println!("{:<16} {:>10} (not fetched: run `sotto models fetch {}`)", spec.id, "-", spec.id);
         }
     }
     let entries = match std::fs::read_dir(dir) {

@@ -19,10 +19,7 @@ fn stderr(o: &Output) -> String {
 
 fn real_models() -> PathBuf {
     let dir = sotto_models::store::models_dir();
-    assert!(
-        dir.join("SmolLM2-135M-Instruct.Q4_1.gguf").exists(),
-        "run `sotto models fetch` first"
-    );
+    assert!(dir.join("SmolLM2-135M-Instruct.Q4_1.gguf").exists(), "run `sotto models fetch` first");
     dir
 }
 
@@ -57,70 +54,28 @@ fn models_list_reads_gguf_metadata() {
     let out = sotto(&["models", "list"], Some(&real_models()));
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    let smol = text
-        .lines()
-        .find(|l| l.starts_with("smollm2-135m"))
-        .expect("smollm2 row");
-    assert!(
-        smol.contains("llama") && smol.contains("Q4_1") && smol.contains("8192"),
-        "{smol}"
-    );
-    let gemma = text
-        .lines()
-        .find(|l| l.starts_with("gemma3-270m"))
-        .expect("gemma row");
-    assert!(
-        gemma.contains("gemma3") && gemma.contains("Q4_K_M"),
-        "{gemma}"
-    );
+    let smol = text.lines().find(|l| l.starts_with("smollm2-135m")).expect("smollm2 row");
+    assert!(smol.contains("llama") && smol.contains("Q4_1") && smol.contains("8192"), "{smol}");
+    let gemma = text.lines().find(|l| l.starts_with("gemma3-270m")).expect("gemma row");
+    assert!(gemma.contains("gemma3") && gemma.contains("Q4_K_M"), "{gemma}");
 }
 
 #[test]
 fn bad_input_gets_a_message_naming_the_problem() {
     let empty = tempfile::tempdir().unwrap();
     let cases: &[(&[&str], &str)] = &[
+        (&["generate", "--model", "/nonexistent/m.gguf", "--prompt", "x"], "model file not found: /nonexistent/m.gguf"),
+        (&["generate", "--prompt", "x"], "run `sotto models fetch gemma3-270m` first"),
+        (&["models", "fetch", "no-such-model"], "unknown model `no-such-model`"),
+        (&["generate", "--model", "/dev/null", "--prompt", "x"], "not a GGUF model file"),
         (
-            &[
-                "generate",
-                "--model",
-                "/nonexistent/m.gguf",
-                "--prompt",
-                "x",
-            ],
-            "model file not found: /nonexistent/m.gguf",
-        ),
-        (
-            &["generate", "--prompt", "x"],
-            "run `sotto models fetch gemma3-270m` first",
-        ),
-        (
-            &["models", "fetch", "no-such-model"],
-            "unknown model `no-such-model`",
-        ),
-        (
-            &["generate", "--model", "/dev/null", "--prompt", "x"],
-            "not a GGUF model file",
-        ),
-        (
-            &[
-                "generate",
-                "--model",
-                "/dev/null",
-                "--prompt",
-                "x",
-                "--threads",
-                "0",
-            ],
+            &["generate", "--model", "/dev/null", "--prompt", "x", "--threads", "0"],
             "threads and threads_batch must be at least 1",
         ),
     ];
     for (args, expected) in cases {
         let out = sotto(args, Some(empty.path()));
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains(expected),
-            "{args:?}: {}",
-            stderr(&out)
-        );
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
     }
 }

@@ -1,0 +1,98 @@
+//! Budgets: CPU as a fraction of the whole machine, memory in bytes, and their parsers.
+
+/// The promises, as numbers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budgets {
+    /// Mean CPU over time, fraction of the machine (0.35 = 35%).
+    pub cpu_mean: f64,
+    /// CPU in any 100 ms window, fraction of the machine.
+    pub cpu_peak: f64,
+    /// Peak memory in bytes, model included.
+    pub mem: u64,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets { cpu_mean: 0.35, cpu_peak: 0.50, mem: 6 << 30 }
+    }
+}
+
+impl Budgets {
+    /// Check the budgets make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.cpu_mean > 0.0 && self.cpu_mean <= 1.0) {
+            return Err(format!("cpu mean budget {:.0}% must be in (0, 100]", self.cpu_mean * 100.0));
+        }
+        if !(self.cpu_peak > 0.0 && self.cpu_peak <= 1.0) {
+            return Err(format!("cpu peak budget {:.0}% must be in (0, 100]", self.cpu_peak * 100.0));
+        }
+        if self.cpu_mean > self.cpu_peak {
+            return Err("the cpu mean budget cannot exceed the peak budget".into());
+        }
+        Ok(())
+    }
+}
+
+/// `35%`, `35` or `0.35` → 0.35.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (num, pct) = match t.strip_suffix('%') {
+        Some(n) => (n.trim(), true),
+        None => (t, false),
+    };
+    let v: f64 = num.parse().map_err(|_| format!("`{s}` is not a percentage (e.g. 35%)"))?;
+    let f = if pct || v > 1.0 { v / 100.0 } else { v };
+    if !(f > 0.0 && f <= 1.0) {
+        return Err(format!("`{s}` must be between 0% and 100%"));
+    }
+    Ok(f)
+}
+
+/// `6GiB`, `512MiB`, `6GB`, `1000000` → bytes.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num.parse().map_err(|_| format!("`{s}` is not a size (e.g. 6GiB)"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "kb" => 1e3,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "mb" => 1e6,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "gb" => 1e9,
+        other => return Err(format!("`{other}` is not a size unit (use MiB, GiB, MB, GB)")),
+    };
+    Ok((v * mult) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages() {
+        assert_eq!(parse_percent("35%").unwrap(), 0.35);
+        assert_eq!(parse_percent("50").unwrap(), 0.5);
+        assert_eq!(parse_percent("0.2").unwrap(), 0.2);
+        assert!(parse_percent("0%").is_err());
+        assert!(parse_percent("150%").is_err());
+        assert!(parse_percent("lots").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("6GiB").unwrap(), 6 << 30);
+        assert_eq!(parse_bytes("512 MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("2GB").unwrap(), 2_000_000_000);
+        assert!(parse_bytes("6 parsecs").is_err());
+    }
+
+    #[test]
+    fn mean_above_peak_is_refused() {
+        let b = Budgets { cpu_mean: 0.6, cpu_peak: 0.5, mem: 1 };
+        assert!(b.validate().unwrap_err().contains("exceed"));
+        assert!(Budgets::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,181 @@
+//! Pacing arithmetic: pure functions of (measurements, time), tested without sleeping.
+//!
+//! - The **peak** budget is held by construction: the thread plan never runs more threads
+//!   than the budget allows, so no 100 ms window can exceed it.
+//! - The **mean** budget is held by a token bucket over the process's CPU time. It refills at
+//!   `mean × cpus` CPU-seconds per wall second; when a step overdraws it the engine sleeps
+//!   exactly long enough to pay the debt back. Steps are kept short (see [`chunk_for`]) so
+//!   that work and sleep interleave inside each 100 ms window instead of alternating whole
+//!   busy and idle windows.
+
+use std::time::Duration;
+
+/// Window over which every CPU figure is measured (../shared/MEASURING.md).
+pub const WINDOW: Duration = Duration::from_millis(100);
+
+/// Threads for each phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadPlan {
+    /// Prompt processing (`n_threads_batch`).
+    pub prefill: u32,
+    /// Generation (`n_threads`).
+    pub decode: u32,
+}
+
+impl ThreadPlan {
+    /// The largest thread count that, running flat out, stays within the peak budget; at
+    /// least 1. A busy thread is `1 / cpus` of the machine. More threads buy latency at a CPU
+    /// cost (a second thread spin-waits inside ggml: CPU/wall is 2.0 for about 1.5× the decode
+    /// speed), so the plan takes no more than the budget pays for.
+    pub fn from_peak(peak: f64, cpus: f64) -> Self {
+        let n = ((peak * cpus) + 1e-9).floor().max(1.0) as u32;
+        ThreadPlan { prefill: n, decode: n }
+    }
+}
+
+/// Token bucket over CPU time.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    /// CPU-seconds earned per wall second: mean budget × machine CPUs.
+    rate: f64,
+    /// Most CPU-seconds that may be saved up: a burst of this size on top of the mean.
+    capacity: f64,
+    level: f64,
+    last_wall: Option<Duration>,
+    last_cpu: Duration,
+}
+
+impl Pacer {
+    /// A bucket for `mean` (fraction of the machine) on `cpus` CPUs. Its capacity is the
+    /// headroom between mean and peak over one window, so a full bucket cannot lift a window
+    /// above the peak.
+    pub fn new(mean: f64, peak: f64, cpus: f64) -> Self {
+        let rate = mean * cpus;
+        let capacity = ((peak - mean).max(0.0) * cpus * WINDOW.as_secs_f64()).max(1e-3);
+        Pacer { rate, capacity, level: capacity, last_wall: None, last_cpu: Duration::ZERO }
+    }
+
+    /// Start measuring at (`wall`, `cpu`) without charging what happened before (between
+    /// requests the engine is idle; the bucket refills for that time).
+    pub fn begin(&mut self, wall: Duration, cpu: Duration) {
+        self.level = (self.level + self.earned_until(wall)).min(self.capacity);
+        self.last_cpu = cpu;
+    }
+
+    /// Credit earned since the last reading, which moves to `wall`.
+    fn earned_until(&mut self, wall: Duration) -> f64 {
+        let earned = self.last_wall.map_or(0.0, |last| wall.saturating_sub(last).as_secs_f64() * self.rate);
+        self.last_wall = Some(wall);
+        earned
+    }
+
+    /// A step has just finished at (`wall`, `cpu`): charge its CPU and return how long to
+    /// sleep before the next one (zero when the bucket still has credit).
+    pub fn after_step(&mut self, wall: Duration, cpu: Duration) -> Duration {
+        if self.last_wall.is_none() {
+            self.begin(wall, cpu);
+            return Duration::ZERO;
+        }
+        // Credit earned while the step ran pays for it before the cap applies.
+        let used = cpu.saturating_sub(self.last_cpu).as_secs_f64();
+        self.level = (self.level + self.earned_until(wall) - used).min(self.capacity);
+        self.last_cpu = cpu;
+        if self.level >= 0.0 || self.rate <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.level / self.rate)
+        }
+    }
+}
+
+/// Prompt tokens per chunk so that one chunk costs about `target` of wall time at the measured
+/// `per_token` cost, within `1..=max`.
+pub fn chunk_for(per_token: Duration, target: Duration, max: usize) -> usize {
+    if per_token.is_zero() {
+        return max.max(1);
+    }
+    ((target.as_secs_f64() / per_token.as_secs_f64()).floor() as usize).clamp(1, max.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn thread_plan_stays_within_the_peak() {
+        assert_eq!(ThreadPlan::from_peak(0.5, 2.0), ThreadPlan { prefill: 1, decode: 1 });
+        assert_eq!(ThreadPlan::from_peak(1.0, 2.0), ThreadPlan { prefill: 2, decode: 2 });
+        assert_eq!(ThreadPlan::from_peak(0.5, 8.0).prefill, 4);
+        assert_eq!(ThreadPlan::from_peak(0.2, 2.0).prefill, 1, "never below one thread");
+        assert_eq!(ThreadPlan::from_peak(0.5, 1.5).prefill, 1, "a 1.5-CPU cgroup quota");
+    }
+
+    /// Simulate one busy thread on a 2-CPU machine doing 30 ms steps, sleeping as told.
+    fn simulate(mean: f64, peak: f64, steps: usize) -> (Duration, Duration) {
+        let mut p = Pacer::new(mean, peak, 2.0);
+        let (mut wall, mut cpu) = (Duration::ZERO, Duration::ZERO);
+        p.begin(wall, cpu);
+        for _ in 0..steps {
+            wall += ms(30);
+            cpu += ms(30);
+            wall += p.after_step(wall, cpu);
+        }
+        (wall, cpu)
+    }
+
+    #[test]
+    fn long_run_mean_converges_to_the_budget() {
+        for mean in [0.20, 0.35] {
+            let (wall, cpu) = simulate(mean, 0.5, 1000);
+            let used = cpu.as_secs_f64() / wall.as_secs_f64() / 2.0;
+            assert!((used - mean).abs() < 0.005, "mean {mean}: used {used}");
+        }
+    }
+
+    #[test]
+    fn under_budget_work_is_never_paced() {
+        // One thread on 2 CPUs is 50%: a 50% mean budget never has to wait.
+        let (wall, cpu) = simulate(0.5, 0.5, 100);
+        assert_eq!(wall, cpu);
+    }
+
+    #[test]
+    fn sleeps_are_short_when_steps_are_short() {
+        let mut p = Pacer::new(0.35, 0.5, 2.0);
+        p.begin(Duration::ZERO, Duration::ZERO);
+        let (mut wall, mut cpu) = (Duration::ZERO, Duration::ZERO);
+        let mut longest = Duration::ZERO;
+        for _ in 0..200 {
+            wall += ms(30);
+            cpu += ms(30);
+            let s = p.after_step(wall, cpu);
+            longest = longest.max(s);
+            wall += s;
+        }
+        // 30 ms of work at a 0.7-CPU rate needs about 13 ms of rest: every 100 ms window mixes.
+        assert!(longest < ms(20), "{longest:?}");
+    }
+
+    #[test]
+    fn idle_time_refills_only_up_to_capacity() {
+        let mut p = Pacer::new(0.35, 0.5, 2.0);
+        p.begin(Duration::ZERO, Duration::ZERO);
+        // A long idle pause, then a big step: the saved credit is capped at 30 ms of CPU.
+        p.begin(Duration::from_secs(60), Duration::ZERO);
+        let s = p.after_step(Duration::from_secs(60) + ms(200), ms(200));
+        // 200 ms used, 30 ms capacity + 140 ms earned during the step -> 30 ms of debt at 0.7.
+        assert!((s.as_secs_f64() - 0.030 / 0.7).abs() < 1e-3, "{s:?}");
+    }
+
+    #[test]
+    fn chunk_targets_a_fraction_of_the_window() {
+        assert_eq!(chunk_for(ms(5), ms(30), 512), 6);
+        assert_eq!(chunk_for(ms(100), ms(30), 512), 1);
+        assert_eq!(chunk_for(Duration::from_micros(10), ms(30), 64), 64);
+        assert_eq!(chunk_for(Duration::ZERO, ms(30), 64), 64);
+    }
+}
