@@ -13,7 +13,7 @@ use crate::{Budgets, SchedClass};
 
 /// Wall time one prefill chunk should take: well under the 100 ms window, so that work and
 /// rest interleave inside every window.
-pub const STEP_TARGET: Duration = Duration::from_millis(30);
+pub const STEP_TARGET: Duration = Duration::from_millis(50);
 
 /// Counters the governor shares with whoever reports (metrics, bench).
 #[derive(Debug, Default)]

@@ -1,8 +1,8 @@
 //! The resource sampler shared by tests, the bench and (later) `/metrics`: process and system
 //! CPU every 20 ms, folded into 100 ms windows as ../shared/MEASURING.md defines them.
 //!
-//! Process CPU is the sum over threads of `/proc/PID/task/*/schedstat` (nanoseconds), never
-//! the 10 ms ticks of `/proc/PID/stat`; system CPU is 1 - (idle + iowait) / total from
+//! Process CPU comes from the kernel's per-process CPU clock (`clock_getcpuclockid`,
+//! nanoseconds, exited threads included), never the 10 ms ticks of `/proc/PID/stat`; system CPU is 1 - (idle + iowait) / total from
 //! `/proc/stat`. Percentages are of the whole machine (`cpus`). The window arithmetic is a pure
 //! function of the samples.
 
@@ -109,8 +109,24 @@ pub fn report(samples: &[Sample], cpus: f64, peak_rss: u64) -> Report {
     }
 }
 
-/// Process CPU of `pid` (all threads) in nanoseconds, from schedstat.
+/// Process CPU of `pid` in nanoseconds, threads that already exited included. ggml (built
+/// without OpenMP) starts and joins its worker threads on every graph, so a sum over the
+/// threads alive now would miss most of the work: use the kernel's per-process CPU clock.
 pub fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `clock` is a valid out-pointer; the kernel validates the pid.
+    if unsafe { libc::clock_getcpuclockid(pid as libc::pid_t, &mut clock) } == 0 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid out-pointer for the clock just obtained.
+        if unsafe { libc::clock_gettime(clock, &mut ts) } == 0 {
+            return Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+        }
+    }
+    live_threads_cpu_ns(pid)
+}
+
+/// Sum of `/proc/PID/task/*/schedstat`: only threads alive now (the fallback).
+fn live_threads_cpu_ns(pid: u32) -> Option<u64> {
     let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut total = 0u64;
     for task in dir.flatten() {
@@ -243,6 +259,22 @@ mod tests {
     fn proc_stat_counts_iowait_as_idle() {
         let (busy, total) = parse_proc_stat("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4 5\n").unwrap();
         assert_eq!((busy, total), (150, 1000));
+    }
+
+    #[test]
+    fn exited_threads_still_count() {
+        let before = process_cpu_ns(std::process::id()).unwrap();
+        std::thread::spawn(|| {
+            let t = Instant::now();
+            let mut x = 0u64;
+            while t.elapsed() < Duration::from_millis(100) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        })
+        .join()
+        .unwrap();
+        let used = process_cpu_ns(std::process::id()).unwrap() - before;
+        assert!(used >= 80_000_000, "only {used} ns counted");
     }
 
     #[test]

@@ -48,6 +48,40 @@ pub enum Command {
     Models(ModelsCommand),
     /// Run one prompt through a model and print the completion and its counters
     Generate(GenerateArgs),
+    /// Measure the promises
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// CPU budgets under a request stream, idle CPU, and foreground impact per scheduling class
+    Governor(BenchGovernorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchGovernorArgs {
+    /// Models to run (GGUF paths or catalog ids)
+    #[arg(long, value_delimiter = ',', default_value = "smollm2-135m,gemma3-270m")]
+    pub models: Vec<String>,
+    /// Requests per run
+    #[arg(long, default_value_t = 40)]
+    pub requests: usize,
+    /// Tokens generated per request
+    #[arg(long, default_value_t = 32)]
+    pub max_tokens: u32,
+    /// Largest prefill chunk; the governor sizes chunks below it
+    #[arg(long, default_value_t = 64)]
+    pub chunk: u32,
+    /// Seconds of idle measured after each model's stream
+    #[arg(long, default_value_t = 30)]
+    pub idle: u64,
+    /// Seconds of the foreground workload, alone and beside sotto
+    #[arg(long, default_value_t = 10)]
+    pub foreground: u64,
+    /// Write the raw data (JSON) here
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +93,30 @@ pub enum ModelsCommand {
     },
     /// Show the models present, read from their GGUF metadata
     List,
+}
+
+/// CPU budgets and scheduling class of the inference threads.
+#[derive(Debug, Args, Clone)]
+pub struct BudgetArgs {
+    /// Mean CPU budget, percent of the machine (the CPUs this process may use)
+    #[arg(long, default_value = "35%", value_parser = sotto_governor::parse_percent)]
+    pub cpu_mean: f64,
+    /// Peak CPU budget per 100 ms window, percent of the machine
+    #[arg(long, default_value = "50%", value_parser = sotto_governor::parse_percent)]
+    pub cpu_peak: f64,
+    /// Scheduling class of inference threads: idle, background, normal, or "nice N"
+    #[arg(long, default_value = "idle")]
+    pub sched: sotto_governor::SchedClass,
+}
+
+impl BudgetArgs {
+    /// A governor for these budgets on this machine.
+    pub fn governor(&self) -> anyhow::Result<sotto_governor::Governor> {
+        let budgets =
+            sotto_governor::Budgets { cpu_mean: self.cpu_mean, cpu_peak: self.cpu_peak, ..Default::default() };
+        budgets.validate().map_err(anyhow::Error::msg)?;
+        Ok(sotto_governor::Governor::new(budgets, self.sched, sotto_governor::available_cpus()))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -78,12 +136,14 @@ pub struct GenerateArgs {
     /// Most tokens to generate
     #[arg(long, default_value_t = 128)]
     pub max_tokens: u32,
-    /// Generation threads
-    #[arg(long, default_value_t = 1)]
-    pub threads: u32,
-    /// Prompt-processing threads [default: same as --threads]
+    /// Generation threads [default: the governor's plan from --cpu-peak]
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Prompt-processing threads [default: the governor's plan from --cpu-peak]
     #[arg(long)]
     pub threads_batch: Option<u32>,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
     /// Prompt tokens per decode call
     #[arg(long, default_value_t = 32)]
     pub chunk: u32,

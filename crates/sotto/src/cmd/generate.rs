@@ -6,9 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use sotto_engine::{
-    Engine, EngineConfig, Event, Message, NoPacing, Prompt, Request, Sampling, Stats, process_cpu_time,
-};
+use sotto_engine::{Engine, EngineConfig, Event, Message, Prompt, Request, Sampling, Stats, process_cpu_time};
 use sotto_models::{catalog, store};
 
 use crate::cli::GenerateArgs;
@@ -21,15 +19,17 @@ pub fn run(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("model `{id}` is not in {}; run `sotto models fetch {id}` first", models_dir.display());
         }
     }
+    let governor = args.budget.governor()?;
+    let plan = governor.plan();
     let config = EngineConfig {
         n_ctx: args.n_ctx,
-        threads: args.threads,
-        threads_batch: args.threads_batch.unwrap_or(args.threads),
+        threads: args.threads.unwrap_or(plan.decode),
+        threads_batch: args.threads_batch.or(args.threads).unwrap_or(plan.prefill),
         chunk: args.chunk,
         template: args.template.parse().expect("infallible"),
         ..EngineConfig::new(&path)
     };
-    let engine = Engine::start(config, Box::new(NoPacing)).with_context(|| format!("loading {}", path.display()))?;
+    let engine = Engine::start(config, Box::new(governor)).with_context(|| format!("loading {}", path.display()))?;
     let info = engine.info().clone();
     let prompt = if args.raw {
         Prompt::Text(args.prompt)

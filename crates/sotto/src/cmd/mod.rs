@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, ModelsCommand};
+use crate::cli::{BenchCommand, Cli, Command, ModelsCommand};
 
+mod bench;
 mod generate;
 mod models;
 
@@ -14,5 +15,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(ModelsCommand::Fetch { ids }) => models::fetch(&models_dir, &ids),
         Command::Models(ModelsCommand::List) => models::list(&models_dir),
         Command::Generate(args) => generate::run(&models_dir, args),
+        Command::Bench(BenchCommand::Governor(args)) => bench::governor(&models_dir, args),
     }
 }

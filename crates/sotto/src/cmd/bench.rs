@@ -1,0 +1,56 @@
+//! `sotto bench ...`: run a benchmark, print its table, and save the raw data with the exact
+//! command, the model hashes, the llama.cpp binding version and the CPU.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use sotto_models::{fetch, store};
+
+use crate::cli::BenchGovernorArgs;
+
+pub fn governor(models_dir: &Path, args: BenchGovernorArgs) -> anyhow::Result<ExitCode> {
+    let mut models = Vec::new();
+    let mut model_meta = Vec::new();
+    for m in &args.models {
+        let path = store::resolve(Some(m), models_dir);
+        anyhow::ensure!(path.exists(), "model `{m}` not found at {}; run `sotto models fetch`", path.display());
+        let sha = fetch::sha256_file(&path)?;
+        model_meta.push(serde_json::json!({"model": m, "path": path.display().to_string(), "sha256": sha}));
+        models.push((m.clone(), path));
+    }
+    let options = sotto_bench::governor::Options {
+        models,
+        requests: args.requests,
+        max_tokens: args.max_tokens,
+        chunk: args.chunk,
+        idle: Duration::from_secs(args.idle),
+        foreground: Duration::from_secs(args.foreground),
+    };
+    let mut data = sotto_bench::governor::run(&options)?;
+    data["command"] = std::env::args().collect::<Vec<_>>().join(" ").into();
+    data["models"] = model_meta.into();
+    data["llama_cpp_2"] = "0.1.160 (llama-cpp-sys-2 0.1.161, no OpenMP)".into();
+    data["cpu"] = cpu_model().into();
+    if let Some(out) = args.out {
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir).ok();
+        }
+        std::fs::write(&out, serde_json::to_string_pretty(&data)?)
+            .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("raw data written to {}", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default()
+}
