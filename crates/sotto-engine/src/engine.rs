@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 
+use sotto_models::memory::{KvType, MemoryEstimate};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use crate::worker::{self, Job};
@@ -25,6 +26,10 @@ pub struct EngineConfig {
     /// Requests that may wait for the engine; one more is refused with `QueueFull`.
     pub queue: usize,
     pub template: TemplateChoice,
+    /// Element type of the KV cache; quantized types need less memory.
+    pub kv_type: KvType,
+    /// Refuse to load when the estimated memory exceeds this many bytes.
+    pub mem_budget: Option<u64>,
 }
 
 impl EngineConfig {
@@ -39,6 +44,8 @@ impl EngineConfig {
             chunk: 32,
             queue: 8,
             template: TemplateChoice::Auto,
+            kv_type: KvType::F16,
+            mem_budget: None,
         }
     }
 
@@ -75,6 +82,9 @@ pub struct ModelInfo {
     pub threads: u32,
     pub threads_batch: u32,
     pub chunk: u32,
+    pub kv_type: KvType,
+    /// Memory estimated before loading (compare with the measured peak RSS).
+    pub memory: MemoryEstimate,
 }
 
 /// A running engine. Dropping it closes the queue, lets the current request finish, and joins

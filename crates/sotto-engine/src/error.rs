@@ -19,6 +19,9 @@ pub enum EngineError {
     /// The chat template asked for does not exist or cannot render these messages.
     #[error("chat template: {0}")]
     Template(String),
+    /// The model would not fit in the memory budget; the message says what would.
+    #[error("memory budget: {0}")]
+    MemoryBudget(String),
     /// The configuration is invalid.
     #[error("invalid engine configuration: {0}")]
     Config(String),

@@ -20,4 +20,5 @@ pub use engine::{Engine, EngineConfig, ModelInfo};
 pub use error::EngineError;
 pub use request::{Event, FinishReason, Message, NoPacing, Phase, Prompt, Request, Sampling, Stats, StepHook};
 pub use sotto_governor::process_cpu_time;
+pub use sotto_models::memory::{KvType, MemoryEstimate};
 pub use template::{TemplateChoice, TemplateUsed, render_completion};

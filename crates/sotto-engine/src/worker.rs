@@ -10,6 +10,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::KvCacheType;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -18,6 +19,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use sotto_models::GgufHeader;
+use sotto_models::memory::{self, KvType, MemoryEstimate};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::template::Renderer;
@@ -82,6 +84,11 @@ pub(crate) fn run(
 fn load(config: &EngineConfig) -> Result<(LlamaModel, GgufHeader), EngineError> {
     // Our own header check first: clear errors for missing, foreign and truncated files.
     let header = GgufHeader::read(&config.model)?;
+    let estimate = memory_estimate(&header, config);
+    if let Some(budget) = config.mem_budget {
+        memory::check_budget(&estimate, budget, context_size(&header, config) as u64, config.kv_type)
+            .map_err(EngineError::MemoryBudget)?;
+    }
     let backend = backend()?;
     let params = LlamaModelParams::default();
     let model = LlamaModel::load_from_file(backend, &config.model, &params).map_err(|e| EngineError::Load {
@@ -92,6 +99,27 @@ fn load(config: &EngineConfig) -> Result<(LlamaModel, GgufHeader), EngineError> 
         ),
     })?;
     Ok((model, header))
+}
+
+/// The context window for `config`: as configured, or the model's, capped at 4096.
+fn context_size(header: &GgufHeader, config: &EngineConfig) -> u32 {
+    if config.n_ctx != 0 {
+        return config.n_ctx;
+    }
+    header.context_length().unwrap_or(4096).clamp(1, 4096) as u32
+}
+
+fn memory_estimate(header: &GgufHeader, config: &EngineConfig) -> MemoryEstimate {
+    let n_ctx = u64::from(context_size(header, config));
+    memory::estimate(header, n_ctx, u64::from(config.chunk).min(n_ctx), config.kv_type, 0)
+}
+
+fn kv_cache_type(kv: KvType) -> KvCacheType {
+    match kv {
+        KvType::F16 => KvCacheType::F16,
+        KvType::Q8_0 => KvCacheType::Q8_0,
+        KvType::Q4_0 => KvCacheType::Q4_0,
+    }
 }
 
 struct Worker<'m> {
@@ -115,15 +143,21 @@ impl<'m> Worker<'m> {
         hook: Box<dyn StepHook>,
     ) -> Result<Self, EngineError> {
         let n_ctx_train = model.n_ctx_train();
-        let n_ctx = if config.n_ctx == 0 { n_ctx_train.clamp(1, 4096) } else { config.n_ctx };
+        let n_ctx = context_size(header, config);
         let chunk = config.chunk.min(n_ctx);
-        let params = LlamaContextParams::default()
+        let mut params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(chunk)
             .with_n_ubatch(chunk)
             .with_n_seq_max(1)
             .with_n_threads(config.threads as i32)
-            .with_n_threads_batch(config.threads_batch as i32);
+            .with_n_threads_batch(config.threads_batch as i32)
+            .with_type_k(kv_cache_type(config.kv_type))
+            .with_type_v(kv_cache_type(config.kv_type));
+        if config.kv_type != KvType::F16 {
+            // llama.cpp keeps a quantized V cache only with flash attention.
+            params = params.with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED);
+        }
         let ctx = model.new_context(backend()?, params).map_err(|e| EngineError::Context(e.to_string()))?;
         let renderer = Renderer::resolve(model, &config.template)?;
         let info = ModelInfo {
@@ -139,6 +173,8 @@ impl<'m> Worker<'m> {
             threads: config.threads,
             threads_batch: config.threads_batch,
             chunk,
+            kv_type: config.kv_type,
+            memory: memory_estimate(header, config),
         };
         tracing::info!(
             model = %info.path.display(), arch = %info.architecture, quant = %info.quantization,

@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod fetch;
 pub mod gguf;
+pub mod memory;
 pub mod store;
 
 pub use catalog::{CATALOG, DEFAULT_MODEL, ModelSpec};

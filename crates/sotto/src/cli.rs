@@ -150,6 +150,12 @@ pub struct GenerateArgs {
     /// Context window in tokens (0: the model's, capped at 4096)
     #[arg(long, default_value_t = 0)]
     pub n_ctx: u32,
+    /// Memory budget, model included; loading is refused above it
+    #[arg(long, default_value = "6GiB", value_parser = sotto_governor::parse_bytes)]
+    pub mem: u64,
+    /// KV cache type: f16, q8_0 or q4_0
+    #[arg(long, default_value = "f16")]
+    pub kv_type: sotto_engine::KvType,
     /// Chat template: auto, completion, or a llama.cpp built-in name (chatml, gemma, llama3, ...)
     #[arg(long, default_value = "auto")]
     pub template: String,

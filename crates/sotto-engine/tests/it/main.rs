@@ -203,3 +203,29 @@ fn bad_model_files_give_clear_errors() {
         assert!(err.to_string().contains("truncated"));
     }
 }
+
+#[test]
+fn memory_budget_is_checked_before_loading_and_names_what_fits() {
+    let config = EngineConfig { n_ctx: 8192, mem_budget: Some(250 << 20), ..EngineConfig::new(smollm()) };
+    match Engine::start(config, Box::new(NoPacing)) {
+        Err(EngineError::MemoryBudget(msg)) => {
+            assert!(msg.contains("but the memory budget is 250 MiB"), "{msg}");
+            assert!(msg.contains("--n-ctx") && msg.contains("KV cache type q8_0"), "{msg}");
+        }
+        Err(other) => panic!("expected a memory budget error, got {other}"),
+        Ok(_) => panic!("a 250 MiB budget cannot hold SmolLM2 with an 8192-token f16 KV cache"),
+    }
+    let fits = start(EngineConfig { mem_budget: Some(6 << 30), ..EngineConfig::new(smollm()) });
+    let est = fits.info().memory;
+    assert_eq!(est.weights, std::fs::metadata(smollm()).unwrap().len());
+    assert!(est.kv_cache > 0 && est.total() > est.weights);
+}
+
+#[test]
+fn quantized_kv_cache_runs_and_is_smaller() {
+    let f16 = start(EngineConfig::new(smollm()));
+    let q8 = start(EngineConfig { kv_type: sotto_engine::KvType::Q8_0, ..EngineConfig::new(smollm()) });
+    assert!(q8.info().memory.kv_cache < f16.info().memory.kv_cache);
+    let (text, stats) = q8.generate_blocking(Request::new(chat("Is `whoami` malicious?"), 8)).unwrap();
+    assert!(stats.generated_tokens > 0 && !text.is_empty());
+}

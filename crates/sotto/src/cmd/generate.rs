@@ -26,6 +26,8 @@ pub fn run(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<ExitCode> {
         threads: args.threads.unwrap_or(plan.decode),
         threads_batch: args.threads_batch.or(args.threads).unwrap_or(plan.prefill),
         chunk: args.chunk,
+        kv_type: args.kv_type,
+        mem_budget: Some(args.mem),
         template: args.template.parse().expect("infallible"),
         ..EngineConfig::new(&path)
     };
@@ -74,8 +76,12 @@ pub fn run(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let peak_rss = sotto_governor::sampler::peak_rss(std::process::id());
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
     if args.json {
         let v = serde_json::json!({
+            "memory_estimate_bytes": info.memory.total(),
+            "peak_rss_bytes": peak_rss,
             "idle_s": idle.map(|i| i.0),
             "idle_cpu_ms": idle.map(|i| i.1),
             "text": text,
@@ -118,6 +124,14 @@ pub fn run(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<ExitCode> {
             stats.decode_tokens_per_s(),
             stats.cpu.as_secs_f64() * 1e3,
             stats.finish
+        );
+        eprintln!(
+            "-- memory: estimated {:.0} MiB (weights {:.0}, KV {:.0} {}), peak RSS {:.0} MiB",
+            mib(info.memory.total()),
+            mib(info.memory.weights),
+            mib(info.memory.kv_cache),
+            info.kv_type.name(),
+            mib(peak_rss)
         );
         if let Some((secs, cpu_ms)) = idle {
             let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
