@@ -56,14 +56,14 @@ pub(crate) fn run(
 ) {
     hook.on_thread_start();
     let loaded = load(&config);
-    let (model, header) = match loaded {
+    let (model, header, memory) = match loaded {
         Ok(v) => v,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
-    let mut worker = match Worker::new(&model, &header, &config, hook) {
+    let mut worker = match Worker::new(&model, &header, memory, &config, hook) {
         Ok(w) => w,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -81,7 +81,7 @@ pub(crate) fn run(
     tracing::debug!("engine queue closed; engine thread exits");
 }
 
-fn load(config: &EngineConfig) -> Result<(LlamaModel, GgufHeader), EngineError> {
+fn load(config: &EngineConfig) -> Result<(LlamaModel, GgufHeader, MemoryEstimate), EngineError> {
     // Our own header check first: clear errors for missing, foreign and truncated files.
     let header = GgufHeader::read(&config.model)?;
     let estimate = memory_estimate(&header, config);
@@ -98,7 +98,7 @@ fn load(config: &EngineConfig) -> Result<(LlamaModel, GgufHeader), EngineError> 
             header.architecture().unwrap_or("?")
         ),
     })?;
-    Ok((model, header))
+    Ok((model, header, estimate))
 }
 
 /// The context window for `config`: as configured, or the model's, capped at 4096.
@@ -139,6 +139,7 @@ impl<'m> Worker<'m> {
     fn new(
         model: &'m LlamaModel,
         header: &GgufHeader,
+        memory: MemoryEstimate,
         config: &EngineConfig,
         hook: Box<dyn StepHook>,
     ) -> Result<Self, EngineError> {
@@ -174,7 +175,7 @@ impl<'m> Worker<'m> {
             threads_batch: config.threads_batch,
             chunk,
             kv_type: config.kv_type,
-            memory: memory_estimate(header, config),
+            memory,
         };
         tracing::info!(
             model = %info.path.display(), arch = %info.architecture, quant = %info.quantization,

@@ -20,16 +20,12 @@ pub const STEP_TARGET: Duration = Duration::from_millis(50);
 pub struct GovernorStats {
     /// Nanoseconds spent sleeping to hold the mean budget.
     pub paced_ns: AtomicU64,
-    /// Steps taken.
-    pub steps: AtomicU64,
 }
 
 /// Budget enforcement for one engine.
 pub struct Governor {
-    budgets: Budgets,
     class: SchedClass,
     plan: ThreadPlan,
-    cpus: f64,
     pacer: Pacer,
     epoch: Instant,
     step_started: Instant,
@@ -43,10 +39,8 @@ impl Governor {
     pub fn new(budgets: Budgets, class: SchedClass, cpus: f64) -> Self {
         let now = Instant::now();
         Governor {
-            budgets,
             class,
             plan: ThreadPlan::from_peak(budgets.cpu_peak, cpus),
-            cpus,
             pacer: Pacer::new(budgets.cpu_mean, budgets.cpu_peak, cpus),
             epoch: now,
             step_started: now,
@@ -58,18 +52,6 @@ impl Governor {
     /// The thread plan the engine should create its context with.
     pub fn plan(&self) -> ThreadPlan {
         self.plan
-    }
-
-    pub fn budgets(&self) -> Budgets {
-        self.budgets
-    }
-
-    pub fn class(&self) -> SchedClass {
-        self.class
-    }
-
-    pub fn cpus(&self) -> f64 {
-        self.cpus
     }
 
     /// Shared counters.
@@ -116,7 +98,6 @@ impl Governor {
             });
         }
         let rest = self.pacer.after_step(self.now(), process_cpu_time());
-        self.stats.steps.fetch_add(1, Ordering::Relaxed);
         if !rest.is_zero() {
             std::thread::sleep(rest);
             self.stats.paced_ns.fetch_add(rest.as_nanos() as u64, Ordering::Relaxed);
