@@ -1,13 +1,17 @@
 //! The handle callers hold: start the engine thread, submit requests, shut down.
 
 use std::path::PathBuf;
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use sotto_models::memory::{KvType, MemoryEstimate};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-use crate::worker::{self, Job};
+use crate::queue::Job;
+use crate::worker::{self, Shared};
 use crate::{EngineError, Event, Request, Stats, StepHook, TemplateChoice, TemplateUsed};
 
 /// How to load and run a model.
@@ -30,6 +34,13 @@ pub struct EngineConfig {
     pub kv_type: KvType,
     /// Refuse to load when the estimated memory exceeds this many bytes.
     pub mem_budget: Option<u64>,
+    /// Bytes of memory for saved prefix states (system prompt, few-shot examples); 0 turns
+    /// the prefix cache off entirely, including reuse of the previous request's prefix.
+    pub prefix_cache: usize,
+    /// Where to persist prefix states so that a restart does not pay for them again.
+    pub prefix_dir: Option<PathBuf>,
+    /// Unload the model after this long without requests; the next request loads it again.
+    pub keep_alive: Option<Duration>,
 }
 
 impl EngineConfig {
@@ -46,6 +57,9 @@ impl EngineConfig {
             template: TemplateChoice::Auto,
             kv_type: KvType::F16,
             mem_budget: None,
+            prefix_cache: 64 << 20,
+            prefix_dir: None,
+            keep_alive: None,
         }
     }
 
@@ -62,6 +76,9 @@ impl EngineConfig {
         }
         if self.queue == 0 {
             return bad("queue must hold at least 1 request");
+        }
+        if self.keep_alive.is_some_and(|d| d.is_zero()) {
+            return bad("keep_alive must be longer than zero (leave it unset to keep the model loaded)");
         }
         Ok(())
     }
@@ -83,32 +100,51 @@ pub struct ModelInfo {
     pub threads_batch: u32,
     pub chunk: u32,
     pub kv_type: KvType,
+    /// Bytes reserved for prefix snapshots (0: the prefix cache is off).
+    pub prefix_cache: usize,
     /// Memory estimated before loading (compare with the measured peak RSS).
     pub memory: MemoryEstimate,
+}
+
+/// What the engine is doing right now; cheap to read from any thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStatus {
+    /// Requests waiting in the queue.
+    pub queued: usize,
+    /// Capacity of the queue.
+    pub capacity: usize,
+    /// A request is being evaluated.
+    pub busy: bool,
+    /// The model is in memory (false while unloaded after `keep_alive`).
+    pub loaded: bool,
+    /// Loads so far: 1, plus one per reload after idling.
+    pub loads: u64,
+    /// Prefix snapshots held in memory, and their bytes.
+    pub prefix_entries: u64,
+    pub prefix_bytes: u64,
 }
 
 /// A running engine. Dropping it closes the queue, lets the current request finish, and joins
 /// the thread.
 pub struct Engine {
-    jobs: Option<SyncSender<Job>>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     info: ModelInfo,
-    queue: usize,
 }
 
 impl Engine {
     /// Start the engine thread and wait until the model is loaded (or failed to load).
     pub fn start(config: EngineConfig, hook: Box<dyn StepHook>) -> Result<Self, EngineError> {
         config.validate()?;
-        let queue = config.queue;
-        let (jobs_tx, jobs_rx) = mpsc::sync_channel(queue);
+        let shared = Arc::new(Shared::new(config.queue));
         let (ready_tx, ready_rx) = mpsc::channel();
+        let for_thread = shared.clone();
         let thread = std::thread::Builder::new()
             .name("sotto-engine".into())
-            .spawn(move || worker::run(config, hook, ready_tx, jobs_rx))
+            .spawn(move || worker::run(config, hook, ready_tx, for_thread))
             .map_err(|e| EngineError::Context(format!("cannot spawn the engine thread: {e}")))?;
         match ready_rx.recv() {
-            Ok(Ok(info)) => Ok(Engine { jobs: Some(jobs_tx), thread: Some(thread), info, queue }),
+            Ok(Ok(info)) => Ok(Engine { shared, thread: Some(thread), info }),
             Ok(Err(e)) => {
                 let _ = thread.join();
                 Err(e)
@@ -125,17 +161,29 @@ impl Engine {
         &self.info
     }
 
-    /// Queue a request. Never blocks: a full queue is `QueueFull`. Events arrive on the
-    /// returned receiver; dropping it cancels the request.
+    /// Queue depth, whether a request runs, whether the model is loaded. Never blocks on the
+    /// engine thread (only on the queue's lock, which is never held during evaluation).
+    pub fn status(&self) -> EngineStatus {
+        let s = &self.shared;
+        EngineStatus {
+            queued: s.queue.len(),
+            capacity: s.queue.capacity(),
+            busy: s.busy.load(Ordering::Relaxed),
+            loaded: s.loaded.load(Ordering::Acquire),
+            loads: s.loads.load(Ordering::Relaxed),
+            prefix_entries: s.prefix_entries.load(Ordering::Relaxed),
+            prefix_bytes: s.prefix_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Queue a request. Never blocks: a full queue is `QueueFull` (unless the request outranks
+    /// a waiting one, which is then answered `QueueFull` instead). Events arrive on the
+    /// returned receiver, starting with [`Event::Started`]; dropping it cancels the request.
     pub fn submit(&self, request: Request) -> Result<UnboundedReceiver<Event>, EngineError> {
         request.validate()?;
         let (reply, events) = unbounded_channel();
-        let jobs = self.jobs.as_ref().ok_or(EngineError::Stopped)?;
-        match jobs.try_send(Job { request, reply }) {
-            Ok(()) => Ok(events),
-            Err(TrySendError::Full(_)) => Err(EngineError::QueueFull(self.queue)),
-            Err(TrySendError::Disconnected(_)) => Err(EngineError::Stopped),
-        }
+        self.shared.queue.push(Job { request, reply, enqueued: Instant::now() })?;
+        Ok(events)
     }
 
     /// Submit and wait for the whole answer, on a thread that may block (the CLI, tests).
@@ -144,6 +192,7 @@ impl Engine {
         let mut text = String::new();
         while let Some(event) = events.blocking_recv() {
             match event {
+                Event::Started | Event::Scores(_) => {}
                 Event::Text(t) => text.push_str(&t),
                 Event::Done(stats) => return Ok((text, stats)),
                 Event::Failed(e) => return Err(e),
@@ -151,11 +200,40 @@ impl Engine {
         }
         Err(EngineError::Stopped)
     }
+
+    /// Score continuations after a prompt, on a thread that may block.
+    pub fn score_blocking(&self, request: Request) -> Result<(Vec<f64>, Stats), EngineError> {
+        let mut events = self.submit(request)?;
+        let mut scores = None;
+        while let Some(event) = events.blocking_recv() {
+            match event {
+                Event::Scores(s) => scores = Some(s),
+                Event::Done(stats) => {
+                    return scores.map(|s| (s, stats)).ok_or(EngineError::Stopped);
+                }
+                Event::Failed(e) => return Err(e),
+                Event::Started | Event::Text(_) => {}
+            }
+        }
+        Err(EngineError::Stopped)
+    }
+
+    /// Stop accepting requests; those still waiting are answered [`EngineError::Stopped`]. The
+    /// running one continues.
+    pub fn close(&self) {
+        self.shared.queue.close();
+    }
+
+    /// Stop the running request at its next step (it finishes as cancelled). For shutdown,
+    /// after the grace period.
+    pub fn cancel_running(&self) {
+        self.shared.cancel.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        self.jobs.take();
+        self.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

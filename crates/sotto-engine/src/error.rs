@@ -34,6 +34,9 @@ pub enum EngineError {
     /// The request queue is full; try again later.
     #[error("the engine queue is full ({0} waiting)")]
     QueueFull(usize),
+    /// The request's deadline passed while it waited in the queue; it was not evaluated.
+    #[error("the deadline passed after {} ms in the queue; the request was not evaluated", waited.as_millis())]
+    DeadlineExceeded { waited: std::time::Duration },
     /// The engine thread has stopped (shut down, or it failed).
     #[error("the engine has stopped")]
     Stopped,

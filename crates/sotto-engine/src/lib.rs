@@ -11,14 +11,20 @@
 
 mod engine;
 mod error;
+pub mod grammar;
+mod prefix;
+mod queue;
 mod request;
 mod template;
 mod text;
 mod worker;
 
-pub use engine::{Engine, EngineConfig, ModelInfo};
+pub use engine::{Engine, EngineConfig, EngineStatus, ModelInfo};
 pub use error::EngineError;
-pub use request::{Event, FinishReason, Message, NoPacing, Phase, Prompt, Request, Sampling, Stats, StepHook};
+pub use queue::Priority;
+pub use request::{
+    Event, FinishReason, Grammar, Message, NoPacing, Phase, Prompt, Request, Sampling, Stats, StepHook, Task,
+};
 pub use sotto_governor::process_cpu_time;
 pub use sotto_models::memory::{KvType, MemoryEstimate};
 pub use template::{TemplateChoice, TemplateUsed, render_completion};

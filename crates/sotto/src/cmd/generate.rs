@@ -47,7 +47,7 @@ pub fn run(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<ExitCode> {
         None => Sampling::Greedy,
         Some(temperature) => Sampling::Random { temperature, top_p: args.top_p, seed: args.seed },
     };
-    let request = Request { prompt, max_tokens: args.max_tokens, sampling, stop: args.stop };
+    let request = Request { sampling, stop: args.stop, ..Request::new(prompt, args.max_tokens) };
     let mut events = engine.submit(request)?;
     let mut text = String::new();
     let mut out = std::io::stdout().lock();
@@ -61,6 +61,7 @@ pub fn run(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<ExitCode> {
                 text.push_str(&t);
             }
             Some(Event::Done(stats)) => break stats,
+            Some(Event::Started | Event::Scores(_)) => {}
             Some(Event::Failed(e)) => return Err(e).context("generation failed"),
             None => anyhow::bail!("the engine stopped unexpectedly"),
         }

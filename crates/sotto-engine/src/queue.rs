@@ -1,0 +1,327 @@
+//! The scheduler: one small bounded priority queue in front of the engine thread.
+//!
+//! Callers push without ever blocking (a full queue is an error the server turns into a 429);
+//! the engine thread blocks in the kernel on a condition variable while the queue is empty, so
+//! an idle engine costs nothing. Ordering and admission are plain logic on [`Order`], tested
+//! without threads.
+//!
+//! Must not: poll, grow without bound, or hold the lock while a request runs.
+
+use std::collections::BinaryHeap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::{EngineError, Event, Request};
+
+/// How urgent a request is. Critical requests are served before normal ones, normal before
+/// background; within a priority, first come first served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Priority {
+    /// Background work (batch re-analysis): served when nothing else waits.
+    Background,
+    #[default]
+    Normal,
+    /// A live alert someone is waiting on.
+    Critical,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 3] = [Priority::Critical, Priority::Normal, Priority::Background];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Critical => "critical",
+            Priority::Normal => "normal",
+            Priority::Background => "background",
+        }
+    }
+}
+
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Priority {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "critical" | "high" => Ok(Priority::Critical),
+            "normal" | "default" => Ok(Priority::Normal),
+            "background" | "low" => Ok(Priority::Background),
+            other => Err(format!("unknown priority `{other}`: expected critical, normal or background")),
+        }
+    }
+}
+
+/// A request with the channel its answer goes to.
+pub(crate) struct Job {
+    pub request: Request,
+    pub reply: UnboundedSender<Event>,
+    pub enqueued: Instant,
+}
+
+/// The ordering key of a queued item: priority first, then arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    priority: Priority,
+    seq: u64,
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // BinaryHeap pops the greatest: higher priority, then the smaller (older) sequence.
+        self.priority.cmp(&other.priority).then(other.seq.cmp(&self.seq))
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+struct Item<T> {
+    key: Key,
+    value: T,
+}
+
+impl<T> PartialEq for Item<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl<T> Eq for Item<T> {}
+impl<T> PartialOrd for Item<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Item<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+/// What admission did with a new item.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Admit<T> {
+    /// Queued.
+    Queued,
+    /// Queued, and to make room the lowest-ranked waiting item was pushed out (it is returned so
+    /// its caller can be told).
+    QueuedEvicting(T),
+    /// The queue is full of items that rank at least as high: refused.
+    Full(T),
+}
+
+/// Pure ordering and admission: a bounded priority heap. A newcomer to a full queue displaces
+/// the lowest-ranked waiting item only if it outranks it (a critical alert is never refused
+/// because background work is waiting).
+pub(crate) struct Order<T> {
+    heap: BinaryHeap<Item<T>>,
+    capacity: usize,
+    seq: u64,
+}
+
+impl<T> Order<T> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Order { heap: BinaryHeap::with_capacity(capacity + 1), capacity, seq: 0 }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub(crate) fn push(&mut self, priority: Priority, value: T) -> Admit<T> {
+        self.seq += 1;
+        let item = Item { key: Key { priority, seq: self.seq }, value };
+        if self.heap.len() < self.capacity {
+            self.heap.push(item);
+            return Admit::Queued;
+        }
+        // The lowest-ranked waiting item (a linear scan: the queue is small by design).
+        let weakest = self.heap.iter().map(|i| i.key).min().expect("a full queue is not empty");
+        if weakest.priority >= priority {
+            return Admit::Full(item.value);
+        }
+        let mut rest: Vec<Item<T>> = std::mem::take(&mut self.heap).into_vec();
+        let at = rest.iter().position(|i| i.key == weakest).expect("present");
+        let evicted = rest.swap_remove(at);
+        self.heap = rest.into();
+        self.heap.push(item);
+        Admit::QueuedEvicting(evicted.value)
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<T> {
+        self.heap.pop().map(|i| i.value)
+    }
+
+    pub(crate) fn drain(&mut self) -> Vec<T> {
+        self.heap.drain().map(|i| i.value).collect()
+    }
+}
+
+/// What the engine thread got from [`Queue::pop`].
+pub(crate) enum Pop {
+    Job(Job),
+    /// Nothing arrived within the idle timeout.
+    Idle,
+    /// The queue was closed: the engine is shutting down.
+    Closed,
+}
+
+struct State {
+    order: Order<Job>,
+    closed: bool,
+}
+
+/// The queue shared by callers and the engine thread.
+pub(crate) struct Queue {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Queue {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Queue { state: Mutex::new(State { order: Order::new(capacity), closed: false }), wake: Condvar::new() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the heap inconsistent; keep serving.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.lock().order.capacity
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().order.len()
+    }
+
+    /// Queue `job` without blocking.
+    pub(crate) fn push(&self, job: Job) -> Result<(), EngineError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(EngineError::Stopped);
+        }
+        let capacity = state.order.capacity;
+        let priority = job.request.priority;
+        match state.order.push(priority, job) {
+            Admit::Queued => {}
+            Admit::QueuedEvicting(evicted) => {
+                let _ = evicted.reply.send(Event::Failed(EngineError::QueueFull(capacity)));
+            }
+            Admit::Full(_) => return Err(EngineError::QueueFull(capacity)),
+        }
+        drop(state);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Block until a job arrives, `idle` passes with nothing to do, or the queue closes.
+    pub(crate) fn pop(&self, idle: Option<Duration>) -> Pop {
+        let deadline = idle.map(|d| Instant::now() + d);
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = state.order.pop() {
+                return Pop::Job(job);
+            }
+            if state.closed {
+                return Pop::Closed;
+            }
+            state = match deadline {
+                None => self.wake.wait(state).unwrap_or_else(|p| p.into_inner()),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Pop::Idle;
+                    }
+                    self.wake.wait_timeout(state, deadline - now).unwrap_or_else(|p| p.into_inner()).0
+                }
+            };
+        }
+    }
+
+    /// Block until the queue holds a job (without taking it) or closes; true if a job waits.
+    pub(crate) fn wait_for_work(&self) -> bool {
+        let mut state = self.lock();
+        loop {
+            if state.order.len() > 0 {
+                return true;
+            }
+            if state.closed {
+                return false;
+            }
+            state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Refuse new jobs and answer the waiting ones with [`EngineError::Stopped`].
+    pub(crate) fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        let waiting = state.order.drain();
+        drop(state);
+        for job in waiting {
+            let _ = job.reply.send(Event::Failed(EngineError::Stopped));
+        }
+        self.wake.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serves_by_priority_then_arrival() {
+        let mut q = Order::new(8);
+        q.push(Priority::Normal, "n1");
+        q.push(Priority::Background, "b1");
+        q.push(Priority::Critical, "c1");
+        q.push(Priority::Normal, "n2");
+        q.push(Priority::Critical, "c2");
+        let order: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(order, ["c1", "c2", "n1", "n2", "b1"]);
+    }
+
+    #[test]
+    fn a_full_queue_refuses_equals_but_lets_higher_priorities_displace_the_weakest() {
+        let mut q = Order::new(2);
+        assert_eq!(q.push(Priority::Normal, "n1"), Admit::Queued);
+        assert_eq!(q.push(Priority::Background, "b1"), Admit::Queued);
+        assert_eq!(q.push(Priority::Background, "b2"), Admit::Full("b2"));
+        // A normal request displaces the waiting background one, not the older normal one.
+        assert_eq!(q.push(Priority::Normal, "n2"), Admit::QueuedEvicting("b1"));
+        assert_eq!(q.push(Priority::Normal, "n3"), Admit::Full("n3"));
+        // Among equals, the newest waiting item is the weakest.
+        assert_eq!(q.push(Priority::Critical, "c1"), Admit::QueuedEvicting("n2"));
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.pop(), Some("c1"));
+        assert_eq!(q.pop(), Some("n1"));
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn priority_parses_and_names_the_problem() {
+        assert_eq!("critical".parse::<Priority>().unwrap(), Priority::Critical);
+        assert_eq!("Background".parse::<Priority>().unwrap(), Priority::Background);
+        let e = "urgent".parse::<Priority>().unwrap_err();
+        assert!(e.contains("urgent") && e.contains("critical"), "{e}");
+    }
+
+    #[test]
+    fn pop_times_out_when_idle_and_returns_closed_after_close() {
+        let q = Queue::new(2);
+        assert!(matches!(q.pop(Some(Duration::from_millis(5))), Pop::Idle));
+        q.close();
+        assert!(matches!(q.pop(None), Pop::Closed));
+        assert!(!q.wait_for_work());
+    }
+}
