@@ -75,10 +75,14 @@ pub struct Request {
     /// If the request has not started by then, it is answered [`EngineError::DeadlineExceeded`]
     /// and never evaluated: a verdict that arrives too late is worth nothing.
     pub deadline: Option<Instant>,
-    /// For [`Prompt::Text`]: the byte length of the leading text that many requests share (a
-    /// system prompt and few-shot examples). Its KV state is kept in the prefix cache. Chat
-    /// prompts need no hint: their system messages are the shared part.
+    /// The leading part of the prompt that many requests share (a system prompt and few-shot
+    /// examples), whose KV state is kept in the prefix cache. For [`Prompt::Text`], its length
+    /// in bytes; for [`Prompt::Chat`], a number of leading messages. Without it, a chat's
+    /// system messages are the shared part.
     pub fixed_prefix: Option<usize>,
+    /// Text the answer starts with, placed after the rendered prompt (after the template's
+    /// assistant header for chats): `"Verdict:"` makes the model continue from there.
+    pub answer_prefix: Option<String>,
 }
 
 impl Request {
@@ -94,6 +98,7 @@ impl Request {
             priority: Priority::Normal,
             deadline: None,
             fixed_prefix: None,
+            answer_prefix: None,
         }
     }
 
@@ -125,7 +130,9 @@ impl Request {
             (Prompt::Text(t), Some(n)) if n > t.len() || !t.is_char_boundary(n) => {
                 return bad("fixed_prefix must be a character boundary inside the prompt");
             }
-            (Prompt::Chat(_), Some(_)) => return bad("fixed_prefix applies to text prompts only"),
+            (Prompt::Chat(m), Some(n)) if n >= m.len() => {
+                return bad("fixed_prefix must leave at least one chat message after the shared ones");
+            }
             _ => {}
         }
         if let Task::Score(c) = &self.task

@@ -29,7 +29,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::prefix::{MIN_SNAPSHOT_TOKENS, Snapshots, Start, common_prefix};
 use crate::queue::{Job, Pop, Queue};
-use crate::template::Renderer;
+use crate::template::{Renderer, Specials};
 use crate::text::{StopMatcher, Utf8Stream};
 use crate::{
     EngineConfig, EngineError, Event, FinishReason, Grammar, Message, ModelInfo, Phase, Prompt, Request, Sampling,
@@ -215,6 +215,8 @@ struct Worker<'m> {
     ctx: LlamaContext<'m>,
     batch: LlamaBatch<'static>,
     renderer: Renderer,
+    /// Control-token spellings neutralised in chat message content.
+    specials: Specials,
     hook: &'m mut dyn StepHook,
     shared: Arc<Shared>,
     chunk: usize,
@@ -297,6 +299,7 @@ impl<'m> Worker<'m> {
             ctx,
             batch: LlamaBatch::new(chunk as usize, 1),
             renderer,
+            specials: Specials::from_model(model),
             hook,
             shared,
             chunk: chunk as usize,
@@ -352,16 +355,19 @@ impl<'m> Worker<'m> {
 
     fn tokenize(&self, request: &Request) -> Result<Tokens, EngineError> {
         let vocab = self.model.vocab();
+        let answer = request.answer_prefix.as_deref().unwrap_or("");
         let (tokens, prefix, completion_chat) = match &request.prompt {
             Prompt::Chat(messages) => {
-                let text = self.renderer.render(self.model, messages)?;
-                let prefix = self.chat_prefix(messages).filter(|p| text.starts_with(p.as_str()));
+                let mut text = self.renderer.render(self.model, &self.specials, messages)?;
+                text.push_str(answer);
+                let prefix = self.chat_prefix(messages, request.fixed_prefix).filter(|p| text.starts_with(p.as_str()));
                 let tokens = vocab.tokenize(text.as_bytes(), true, true);
                 let prefix = prefix.map(|p| vocab.tokenize(p.as_bytes(), true, true));
                 (tokens, prefix, matches!(self.renderer, Renderer::Completion))
             }
             Prompt::Text(text) => {
-                let tokens = vocab.tokenize(text.as_bytes(), true, false);
+                let full = format!("{text}{answer}");
+                let tokens = vocab.tokenize(full.as_bytes(), true, false);
                 let prefix = request.fixed_prefix.map(|n| vocab.tokenize(&text.as_bytes()[..n], true, false));
                 (tokens, prefix, false)
             }
@@ -378,17 +384,18 @@ impl<'m> Worker<'m> {
         Ok(Tokens { tokens, ids, boundary, completion_chat })
     }
 
-    /// The rendered text of a chat's system messages, up to where the first other message's
-    /// content begins: the part every request with the same system prompt shares.
-    fn chat_prefix(&self, messages: &[Message]) -> Option<String> {
-        let systems = messages.iter().take_while(|m| m.role == "system").count();
-        if systems == 0 || systems == messages.len() {
+    /// The rendered text of a chat's shared leading messages (`fixed`, else its system
+    /// messages), up to where the next message's content begins: the part every request with
+    /// the same leading messages shares.
+    fn chat_prefix(&self, messages: &[Message], fixed: Option<usize>) -> Option<String> {
+        let systems = fixed.unwrap_or_else(|| messages.iter().take_while(|m| m.role == "system").count());
+        if systems == 0 || systems >= messages.len() {
             return None;
         }
         const MARK: &str = "\u{1}sotto-prefix-end\u{1}";
         let mut probe = messages[..systems].to_vec();
         probe.push(Message::new(&messages[systems].role, MARK));
-        let text = self.renderer.render(self.model, &probe).ok()?;
+        let text = self.renderer.render(self.model, &self.specials, &probe).ok()?;
         text.find(MARK).map(|at| text[..at].to_string())
     }
 
