@@ -5,4 +5,5 @@
 //! promise held.
 
 pub mod governor;
+pub mod serve;
 pub mod workload;

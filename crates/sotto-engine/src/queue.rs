@@ -168,7 +168,7 @@ impl<T> Order<T> {
 
 /// What the engine thread got from [`Queue::pop`].
 pub(crate) enum Pop {
-    Job(Job),
+    Job(Box<Job>),
     /// Nothing arrived within the idle timeout.
     Idle,
     /// The queue was closed: the engine is shutting down.
@@ -230,7 +230,7 @@ impl Queue {
         let mut state = self.lock();
         loop {
             if let Some(job) = state.order.pop() {
-                return Pop::Job(job);
+                return Pop::Job(Box::new(job));
             }
             if state.closed {
                 return Pop::Closed;

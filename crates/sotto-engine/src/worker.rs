@@ -124,7 +124,7 @@ pub(crate) fn run(
         // Blocking wait: between requests this thread sleeps in the kernel.
         let closed = loop {
             match shared.queue.pop(config.keep_alive) {
-                Pop::Job(job) => worker.serve(job),
+                Pop::Job(job) => worker.serve(*job),
                 Pop::Idle => break false,
                 Pop::Closed => break true,
             }

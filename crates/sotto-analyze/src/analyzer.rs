@@ -1,0 +1,401 @@
+//! Running the designs against the engine: the fast label-scoring path, full constrained
+//! generation (with or without the few-shot examples), and the naive baseline the evaluation
+//! compares them with.
+//!
+//! Must not: block a tokio worker (it awaits the engine's events), or report a verdict the
+//! model output does not support.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+use sotto_engine::{Engine, EngineError, Event as EngineEvent, Priority, Request, Stats, Task, TemplateUsed};
+use sotto_events::Event;
+use sotto_events::eval::Label;
+
+use crate::prompt::{self, Style};
+use crate::verdict::{self, LabelScores, Severity, Verdict};
+
+/// Which design answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Score the three labels by log-probability after one prefill (examples included);
+    /// generate techniques and rationale only when asked or when the verdict is not benign.
+    Fast,
+    /// Generate the whole verdict as grammar-constrained JSON, after the examples.
+    Constrained,
+    /// As `Constrained`, without the few-shot examples.
+    ConstrainedZeroShot,
+    /// A plain question, no examples, no constraints; the answer parsed leniently.
+    Naive,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [Mode::Fast, Mode::Constrained, Mode::ConstrainedZeroShot, Mode::Naive];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Fast => "fast",
+            Mode::Constrained => "constrained",
+            Mode::ConstrainedZeroShot => "constrained-zero-shot",
+            Mode::Naive => "naive",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown mode `{s}`: expected fast, constrained, constrained-zero-shot or naive"))
+    }
+}
+
+/// How much of the verdict to produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Detail {
+    /// The label and confidence always; techniques and rationale only for non-benign verdicts.
+    #[default]
+    Verdict,
+    /// Techniques and rationale for every event.
+    Full,
+}
+
+impl std::str::FromStr for Detail {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "verdict" => Ok(Detail::Verdict),
+            "full" => Ok(Detail::Full),
+            other => Err(format!("unknown detail `{other}`: expected verdict or full")),
+        }
+    }
+}
+
+/// Analyzer settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub mode: Mode,
+    /// Fast path: subtract the label scores of a content-free event (contextual calibration),
+    /// which removes the model's prior lean towards one label.
+    pub calibrate: bool,
+    /// Longer event fields are cut to this many characters (about four per token), marked.
+    pub max_field_chars: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { mode: Mode::Fast, calibrate: true, max_field_chars: 2000 }
+    }
+}
+
+/// What can go wrong analysing one event.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    /// The engine refused or failed the request (queue full, deadline, shutdown, decode).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The request was still queued when its deadline passed; it was not evaluated.
+    #[error("the deadline passed while the event waited in the queue; it was not analysed")]
+    Deadline,
+    /// The model's answer could not be read as a verdict (naive baseline only: the other
+    /// designs are constrained).
+    #[error("the model's answer names no verdict: {0:?}")]
+    Unparsed(String),
+}
+
+/// A verdict with what it cost.
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    pub mode: Mode,
+    pub latency_ms: f64,
+    pub prompt_tokens: usize,
+    pub cached_tokens: usize,
+    pub generated_tokens: usize,
+    /// Fields were cut to the configured length before analysis.
+    pub truncated: bool,
+}
+
+/// Admission of one event's requests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Admission {
+    pub priority: Priority,
+    pub deadline: Option<Instant>,
+}
+
+/// Analyses events with one engine.
+pub struct Analyzer {
+    engine: Arc<Engine>,
+    style: Style,
+    options: Options,
+    /// Label log-probabilities of the content-free event, computed on first use.
+    calibration: Mutex<Option<[f64; 3]>>,
+}
+
+const LABELS: [Label; 3] = [Label::Malicious, Label::Suspicious, Label::Benign];
+
+impl Analyzer {
+    /// An analyzer for `engine`; the prompt style follows the model (chat template or not).
+    pub fn new(engine: Arc<Engine>, options: Options) -> Self {
+        let style = match engine.info().template {
+            TemplateUsed::Completion => Style::Completion,
+            _ => Style::Chat,
+        };
+        Analyzer { engine, style, options, calibration: Mutex::new(None) }
+    }
+
+    pub fn style(&self) -> Style {
+        self.style
+    }
+
+    pub fn options(&self) -> Options {
+        self.options
+    }
+
+    /// Analyse one event.
+    pub async fn analyze(&self, event: &Event, detail: Detail, admission: Admission) -> Result<Analysis, AnalyzeError> {
+        let started = Instant::now();
+        let mut event = event.clone();
+        event.truncate(self.options.max_field_chars);
+        let mut cost = Cost::default();
+        let verdict = match self.options.mode {
+            Mode::Fast => self.fast(&event, detail, admission, &mut cost).await?,
+            Mode::Constrained => self.constrained(&event, true, admission, &mut cost).await?,
+            Mode::ConstrainedZeroShot => self.constrained(&event, false, admission, &mut cost).await?,
+            Mode::Naive => self.naive(&event, admission, &mut cost).await?,
+        };
+        Ok(Analysis {
+            verdict,
+            mode: self.options.mode,
+            latency_ms: started.elapsed().as_secs_f64() * 1e3,
+            prompt_tokens: cost.prompt,
+            cached_tokens: cost.cached,
+            generated_tokens: cost.generated,
+            truncated: event.truncated,
+        })
+    }
+
+    async fn fast(
+        &self,
+        event: &Event,
+        detail: Detail,
+        admission: Admission,
+        cost: &mut Cost,
+    ) -> Result<Verdict, AnalyzeError> {
+        let mut scores = self.label_scores(event, admission, cost).await?;
+        if self.options.calibrate {
+            let base = self.calibration(admission).await?;
+            for (s, b) in scores.iter_mut().zip(base) {
+                *s -= b;
+            }
+        }
+        let probs = softmax(scores);
+        let best = (0..3).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).expect("three labels");
+        let label = LABELS[best];
+        let confidence = probs[best];
+        let mut verdict = Verdict {
+            verdict: label,
+            confidence,
+            severity: Severity::derive(label, confidence),
+            techniques: Vec::new(),
+            rationale: None,
+            scores: Some(LabelScores { malicious: probs[0], suspicious: probs[1], benign: probs[2] }),
+        };
+        if detail == Detail::Full || label != Label::Benign {
+            let layout = prompt::lines(self.style, event, true);
+            let request = Request {
+                answer_prefix: Some(format!("Verdict: {label}\nTechniques:")),
+                grammar: Some(prompt::details_grammar()),
+                ..self.admitted(prompt::request(layout, 80), admission)
+            };
+            let (text, _) = self.run(request, admission, cost).await?;
+            let (techniques, rationale) = parse_details(&text);
+            verdict.techniques = if label == Label::Benign { Vec::new() } else { techniques };
+            verdict.rationale = rationale;
+        }
+        Ok(verdict)
+    }
+
+    /// Log-probabilities of " malicious", " suspicious", " benign" after `Verdict:`.
+    async fn label_scores(
+        &self,
+        event: &Event,
+        admission: Admission,
+        cost: &mut Cost,
+    ) -> Result<[f64; 3], AnalyzeError> {
+        let layout = prompt::lines(self.style, event, true);
+        let continuations = LABELS.iter().map(|l| format!(" {l}")).collect();
+        let request = Request {
+            task: Task::Score(continuations),
+            answer_prefix: Some("Verdict:".into()),
+            ..self.admitted(prompt::request(layout, 0), admission)
+        };
+        let (_, scores) = self.run(request, admission, cost).await?;
+        let scores = scores.ok_or(AnalyzeError::Engine(EngineError::Stopped))?;
+        Ok([scores[0], scores[1], scores[2]])
+    }
+
+    /// Computed once; its cost is not charged to the event that happened to need it first.
+    async fn calibration(&self, admission: Admission) -> Result<[f64; 3], AnalyzeError> {
+        if let Some(c) = *self.calibration.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(c);
+        }
+        let blank = sotto_events::parse_json(&serde_json::json!({"command_line": "N/A"})).expect("parses");
+        let mut ignored = Cost::default();
+        let c = self.label_scores(&blank, admission, &mut ignored).await?;
+        *self.calibration.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+        tracing::debug!(malicious = c[0], suspicious = c[1], benign = c[2], "label calibration");
+        Ok(c)
+    }
+
+    async fn constrained(
+        &self,
+        event: &Event,
+        examples: bool,
+        admission: Admission,
+        cost: &mut Cost,
+    ) -> Result<Verdict, AnalyzeError> {
+        let layout = prompt::json(self.style, event, examples);
+        let schema = sotto_engine::grammar::from_json_schema(verdict::SCHEMA).expect("the verdict schema converts");
+        let grammar = match self.style {
+            Style::Completion => prompt::with_leading_space(schema),
+            Style::Chat => schema,
+        };
+        let request = Request {
+            answer_prefix: prompt::json_answer_prefix(self.style),
+            grammar: Some(grammar),
+            ..self.admitted(prompt::request(layout, 160), admission)
+        };
+        let (text, _) = self.run(request, admission, cost).await?;
+        verdict::from_json(text.trim()).map_err(AnalyzeError::Unparsed)
+    }
+
+    async fn naive(&self, event: &Event, admission: Admission, cost: &mut Cost) -> Result<Verdict, AnalyzeError> {
+        let request = self.admitted(prompt::naive(event), admission);
+        let (text, _) = self.run(request, admission, cost).await?;
+        let label = verdict::lenient_label(&text).ok_or_else(|| AnalyzeError::Unparsed(text.clone()))?;
+        let rationale = text.trim().lines().next().map(str::to_string);
+        Ok(Verdict {
+            verdict: label,
+            confidence: 0.5,
+            severity: Severity::derive(label, 0.5),
+            techniques: if label == Label::Benign { Vec::new() } else { verdict::techniques_in_text(&text) },
+            rationale,
+            scores: None,
+        })
+    }
+
+    fn admitted(&self, request: Request, admission: Admission) -> Request {
+        Request { priority: admission.priority, deadline: admission.deadline, ..request }
+    }
+
+    /// Submit and await: the generated text and the scores, if any.
+    async fn run(
+        &self,
+        request: Request,
+        admission: Admission,
+        cost: &mut Cost,
+    ) -> Result<(String, Option<Vec<f64>>), AnalyzeError> {
+        let mut events = self.engine.submit(request)?;
+        let first = match admission.deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), events.recv()).await.map_err(|_| AnalyzeError::Deadline)?,
+            None => events.recv().await,
+        };
+        match first {
+            Some(EngineEvent::Started) => {}
+            Some(EngineEvent::Failed(EngineError::DeadlineExceeded { .. })) => return Err(AnalyzeError::Deadline),
+            Some(EngineEvent::Failed(e)) => return Err(e.into()),
+            _ => return Err(EngineError::Stopped.into()),
+        }
+        let mut text = String::new();
+        let mut scores = None;
+        loop {
+            match events.recv().await {
+                Some(EngineEvent::Text(t)) => text.push_str(&t),
+                Some(EngineEvent::Scores(s)) => scores = Some(s),
+                Some(EngineEvent::Done(stats)) => {
+                    cost.add(&stats);
+                    return Ok((text, scores));
+                }
+                Some(EngineEvent::Failed(e)) => return Err(e.into()),
+                Some(EngineEvent::Started) => {}
+                None => return Err(EngineError::Stopped.into()),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Cost {
+    prompt: usize,
+    cached: usize,
+    generated: usize,
+}
+
+impl Cost {
+    fn add(&mut self, stats: &Stats) {
+        self.prompt += stats.prompt_tokens;
+        self.cached += stats.cached_tokens;
+        self.generated += stats.generated_tokens;
+    }
+}
+
+fn softmax(x: [f64; 3]) -> [f64; 3] {
+    let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e = x.map(|v| (v - max).exp());
+    let sum: f64 = e.iter().sum();
+    e.map(|v| v / sum)
+}
+
+/// Read ` T1059.001, T1105\nRationale: ...` (the details grammar's output).
+fn parse_details(text: &str) -> (Vec<String>, Option<String>) {
+    let mut lines = text.lines();
+    let techs = lines.next().unwrap_or("").trim();
+    let techniques = if techs == "none" { Vec::new() } else { verdict::valid_techniques(techs.split(',')) };
+    let rationale =
+        lines.find_map(|l| l.strip_prefix("Rationale:")).map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    (techniques, rationale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        let p = softmax([-1.0, -3.0, -0.5]);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(p[2] > p[0] && p[0] > p[1]);
+    }
+
+    #[test]
+    fn details_are_parsed_and_validated() {
+        let (t, r) = parse_details(" T1059.001, T9999, T1105\nRationale: Downloads and runs a script.\n");
+        assert_eq!(t, ["T1059.001", "T1105"]);
+        assert_eq!(r.as_deref(), Some("Downloads and runs a script."));
+        let (t, r) = parse_details(" none\nRationale: Routine.\n");
+        assert!(t.is_empty() && r.as_deref() == Some("Routine."));
+    }
+
+    #[test]
+    fn modes_parse() {
+        for m in Mode::ALL {
+            assert_eq!(m.as_str().parse::<Mode>().unwrap(), m);
+        }
+        assert!("clever".parse::<Mode>().unwrap_err().contains("constrained-zero-shot"));
+    }
+}

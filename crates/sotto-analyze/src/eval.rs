@@ -1,0 +1,189 @@
+//! Scoring an evaluation run: accuracy, per-class precision/recall/F1, malicious-vs-benign
+//! detection at the verdict threshold, technique hit rate and latency. Pure functions over the
+//! per-event outcomes, so the figures are tested without a model.
+//!
+//! Must not: drop an event from the denominator because its answer could not be read (an
+//! unreadable answer is a wrong answer).
+
+use serde::Serialize;
+use sotto_events::eval::Label;
+
+const LABELS: [Label; 3] = [Label::Malicious, Label::Suspicious, Label::Benign];
+
+/// What happened to one labelled event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub id: String,
+    pub format: String,
+    pub os: String,
+    pub expected: Label,
+    /// `None` when analysis failed or the answer named no verdict.
+    pub predicted: Option<Label>,
+    pub confidence: Option<f64>,
+    pub expected_techniques: Vec<String>,
+    pub predicted_techniques: Vec<String>,
+    pub latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Precision, recall and F1 of one class.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ClassScores {
+    pub label: Label,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: usize,
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub events: usize,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub classes: Vec<ClassScores>,
+    /// `confusion[expected][predicted]`, in the order malicious, suspicious, benign, none.
+    pub confusion: [[usize; 4]; 3],
+    /// Malicious events flagged (verdict malicious or suspicious).
+    pub detection_rate: f64,
+    /// Benign events flagged (verdict malicious or suspicious).
+    pub false_positive_rate: f64,
+    /// Events with expected techniques where a predicted technique matches one of them (a
+    /// sub-technique matches its parent and siblings).
+    pub technique_hit_rate: f64,
+    /// Answers that named no verdict, or failed.
+    pub unanswered: usize,
+    pub latency_p50_ms: f64,
+    pub latency_p95_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_mean_ms: f64,
+}
+
+fn index(label: Label) -> usize {
+    LABELS.iter().position(|&l| l == label).expect("three labels")
+}
+
+fn ratio(n: usize, d: usize) -> f64 {
+    if d == 0 { 0.0 } else { n as f64 / d as f64 }
+}
+
+/// Nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+fn base(id: &str) -> &str {
+    id.split('.').next().unwrap_or(id)
+}
+
+/// Score a run.
+pub fn score(outcomes: &[Outcome]) -> Report {
+    let mut confusion = [[0usize; 4]; 3];
+    for o in outcomes {
+        let col = o.predicted.map_or(3, index);
+        confusion[index(o.expected)][col] += 1;
+    }
+    let correct: usize = (0..3).map(|i| confusion[i][i]).sum();
+    let classes: Vec<ClassScores> = LABELS
+        .iter()
+        .enumerate()
+        .map(|(i, &label)| {
+            let support: usize = confusion[i].iter().sum();
+            let predicted: usize = (0..3).map(|r| confusion[r][i]).sum();
+            let precision = ratio(confusion[i][i], predicted);
+            let recall = ratio(confusion[i][i], support);
+            let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+            ClassScores { label, precision, recall, f1, support }
+        })
+        .collect();
+    let flagged = |row: &[usize; 4]| row[0] + row[1];
+    let mal: usize = confusion[0].iter().sum();
+    let ben: usize = confusion[2].iter().sum();
+    let with_techniques: Vec<&Outcome> = outcomes.iter().filter(|o| !o.expected_techniques.is_empty()).collect();
+    let hits = with_techniques
+        .iter()
+        .filter(|o| o.predicted_techniques.iter().any(|p| o.expected_techniques.iter().any(|e| base(e) == base(p))))
+        .count();
+    let mut latencies: Vec<f64> = outcomes.iter().map(|o| o.latency_ms).collect();
+    latencies.sort_by(f64::total_cmp);
+    Report {
+        events: outcomes.len(),
+        accuracy: ratio(correct, outcomes.len()),
+        macro_f1: classes.iter().map(|c| c.f1).sum::<f64>() / 3.0,
+        classes,
+        confusion,
+        detection_rate: ratio(flagged(&confusion[0]), mal),
+        false_positive_rate: ratio(flagged(&confusion[2]), ben),
+        technique_hit_rate: ratio(hits, with_techniques.len()),
+        unanswered: outcomes.iter().filter(|o| o.predicted.is_none()).count(),
+        latency_p50_ms: percentile(&latencies, 50.0),
+        latency_p95_ms: percentile(&latencies, 95.0),
+        latency_p99_ms: percentile(&latencies, 99.0),
+        latency_mean_ms: if latencies.is_empty() {
+            0.0
+        } else {
+            latencies.iter().sum::<f64>() / latencies.len() as f64
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(expected: Label, predicted: Option<Label>, exp_t: &[&str], pred_t: &[&str], ms: f64) -> Outcome {
+        Outcome {
+            id: "x".into(),
+            format: "plain".into(),
+            os: "linux".into(),
+            expected,
+            predicted,
+            confidence: None,
+            expected_techniques: exp_t.iter().map(|s| s.to_string()).collect(),
+            predicted_techniques: pred_t.iter().map(|s| s.to_string()).collect(),
+            latency_ms: ms,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn figures_follow_the_confusion_matrix() {
+        use Label::*;
+        let run = [
+            outcome(Malicious, Some(Malicious), &["T1059.001"], &["T1059.003"], 10.0),
+            outcome(Malicious, Some(Suspicious), &["T1105"], &["T1027"], 20.0),
+            outcome(Malicious, None, &["T1105"], &[], 30.0),
+            outcome(Suspicious, Some(Suspicious), &[], &[], 40.0),
+            outcome(Benign, Some(Benign), &[], &[], 50.0),
+            outcome(Benign, Some(Malicious), &[], &["T1105"], 60.0),
+        ];
+        let r = score(&run);
+        assert_eq!(r.events, 6);
+        assert!((r.accuracy - 3.0 / 6.0).abs() < 1e-12);
+        assert_eq!(r.confusion[0], [1, 1, 0, 1]);
+        assert_eq!(r.unanswered, 1);
+        // Malicious: precision 1/2 (one benign called malicious), recall 1/3.
+        let m = r.classes[0];
+        assert!((m.precision - 0.5).abs() < 1e-12 && (m.recall - 1.0 / 3.0).abs() < 1e-12);
+        assert!((r.detection_rate - 2.0 / 3.0).abs() < 1e-12);
+        assert!((r.false_positive_rate - 0.5).abs() < 1e-12);
+        // T1059.003 matches T1059.001 through the parent; T1027 does not match T1105.
+        assert!((r.technique_hit_rate - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!((r.latency_p50_ms, r.latency_p95_ms), (30.0, 60.0));
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 95.0), 95.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+}

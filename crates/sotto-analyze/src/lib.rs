@@ -1,0 +1,15 @@
+//! Endpoint-security analysis: events in, verdicts out. Prompts for small models under tight
+//! budgets (a fixed, cached prefix of instructions and curated examples; the event last), the
+//! fast label-scoring path, grammar-constrained verdicts, and the scoring the evaluation suite
+//! reports.
+//!
+//! Must not: import llama.cpp (it talks to the engine through requests), or know HTTP.
+
+mod analyzer;
+pub mod eval;
+mod prompt;
+pub mod verdict;
+
+pub use analyzer::{Admission, Analysis, AnalyzeError, Analyzer, Detail, Mode, Options};
+pub use prompt::Style;
+pub use verdict::{LabelScores, Severity, Verdict};

