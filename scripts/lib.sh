@@ -27,3 +27,13 @@ build_release() {
 fetch_models() {
     ./target/release/sotto models fetch
 }
+
+# The official openai Python client for the end-to-end tests, installed into ./.e2e-python
+# (no virtual environment needed; the tests put it on PYTHONPATH).
+install_e2e_python() {
+    if [ -d .e2e-python/openai ]; then
+        return
+    fi
+    echo "sotto: installing the openai Python client for the end-to-end tests" >&2
+    python3 -m pip install --quiet --disable-pip-version-check --target .e2e-python "openai>=1.40,<3"
+}

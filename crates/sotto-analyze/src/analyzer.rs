@@ -230,6 +230,16 @@ impl Analyzer {
         Ok(verdict)
     }
 
+    /// Raw log-probabilities of the three labels (malicious, suspicious, benign) for `event`,
+    /// and those of the content-free event used for calibration. For studying the fast path.
+    pub async fn raw_label_scores(&self, event: &Event) -> Result<([f64; 3], [f64; 3]), AnalyzeError> {
+        let mut event = event.clone();
+        event.truncate(self.options.max_field_chars);
+        let mut cost = Cost::default();
+        let scores = self.label_scores(&event, Admission::default(), &mut cost).await?;
+        Ok((scores, self.calibration(Admission::default()).await?))
+    }
+
     /// Log-probabilities of " malicious", " suspicious", " benign" after `Verdict:`.
     async fn label_scores(
         &self,

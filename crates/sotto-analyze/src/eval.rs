@@ -5,8 +5,15 @@
 //! Must not: drop an event from the denominator because its answer could not be read (an
 //! unreadable answer is a wrong answer).
 
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
 use serde::Serialize;
-use sotto_events::eval::Label;
+use sotto_engine::Engine;
+use sotto_events::eval::{Label, LabelledEvent};
+
+use crate::{Admission, Analyzer, Detail, Mode, Options};
 
 const LABELS: [Label; 3] = [Label::Malicious, Label::Suspicious, Label::Benign];
 
@@ -131,6 +138,93 @@ pub fn score(outcomes: &[Outcome]) -> Report {
             latencies.iter().sum::<f64>() / latencies.len() as f64
         },
     }
+}
+
+/// One design's run over the suite.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    /// The design (`fast`, `constrained`, ..., `fast-uncalibrated`).
+    pub design: String,
+    pub report: Report,
+    pub outcomes: Vec<Outcome>,
+    pub wall_s: f64,
+}
+
+/// Run `suite` through each design on `engine`, one event at a time, as a deployed daemon
+/// would see them. `progress` is called after each event with (design, done, total).
+pub fn run_suite(
+    engine: &Arc<Engine>,
+    suite: &[LabelledEvent],
+    designs: &[(Mode, bool)],
+    max_field_chars: usize,
+    mut progress: impl FnMut(&str, usize, usize),
+) -> std::io::Result<Vec<Run>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    let mut runs = Vec::new();
+    for &(mode, calibrate) in designs {
+        let design = if mode == Mode::Fast && !calibrate { "fast-uncalibrated".to_string() } else { mode.to_string() };
+        let analyzer = Analyzer::new(engine.clone(), Options { mode, calibrate, max_field_chars });
+        let started = Instant::now();
+        let mut outcomes = Vec::with_capacity(suite.len());
+        for (i, item) in suite.iter().enumerate() {
+            let t = Instant::now();
+            let result = match item.parse() {
+                Ok(event) => runtime
+                    .block_on(analyzer.analyze(&event, Detail::Verdict, Admission::default()))
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(format!("unreadable: {e}")),
+            };
+            let latency_ms = t.elapsed().as_secs_f64() * 1e3;
+            let (predicted, confidence, techniques, error) = match result {
+                Ok(a) => (Some(a.verdict.verdict), Some(a.verdict.confidence), a.verdict.techniques, None),
+                Err(e) => (None, None, Vec::new(), Some(e)),
+            };
+            outcomes.push(Outcome {
+                id: item.id.clone(),
+                format: item.format.clone(),
+                os: item.os.clone(),
+                expected: item.label,
+                predicted,
+                confidence,
+                expected_techniques: item.techniques.clone(),
+                predicted_techniques: techniques,
+                latency_ms,
+                error,
+            });
+            progress(&design, i + 1, suite.len());
+        }
+        let report = score(&outcomes);
+        runs.push(Run { design, report, outcomes, wall_s: started.elapsed().as_secs_f64() });
+    }
+    Ok(runs)
+}
+
+/// A Markdown table, one row per design.
+pub fn table(model: &Path, runs: &[Run]) -> String {
+    let mut t = format!(
+        "model: {}\n\n| design | acc | macro F1 | malicious P/R/F1 | suspicious P/R/F1 | benign P/R/F1 | detect | FP | tech hit | no answer | p50 ms | p95 ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        model.file_name().unwrap_or_default().to_string_lossy()
+    );
+    for run in runs {
+        let r = &run.report;
+        let c = |i: usize| format!("{:.2}/{:.2}/{:.2}", r.classes[i].precision, r.classes[i].recall, r.classes[i].f1);
+        t.push_str(&format!(
+            "| {} | {:.3} | {:.3} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.0} |\n",
+            run.design,
+            r.accuracy,
+            r.macro_f1,
+            c(0),
+            c(1),
+            c(2),
+            r.detection_rate,
+            r.false_positive_rate,
+            r.technique_hit_rate,
+            r.unanswered,
+            r.latency_p50_ms,
+            r.latency_p95_ms
+        ));
+    }
+    t
 }
 
 #[cfg(test)]

@@ -11,5 +11,5 @@ mod prompt;
 pub mod verdict;
 
 pub use analyzer::{Admission, Analysis, AnalyzeError, Analyzer, Detail, Mode, Options};
-pub use prompt::Style;
+pub use prompt::{Style, event_block};
 pub use verdict::{LabelScores, Severity, Verdict};

@@ -709,8 +709,8 @@ impl<'m> Worker<'m> {
     }
 
     /// Log-probability of each continuation after the evaluated prompt, whose last logits are
-    /// at batch index `last`. Multi-token continuations are evaluated and then dropped from the
-    /// KV cache again, so the next one starts from the prompt.
+    /// at batch index `last`. Multi-token continuations are evaluated in paced chunks and then
+    /// dropped from the KV cache again, so the next one starts from the prompt.
     fn score(&mut self, last: i32, continuations: &[String]) -> Result<Vec<f64>, EngineError> {
         let base = self.live.len();
         let mut all = Vec::with_capacity(continuations.len());
@@ -719,8 +719,11 @@ impl<'m> Worker<'m> {
             if tokens.is_empty() {
                 return Err(EngineError::InvalidRequest(format!("continuation {text:?} has no tokens")));
             }
-            if base + tokens.len() >= self.info.n_ctx as usize || tokens.len() > self.chunk {
-                return Err(EngineError::InvalidRequest(format!("continuation {text:?} is too long to score")));
+            if base + tokens.len() >= self.info.n_ctx as usize {
+                return Err(EngineError::InvalidRequest(format!(
+                    "continuation of {} tokens does not fit the context window after the prompt",
+                    tokens.len()
+                )));
             }
             all.push(tokens);
         }
@@ -732,20 +735,29 @@ impl<'m> Worker<'m> {
         let mut scores = Vec::with_capacity(continuations.len());
         for (tokens, head) in all.iter().zip(heads) {
             let mut total = head;
-            let rest = &tokens[1..];
-            if !rest.is_empty() {
+            // Evaluate all but the last token in paced chunks; the logits at each position
+            // score the token after it.
+            let inputs = &tokens[..tokens.len() - 1];
+            let mut start = 0;
+            while start < inputs.len() {
+                let size = self.hook.next_chunk(self.chunk).clamp(1, self.chunk);
+                let chunk = &inputs[start..(start + size).min(inputs.len())];
                 self.batch.clear();
-                for (j, &t) in tokens[..tokens.len() - 1].iter().enumerate() {
-                    self.batch.add(t, (base + j) as i32, &[0], true).map_err(|e| EngineError::Decode(e.to_string()))?;
+                for (j, &t) in chunk.iter().enumerate() {
+                    let pos = (base + start + j) as i32;
+                    self.batch.add(t, pos, &[0], true).map_err(|e| EngineError::Decode(e.to_string()))?;
                 }
                 self.ctx.decode(&mut self.batch).map_err(|e| EngineError::Decode(e.to_string()))?;
-                for (j, &next) in rest.iter().enumerate() {
-                    total += log_softmax_row(self.ctx.get_logits_ith(j as i32))(next.0);
+                for j in 0..chunk.len() {
+                    total += log_softmax_row(self.ctx.get_logits_ith(j as i32))(tokens[start + j + 1].0);
                 }
+                start += chunk.len();
+                self.hook.after_step(Phase::Prefill, chunk.len());
+            }
+            if !inputs.is_empty() {
                 self.ctx
                     .kv_cache_seq_rm(0, Some(base as u32), None)
                     .map_err(|e| EngineError::Decode(format!("cannot drop scored tokens: {e}")))?;
-                self.hook.after_step(Phase::Prefill, tokens.len() - 1);
             }
             scores.push(total);
         }

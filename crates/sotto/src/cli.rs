@@ -48,6 +48,18 @@ pub enum Command {
     Models(ModelsCommand),
     /// Run one prompt through a model and print the completion and its counters
     Generate(GenerateArgs),
+    /// Run the daemon: the OpenAI-compatible and analysis API on 127.0.0.1:8434
+    Serve(crate::cmd::config::ConfigArgs),
+    /// Analyse endpoint events (JSONL, raw auditd) from stdin or a file; verdicts as JSONL
+    Analyze(AnalyzeArgs),
+    /// Score the analysis designs on the labelled evaluation suite
+    Eval(EvalArgs),
+    /// Show the effective configuration, or every key
+    #[command(subcommand)]
+    Config(crate::cmd::config::ConfigCommand),
+    /// Print or install a systemd unit / launchd plist for the daemon
+    #[command(subcommand)]
+    Service(crate::cmd::service::ServiceCommand),
     /// Measure the promises
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -57,6 +69,65 @@ pub enum Command {
 pub enum BenchCommand {
     /// CPU budgets under a request stream, idle CPU, and foreground impact per scheduling class
     Governor(BenchGovernorArgs),
+    /// The HTTP path: sequential chat requests sharing a system prompt, prefix cache on and off
+    Serve(BenchServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchServeArgs {
+    /// A GGUF path or a catalog id
+    #[arg(long, default_value = "gemma3-270m")]
+    pub model: String,
+    /// Requests per configuration
+    #[arg(long, default_value_t = 20)]
+    pub requests: usize,
+    /// Tokens generated per request
+    #[arg(long, default_value_t = 16)]
+    pub max_tokens: u32,
+    /// Write the raw data (JSON) here
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    #[command(flatten)]
+    pub config: crate::cmd::config::ConfigArgs,
+    /// Events file (JSONL, or raw auditd text); `-` or nothing reads stdin
+    pub input: Option<PathBuf>,
+    /// Keep reading the file as it grows; the read offset is kept in the state directory
+    #[arg(long)]
+    pub follow: bool,
+    /// A GGUF path or a catalog id (overrides model.path)
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// fast, constrained, constrained-zero-shot or naive (overrides analyze.mode)
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// verdict or full (overrides analyze.detail)
+    #[arg(long)]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub config: crate::cmd::config::ConfigArgs,
+    /// A GGUF path or a catalog id (overrides model.path)
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Designs to run: fast, fast-uncalibrated, constrained, constrained-zero-shot, naive, or all
+    #[arg(long, value_delimiter = ',', default_value = "fast")]
+    pub designs: Vec<String>,
+    /// The labelled suite [default: eval/events.jsonl of the source tree]
+    #[arg(long)]
+    pub suite: Option<PathBuf>,
+    /// Keep only every K-th event (a spread sample)
+    #[arg(long, value_name = "K")]
+    pub every: Option<usize>,
+    /// Write the report and every outcome (JSON) here
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sotto_models::{fetch, store};
 
-use crate::cli::BenchGovernorArgs;
+use crate::cli::{BenchGovernorArgs, BenchServeArgs};
 
 pub fn governor(models_dir: &Path, args: BenchGovernorArgs) -> anyhow::Result<ExitCode> {
     let mut models = Vec::new();
@@ -53,4 +53,28 @@ fn cpu_model() -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_default()
+}
+
+pub fn serve(models_dir: &Path, args: BenchServeArgs) -> anyhow::Result<ExitCode> {
+    let path = store::resolve(Some(&args.model), models_dir);
+    anyhow::ensure!(path.exists(), "model `{}` not found at {}; run `sotto models fetch`", args.model, path.display());
+    let options = sotto_bench::serve::Options {
+        model: path.clone(),
+        model_id: args.model.clone(),
+        requests: args.requests,
+        max_tokens: args.max_tokens,
+    };
+    let mut data = sotto_bench::serve::run(&options)?;
+    data["command"] = std::env::args().collect::<Vec<_>>().join(" ").into();
+    data["model"] = serde_json::json!({"model": args.model, "sha256": fetch::sha256_file(&path)?});
+    data["cpu"] = cpu_model().into();
+    if let Some(out) = args.out {
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir).ok();
+        }
+        std::fs::write(&out, serde_json::to_string_pretty(&data)?)
+            .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("raw data written to {}", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }

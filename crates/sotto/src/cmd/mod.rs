@@ -4,9 +4,14 @@ use std::process::ExitCode;
 
 use crate::cli::{BenchCommand, Cli, Command, ModelsCommand};
 
+mod analyze;
 mod bench;
+pub mod config;
+mod eval;
 mod generate;
 mod models;
+mod serve;
+pub mod service;
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -15,6 +20,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(ModelsCommand::Fetch { ids }) => models::fetch(&models_dir, &ids),
         Command::Models(ModelsCommand::List) => models::list(&models_dir),
         Command::Generate(args) => generate::run(&models_dir, args),
+        Command::Serve(args) => serve::run(&models_dir, args),
+        Command::Analyze(args) => analyze::run(&models_dir, args),
+        Command::Eval(args) => eval::run(&models_dir, args),
+        Command::Config(cmd) => config::run(cmd),
+        Command::Service(cmd) => service::run(&models_dir, cmd),
         Command::Bench(BenchCommand::Governor(args)) => bench::governor(&models_dir, args),
+        Command::Bench(BenchCommand::Serve(args)) => bench::serve(&models_dir, args),
     }
 }

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+mod daemon;
+
 fn sotto(args: &[&str], models: Option<&std::path::Path>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sotto"));
     cmd.args(args).env_remove("RUST_LOG");

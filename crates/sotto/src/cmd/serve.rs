@@ -1,0 +1,149 @@
+//! `sotto serve`: the daemon. Loads the configured model under the governor, then serves the
+//! HTTP API until SIGTERM or Ctrl-C, and shuts down in bounded time.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use anyhow::Context;
+use sotto_analyze::{Analyzer, Options};
+use sotto_engine::{Engine, EngineConfig};
+use sotto_governor::{Governor, available_cpus};
+use sotto_models::{catalog, store};
+use sotto_server::{AppState, Governance, ModelName, Settings};
+
+use crate::cmd::config::ConfigArgs;
+use crate::config::{Config, state_dir};
+
+/// The API's name for the model at `path`: its catalog id when it is a catalog file, else the
+/// file stem; the file name and stem are accepted too.
+pub fn model_name(path: &Path) -> ModelName {
+    let file = path.file_name().and_then(|s| s.to_str()).unwrap_or("model").to_string();
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string();
+    let id = catalog::CATALOG.iter().find(|e| e.file_name == file).map_or_else(|| stem.clone(), |e| e.id.to_string());
+    let created = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let aliases = [file, stem].into_iter().filter(|a| *a != id).collect();
+    ModelName { id, aliases, created }
+}
+
+/// Everything `serve` starts from a validated configuration.
+pub fn engine_config(config: &Config, models_dir: &Path, governor: &Governor) -> anyhow::Result<EngineConfig> {
+    let path = store::resolve(Some(&config.model.path), models_dir);
+    if !path.exists() && catalog::find(&config.model.path).is_some() {
+        anyhow::bail!(
+            "model `{}` is not in {}; run `sotto models fetch {}` first",
+            config.model.path,
+            models_dir.display(),
+            config.model.path
+        );
+    }
+    let plan = governor.plan();
+    let prefix_dir = match (&config.cache.dir, config.cache.persist) {
+        (_, false) => None,
+        (Some(dir), true) => Some(dir.clone()),
+        (None, true) => Some(state_dir().join("prefix")),
+    };
+    Ok(EngineConfig {
+        n_ctx: config.model.n_ctx,
+        threads: config.model.threads.unwrap_or(plan.decode),
+        threads_batch: config.model.threads_batch.or(config.model.threads).unwrap_or(plan.prefill),
+        chunk: config.model.chunk,
+        queue: config.server.queue,
+        template: config.model.template.parse().expect("infallible"),
+        kv_type: config.model.kv_type,
+        mem_budget: Some(config.budget.memory),
+        prefix_cache: config.cache.prefix as usize,
+        prefix_dir,
+        keep_alive: config.model.keep_alive,
+        ..EngineConfig::new(path)
+    })
+}
+
+pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
+    let config = args.load()?;
+    let budgets = config.budgets();
+    let cpus = available_cpus();
+    let governor = Governor::new(budgets, config.budget.sched, cpus);
+    let paced = governor.stats();
+    let engine_config = engine_config(&config, models_dir, &governor)?;
+    let path = engine_config.model.clone();
+    let engine = Arc::new(
+        Engine::start(engine_config, Box::new(governor)).with_context(|| format!("loading {}", path.display()))?,
+    );
+    let info = engine.info().clone();
+    let mode = config.analyze.mode.parse().map_err(anyhow::Error::msg)?;
+    let options = Options { mode, calibrate: true, max_field_chars: config.analyze.max_field_chars };
+    let analyzer = Arc::new(Analyzer::new(engine.clone(), options));
+    let settings = Settings {
+        token: config.server.token.clone(),
+        max_body: config.server.max_body as usize,
+        default_deadline: config.server.default_deadline,
+        shutdown_grace: config.server.shutdown_grace,
+        default_detail: config.analyze.detail.parse().map_err(anyhow::Error::msg)?,
+        ..Settings::default()
+    };
+    let governance = Governance {
+        cpu_mean: budgets.cpu_mean,
+        cpu_peak: budgets.cpu_peak,
+        memory: budgets.mem,
+        cpus,
+        threads: info.threads,
+        threads_batch: info.threads_batch,
+    };
+    let name = model_name(&path);
+    let state = AppState::new(engine, Some(analyzer), name.clone(), settings, governance, paced);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sotto-http")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(
+            %addr, model = %name.id, threads = info.threads, threads_batch = info.threads_batch,
+            cpu_mean = budgets.cpu_mean, cpu_peak = budgets.cpu_peak, sched = %config.budget.sched,
+            auth = config.server.token.is_some(), "listening"
+        );
+        let router = sotto_server::app(state.clone());
+        sotto_server::serve(listener, router, state, shutdown_signal()).await.context("serving")
+    })?;
+    // The router and state are gone: dropping the runtime drops the last engine handle, which
+    // joins the engine thread.
+    drop(runtime);
+    tracing::info!("shutdown complete");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,205 @@
+//! `sotto serve` as a real daemon on a real socket with the real model: health while busy,
+//! SIGTERM, bad configuration, and the official `openai` Python client.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::real_models;
+
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+    _dirs: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Start `sotto serve` with SmolLM2 on a free loopback port; `sets` are `--set` pairs.
+    pub fn start(sets: &[&str]) -> Daemon {
+        let dirs = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sotto"));
+        cmd.args(["serve", "--set", "server.listen=127.0.0.1:0", "--set", "model.path=smollm2-135m"]);
+        for s in sets {
+            cmd.args(["--set", s]);
+        }
+        cmd.env("SOTTO_MODELS", real_models())
+            .env("XDG_CONFIG_HOME", dirs.path().join("config"))
+            .env("XDG_STATE_HOME", dirs.path().join("state"))
+            .env_remove("SOTTO_CONFIG")
+            .env_remove("STATE_DIRECTORY")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("sotto serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains(" listening ") || line.contains("listening addr=") {
+                    let addr = line.split_whitespace().find_map(|w| w.strip_prefix("addr=")).map(str::to_string);
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+            let _ = tx.send(None);
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Some(a)) => a.parse().unwrap(),
+            _ => panic!("the daemon did not start listening:\n{}", log.lock().unwrap().join("\n")),
+        };
+        Daemon { child, addr, log, _dirs: dirs }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns (status, body).
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    (status, body)
+}
+
+fn wait_busy(addr: SocketAddr) {
+    let start = Instant::now();
+    loop {
+        let (_, metrics) = http(addr, "GET", "/metrics", None);
+        if metrics.contains("sotto_engine_busy 1") {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the engine never got busy");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn health_answers_at_once_while_the_model_generates() {
+    let daemon = Daemon::start(&[]);
+    let addr = daemon.addr;
+    let long = std::thread::spawn(move || {
+        http(addr, "POST", "/v1/completions", Some(r#"{"prompt": "Once upon a time", "max_tokens": 120}"#))
+    });
+    wait_busy(addr);
+    let mut worst = Duration::ZERO;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let (status, body) = http(addr, "GET", "/health", None);
+        worst = worst.max(t.elapsed());
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = long.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    // A server that blocked on inference would take seconds; the promise (50 ms) is measured
+    // by the benchmark, this bound only catches blocking.
+    assert!(worst < Duration::from_millis(500), "slowest /health took {worst:?} while generating");
+}
+
+#[test]
+fn sigterm_cancels_work_after_the_grace_period_and_exits_cleanly() {
+    let mut daemon = Daemon::start(&["server.shutdown_grace=1s"]);
+    let addr = daemon.addr;
+    let long = std::thread::spawn(move || {
+        http(addr, "POST", "/v1/completions", Some(r#"{"prompt": "Once upon a time", "max_tokens": 3000}"#))
+    });
+    wait_busy(addr);
+    let pid = daemon.child.id() as libc::pid_t;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = daemon.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no exit 20 s after SIGTERM:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}\n{}", daemon.log());
+    let (code, body) = long.join().unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"finish_reason\":\"cancelled\""), "{body}");
+    std::thread::sleep(Duration::from_millis(100));
+    let log = daemon.log();
+    assert!(log.contains("SIGTERM received") && log.contains("shutdown complete"), "{log}");
+    assert!(TcpStream::connect(addr).is_err(), "still accepting after shutdown");
+}
+
+#[test]
+fn bad_configuration_is_refused_naming_the_key() {
+    let run = |sets: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sotto"));
+        cmd.arg("serve")
+            .env("SOTTO_MODELS", real_models())
+            .env("XDG_CONFIG_HOME", "/nonexistent")
+            .env_remove("SOTTO_CONFIG");
+        for s in sets {
+            cmd.args(["--set", s]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = run(&["budget.cpu_mean=150%"]);
+    assert!(e.contains("budget.cpu_mean"), "{e}");
+    let e = run(&["server.listen=0.0.0.0:8434"]);
+    assert!(e.contains("token") && e.contains("server.allow_remote"), "{e}");
+    let e = run(&["server.colour=blue"]);
+    assert!(e.contains("server.colour"), "{e}");
+}
+
+fn python() -> (PathBuf, PathBuf) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let deps = root.join(".e2e-python");
+    assert!(
+        deps.join("openai").exists(),
+        "the openai client is missing from {}: run ./scripts/test (it installs it there)",
+        deps.display()
+    );
+    (PathBuf::from(std::env::var_os("SOTTO_TEST_PYTHON").unwrap_or_else(|| "python3".into())), deps)
+}
+
+#[test]
+fn the_official_openai_client_talks_to_the_daemon() {
+    let (python, deps) = python();
+    let daemon = Daemon::start(&[]);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/openai_client.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(format!("http://{}/v1", daemon.addr))
+        .arg("smollm2-135m")
+        .env("PYTHONPATH", deps)
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("ok 8 checks"),
+        "stdout:\n{stdout}\nstderr:\n{}\ndaemon:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        daemon.log()
+    );
+}
