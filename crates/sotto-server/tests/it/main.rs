@@ -305,3 +305,44 @@ async fn health_is_public_and_the_api_needs_the_token_when_one_is_set() {
     let allowed = Request::get("/v1/models").header("authorization", format!("Bearer {token}")).body(Body::empty());
     assert_eq!(call(&r, allowed.unwrap()).await.status, StatusCode::OK);
 }
+
+fn with_analyzer() -> AppState {
+    let engine = Arc::new(Engine::start(EngineConfig::new(smollm()), Box::new(NoPacing)).expect("engine starts"));
+    // The zero-shot constrained design: one short request per event, so the test is quick.
+    let options = sotto_analyze::Options { mode: sotto_analyze::Mode::ConstrainedZeroShot, ..Default::default() };
+    let analyzer = Arc::new(sotto_analyze::Analyzer::new(engine.clone(), options));
+    let model = ModelName { id: "smollm2-135m".into(), aliases: vec![], created: 1 };
+    let gov = Governance { cpu_mean: 0.35, cpu_peak: 0.5, memory: 6 << 30, cpus: 2.0, threads: 1, threads_batch: 1 };
+    AppState::new(engine, Some(analyzer), model, Settings::default(), gov, Arc::default())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn analyze_answers_verdicts_and_names_what_an_unreadable_event_lacks() {
+    let state = with_analyzer();
+    let r = router(&state);
+    let ecs = json!({"event": {"category": ["process"]}, "host": {"os": {"family": "windows"}},
+        "process": {"name": "vssadmin.exe", "command_line": "vssadmin.exe delete shadows /all /quiet",
+        "parent": {"name": "cmd.exe"}}, "user": {"name": "jdoe"}});
+    let one = call(&r, post("/v1/analyze?detail=full", ecs.to_string())).await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.text);
+    let v = one.json();
+    assert!(["malicious", "suspicious", "benign"].contains(&v["verdict"].as_str().unwrap()), "{v}");
+    assert!((0.0..=1.0).contains(&v["confidence"].as_f64().unwrap()));
+    assert!(v["techniques"].is_array() && v["rationale"].is_string(), "{v}");
+    assert_eq!(v["event"]["source"], "ecs");
+
+    let bad = call(&r, post("/v1/analyze", json!({"process": {"pid": 4}}).to_string())).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+    assert_eq!(bad.error_code(), "unreadable_event");
+    assert!(bad.json()["error"]["message"].as_str().unwrap().contains("command_line"), "{}", bad.text);
+
+    let batch = json!([{"command_line": "whoami /all", "os": "windows"}, {"nonsense": true}]);
+    let reply = call(&r, post("/v1/analyze", batch.to_string())).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let results = reply.json()["results"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 2);
+    assert!(results[0]["verdict"].is_string(), "{}", results[0]);
+    assert_eq!(results[1]["error"]["code"], "unreadable_event");
+    let detail = call(&r, post("/v1/analyze?detail=everything", json!({"command_line": "id"}).to_string())).await;
+    assert_eq!(detail.status, StatusCode::BAD_REQUEST);
+}

@@ -43,6 +43,10 @@ pub fn run(models_dir: &Path, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     };
     let detail: Detail =
         args.detail.as_deref().unwrap_or(&config.analyze.detail).parse().map_err(anyhow::Error::msg)?;
+    if args.follow {
+        // Before the (slow) model load, so that a stop during it is a clean stop too.
+        install_stop_handlers();
+    }
     let engine = start_engine(models_dir, &config)?;
     let analyzer =
         Analyzer::new(engine, Options { mode, calibrate: true, max_field_chars: config.analyze.max_field_chars });
@@ -150,12 +154,7 @@ static STOP: AtomicBool = AtomicBool::new(false);
 /// restart after a clean stop (SIGTERM, Ctrl-C) neither skips nor repeats; after a crash, at
 /// most the line in progress is analysed again. A truncated or replaced file is read from
 /// its start.
-fn follow(
-    path: &Path,
-    handle: &mut Handler<'_>,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    install_stop_handlers();
+fn follow(path: &Path, handle: &mut Handler<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
     let offsets = offset_file(path);
     let mut watcher = Watcher::new(path);
     let mut line_no = 0usize;

