@@ -1,15 +1,22 @@
-//! The one validated configuration of `sotto serve` (also used by `analyze` and `eval`).
+//! The one validated configuration of `sotto serve` (`analyze`, `eval` and `service` read it too).
 //!
-//! Precedence, lowest first: built-in defaults < the TOML file < `SOTTO_*` environment
-//! variables < command-line `--set key=value`. Every value, from every source, is parsed by
-//! one function (`Config::set`), so every error names the key and where the value came from.
-//! Unknown keys are errors, including unknown `SOTTO_<SECTION>_*` variables: a typo must not
-//! be silently ignored.
+//! Sources, lowest precedence first ([`PRECEDENCE`]): built-in defaults < the TOML file <
+//! `SOTTO_*` environment variables < `--set key=value` flags. The file is `--config PATH` (it
+//! must exist), else `$SOTTO_CONFIG` (it must exist), else `$XDG_CONFIG_HOME/sotto/sotto.toml`
+//! (or `~/.config/sotto/sotto.toml`) when that exists; with none, defaults only.
 //!
-//! Must not: read the environment outside `load` (tests pass their own map), or accept a
-//! configuration `validate` refuses.
+//! Every key is listed once, in [`KEYS`], and every value from every source goes through one
+//! parser, [`Config::set`], so an error always names the key and where the value came from.
+//! Unknown keys are errors, and so are unknown `SOTTO_<SECTION>_*` variables: a typo must not
+//! silently leave a budget at its default. Rules that involve several keys run once, in
+//! [`Config::validate`], after every source has been applied.
+//!
+//! Must not: read the process environment anywhere but [`Config::load`] and [`state_dir`] (tests
+//! hand their own map to [`Config::load_from`]); hand out a configuration that `validate`
+//! refused; print a secret.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,77 +24,158 @@ use std::time::Duration;
 use sotto_engine::KvType;
 use sotto_governor::{Budgets, SchedClass, parse_bytes, parse_percent};
 
+/// The order in which sources override each other, lowest first.
 pub const PRECEDENCE: &str = "defaults < config file < SOTTO_* environment < --set flags";
 
-/// Where a value came from (shown by `sotto config show`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    Default,
-    File(PathBuf),
-    Env(String),
-    Flag,
+/// How `sotto config show` writes a key's value as TOML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A quoted string.
+    Text,
+    /// A bare integer when the value is one (`auto` and `none` stay quoted).
+    Integer,
+    /// A bare `true` / `false`.
+    Bool,
+    /// Never printed; shown as a commented-out `"***"`.
+    Secret,
 }
 
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::Default => f.write_str("default"),
-            Source::File(p) => write!(f, "file {}", p.display()),
-            Source::Env(n) => write!(f, "env {n}"),
-            Source::Flag => f.write_str("flag"),
-        }
-    }
-}
-
-/// One configuration key.
+/// One configuration key: its dotted name, the default in text form, and what it is for.
 pub struct Key {
     pub name: &'static str,
     pub default: &'static str,
     pub help: &'static str,
+    pub kind: Kind,
 }
 
 impl Key {
-    /// `server.listen` → `SOTTO_SERVER_LISTEN`.
+    /// The environment variable: `server.listen` → `SOTTO_SERVER_LISTEN`.
     pub fn env(&self) -> String {
         format!("SOTTO_{}", self.name.replace('.', "_").to_uppercase())
     }
+
+    /// The section (`server`) and the name inside it (`listen`).
+    pub fn parts(&self) -> (&'static str, &'static str) {
+        self.name.split_once('.').expect("every key is section.name")
+    }
 }
 
-/// Every key, with its default and meaning.
+const fn key(name: &'static str, default: &'static str, kind: Kind, help: &'static str) -> Key {
+    Key { name, default, help, kind }
+}
+
+use Kind::{Bool, Integer, Secret, Text};
+
+/// Every key, in the order `config show` and `config keys` print them.
 pub const KEYS: &[Key] = &[
-    Key { name: "server.listen", default: "127.0.0.1:8434", help: "address to listen on" },
-    Key { name: "server.allow_remote", default: "false", help: "allow a non-loopback address (needs a token)" },
-    Key { name: "server.token", default: "", help: "bearer token required on /v1 and /metrics (secret)" },
-    Key { name: "server.token_file", default: "", help: "file holding the bearer token" },
-    Key { name: "server.max_body", default: "1MiB", help: "largest request body (413 above)" },
-    Key { name: "server.queue", default: "8", help: "requests waiting for the engine before 429" },
-    Key { name: "server.shutdown_grace", default: "10s", help: "time in-flight requests get after SIGTERM" },
-    Key { name: "server.default_deadline", default: "none", help: "queue deadline for requests without one" },
-    Key { name: "model.path", default: "gemma3-270m", help: "catalog id or GGUF path" },
-    Key { name: "model.n_ctx", default: "0", help: "context window (0: the model's, at most 4096)" },
-    Key { name: "model.chunk", default: "32", help: "largest prefill chunk in tokens" },
-    Key { name: "model.threads", default: "auto", help: "generation threads (auto: from cpu_peak)" },
-    Key { name: "model.threads_batch", default: "auto", help: "prefill threads (auto: from cpu_peak)" },
-    Key { name: "model.kv_type", default: "f16", help: "KV cache type: f16, q8_0, q4_0" },
-    Key { name: "model.template", default: "auto", help: "chat template: auto, completion, or a llama.cpp name" },
-    Key { name: "model.keep_alive", default: "none", help: "unload after this long idle (none: never)" },
-    Key { name: "budget.cpu_mean", default: "35%", help: "mean CPU budget, % of the machine" },
-    Key { name: "budget.cpu_peak", default: "50%", help: "peak CPU budget per 100 ms window" },
-    Key { name: "budget.memory", default: "6GiB", help: "memory budget, model included" },
-    Key { name: "budget.sched", default: "idle", help: "inference threads: idle, background, normal, nice N" },
-    Key { name: "cache.prefix", default: "64MiB", help: "memory for prefix KV snapshots (0: off)" },
-    Key { name: "cache.persist", default: "true", help: "keep prefix snapshots on disk across restarts" },
-    Key { name: "cache.dir", default: "", help: "where (default: <state dir>/prefix)" },
-    Key { name: "analyze.mode", default: "fast", help: "fast, constrained, constrained-zero-shot, naive" },
-    Key { name: "analyze.detail", default: "verdict", help: "verdict (explain non-benign only) or full" },
-    Key { name: "analyze.max_field_chars", default: "2000", help: "longer event fields are cut and marked" },
+    key("server.listen", "127.0.0.1:8434", Text, "address and port of the HTTP API"),
+    key("server.allow_remote", "false", Bool, "allow a non-loopback listen address (a token is required too)"),
+    key("server.token", "", Secret, "bearer token for /v1 and /metrics, at least 16 characters"),
+    key("server.token_file", "", Text, "file holding the bearer token (instead of server.token)"),
+    key("server.max_body", "1MiB", Text, "largest request body; larger ones get 413 (at least 1KiB)"),
+    key("server.queue", "8", Integer, "requests waiting for the engine before 429 (1 to 1024)"),
+    key("server.shutdown_grace", "10s", Text, "time in-flight requests get after SIGTERM"),
+    key("server.default_deadline", "none", Text, "queue deadline for requests that set none"),
+    key("model.path", sotto_models::catalog::DEFAULT_MODEL, Text, "catalog id or GGUF file path"),
+    key("model.n_ctx", "0", Integer, "context window in tokens (0: the model's, at most 4096)"),
+    key("model.chunk", "32", Integer, "largest prefill chunk in tokens"),
+    key("model.threads", "auto", Integer, "generation threads (auto: planned from budget.cpu_peak)"),
+    key("model.threads_batch", "auto", Integer, "prefill threads (auto: planned from budget.cpu_peak)"),
+    key("model.kv_type", "f16", Text, "KV cache element type: f16, q8_0 or q4_0"),
+    key("model.template", "auto", Text, "chat template: auto, completion, or a llama.cpp template name"),
+    key("model.keep_alive", "none", Text, "unload the model after this long idle (none: stay loaded)"),
+    key("budget.cpu_mean", "35%", Text, "mean CPU budget, share of the CPUs this process may use"),
+    key("budget.cpu_peak", "50%", Text, "CPU budget in any 100 ms window"),
+    key("budget.memory", "6GiB", Text, "memory budget, model included; larger models are refused"),
+    key("budget.sched", "idle", Text, "class of inference threads: idle, background, normal, nice N"),
+    key("cache.prefix", "64MiB", Text, "memory for prefix KV snapshots (0: off)"),
+    key("cache.persist", "true", Bool, "keep prefix snapshots on disk across restarts"),
+    key("cache.dir", "", Text, "where snapshots are kept (empty: <state dir>/prefix)"),
+    key("analyze.mode", "fast", Text, "fast, constrained, constrained-zero-shot or naive"),
+    key("analyze.detail", "verdict", Text, "verdict (reasons for non-benign events only) or full"),
+    key("analyze.max_field_chars", "2000", Integer, "event fields longer than this are cut and marked"),
 ];
+
+/// The key named `name`, if there is one.
+pub fn find_key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// Where a value came from. `Display` is the short form `config show` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The built-in default.
+    Default,
+    /// The configuration file at this path.
+    File(PathBuf),
+    /// This environment variable.
+    Env(String),
+    /// A `--set key=value` flag.
+    Cli,
+}
+
+impl Source {
+    /// How error messages name the source.
+    fn origin(&self) -> String {
+        match self {
+            Source::Default => "built-in default".into(),
+            Source::File(p) => format!("config file {}", p.display()),
+            Source::Env(n) => format!("environment {n}"),
+            Source::Cli => "--set".into(),
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File(p) => write!(f, "file {}", p.display()),
+            Source::Env(n) => write!(f, "env {n}"),
+            Source::Cli => f.write_str("flag"),
+        }
+    }
+}
+
+/// Why a configuration was refused. Every message names the key and the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A value that does not parse, or is out of range, for its key.
+    Value { origin: String, key: &'static str, message: String },
+    /// A key (in the file or a `--set`) that is not in [`KEYS`].
+    UnknownKey { origin: String, key: String, hint: String },
+    /// A `SOTTO_<SECTION>_*` variable that names no key.
+    UnknownEnv { name: String, hint: String },
+    /// The configuration file is missing, unreadable, or not valid TOML.
+    File { path: PathBuf, message: String },
+    /// Values that parse one by one but not together.
+    Invalid { message: String },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Value { origin, key, message } => write!(f, "{origin}: {key}: {message}"),
+            ConfigError::UnknownKey { origin, key, hint } => write!(f, "{origin}: unknown key `{key}`; {hint}"),
+            ConfigError::UnknownEnv { name, hint } => {
+                write!(f, "environment {name}: not a configuration variable; {hint}")
+            }
+            ConfigError::File { path, message } => write!(f, "config file {}: {message}", path.display()),
+            ConfigError::Invalid { message } => write!(f, "invalid configuration: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Server {
     pub listen: SocketAddr,
+    /// A second, explicit consent to leave loopback: the API runs inference for whoever asks.
     pub allow_remote: bool,
+    /// After `validate`, also the token read from `token_file`.
     pub token: Option<String>,
+    /// Lets the token stay out of the config file, the environment and the unit file.
     pub token_file: Option<PathBuf>,
     pub max_body: u64,
     pub queue: usize,
@@ -100,10 +188,12 @@ pub struct Model {
     pub path: String,
     pub n_ctx: u32,
     pub chunk: u32,
+    /// `None`: from the governor's plan for `budget.cpu_peak`.
     pub threads: Option<u32>,
     pub threads_batch: Option<u32>,
     pub kv_type: KvType,
     pub template: String,
+    /// `None`: stay loaded; an idle daemon then costs memory but no load time on the next event.
     pub keep_alive: Option<Duration>,
 }
 
@@ -119,11 +209,13 @@ pub struct Budget {
 pub struct Cache {
     pub prefix: u64,
     pub persist: bool,
+    /// `None`: `<state dir>/prefix`.
     pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Analyze {
+    /// Checked against `sotto_analyze::Mode`; kept as text so `--mode` can override it.
     pub mode: String,
     pub detail: String,
     pub max_field_chars: usize,
@@ -139,68 +231,183 @@ pub struct Config {
     pub analyze: Analyze,
     /// Where each key's value came from.
     pub sources: BTreeMap<&'static str, Source>,
+    /// The file that was read, if any.
+    pub file: Option<PathBuf>,
 }
 
-/// `500ms`, `10s`, `15m`, `2h`; a bare number is seconds.
+/// `500ms`, `10s`, `15m`, `2h`; a bare number is seconds. Kept to whole milliseconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let v: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 10s, 15m)"))?;
-    let secs = match unit.trim() {
-        "" | "s" => v,
-        "ms" => v / 1e3,
-        "m" | "min" => v * 60.0,
-        "h" => v * 3600.0,
-        other => return Err(format!("`{other}` is not a duration unit (ms, s, m, h)")),
+    let bad = || format!("{s:?} is not a duration (e.g. 500ms, 10s, 15m, 2h)");
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    let ms_per_unit = match unit.trim() {
+        "" | "s" | "sec" => 1e3,
+        "ms" => 1.0,
+        "m" | "min" => 60e3,
+        "h" => 3600e3,
+        _ => return Err(bad()),
     };
-    Ok(Duration::from_secs_f64(secs))
+    let ms = (v * ms_per_unit).round();
+    if !(ms.is_finite() && ms < 1e15) {
+        return Err(format!("{s:?} is too long a duration"));
+    }
+    Ok(Duration::from_millis(ms as u64))
 }
 
-fn optional(s: &str) -> Option<&str> {
-    let t = s.trim();
-    (!(t.is_empty() || t == "none" || t == "auto")).then_some(t)
+/// The shortest text `parse_duration` reads back as `d` (whole milliseconds).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0s".into(),
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
 }
 
-fn parse_bool(s: &str) -> Result<bool, String> {
-    match s.trim() {
+fn format_bytes(b: u64) -> String {
+    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if b > 0 && b.is_multiple_of(size) {
+            return format!("{}{unit}", b / size);
+        }
+    }
+    b.to_string()
+}
+
+/// The shortest `N%` that `parse_percent` reads back as exactly `f`; else `f` as a fraction,
+/// which it reads back exactly too.
+fn format_percent(f: f64) -> String {
+    (0..=4)
+        .map(|digits| format!("{:.digits$}%", f * 100.0))
+        .find(|s| parse_percent(s) == Ok(f))
+        .unwrap_or_else(|| f.to_string())
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" | "1" => Ok(true),
         "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err(format!("`{s}` is not a boolean (true or false)")),
+        _ => Err(format!("{v:?} is not a boolean (true or false)")),
     }
 }
 
-fn number<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
-    s.trim().parse().map_err(|_| format!("`{s}` is not {what}"))
+fn parse_int<T: std::str::FromStr + PartialOrd + fmt::Display>(v: &str, min: T, max: T) -> Result<T, String> {
+    match v.parse::<T>() {
+        Ok(n) if n >= min && n <= max => Ok(n),
+        _ => Err(format!("{v:?} is not a whole number from {min} to {max}")),
+    }
 }
 
-/// State (prefix snapshots, follow offsets): `$STATE_DIRECTORY` (systemd), else
-/// `$XDG_STATE_HOME/sotto`, else `~/.local/state/sotto`.
+fn percent(v: &str) -> Result<f64, String> {
+    parse_percent(v).map_err(|_| format!("{v:?} is not a percentage in (0, 100] (e.g. 35%)"))
+}
+
+fn bytes(v: &str, min: u64) -> Result<u64, String> {
+    match parse_bytes(v) {
+        Ok(b) if b >= min => Ok(b),
+        Ok(_) => Err(format!("{v:?} is less than the minimum, {}", format_bytes(min))),
+        Err(_) => Err(format!("{v:?} is not a size (e.g. 512KiB, 64MiB, 6GiB)")),
+    }
+}
+
+/// `None` when `v` is one of the words that mean "unset" for this key.
+fn unless<T>(v: &str, unset: &[&str], parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>, String> {
+    if unset.contains(&v) { Ok(None) } else { parse(v).map(Some) }
+}
+
+fn nonempty(v: &str) -> Result<String, String> {
+    if v.is_empty() { Err("must not be empty".into()) } else { Ok(v.to_string()) }
+}
+
+fn check_token(t: &str) -> Result<String, String> {
+    if t.chars().count() < 16 {
+        return Err("the token must be at least 16 characters".into());
+    }
+    if !t.chars().all(|c| c.is_ascii_graphic()) {
+        return Err("the token must be printable ASCII without spaces (it travels in an HTTP header)".into());
+    }
+    Ok(t.to_string())
+}
+
+/// Edit distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+fn sections() -> Vec<&'static str> {
+    let mut s: Vec<&str> = KEYS.iter().map(|k| k.parts().0).collect();
+    s.dedup();
+    s
+}
+
+/// Close matches for an unknown name, else the names of its section, else the sections.
+/// `name_of` turns a key into the spelling the user used (dotted key or variable).
+fn hint(unknown: &str, name_of: impl Fn(&Key) -> String, section_of_unknown: Option<&str>) -> String {
+    let scored: Vec<(usize, String)> = KEYS
+        .iter()
+        .map(|k| {
+            let same_name = unknown.ends_with(&format!(".{}", k.parts().1)) || unknown == k.parts().1;
+            let n = name_of(k);
+            (if same_name { 0 } else { distance(&n, unknown) }, n)
+        })
+        .collect();
+    let best = scored.iter().map(|(d, _)| *d).min().unwrap_or(usize::MAX);
+    let close: Vec<String> = scored.into_iter().filter(|(d, _)| *d == best && best <= 3).map(|(_, n)| n).collect();
+    if !close.is_empty() {
+        return format!("did you mean {}?", close.join(" or "));
+    }
+    match section_of_unknown.filter(|s| sections().contains(s)) {
+        Some(s) => {
+            let names: Vec<String> = KEYS.iter().filter(|k| k.parts().0 == s).map(&name_of).collect();
+            format!("the [{s}] keys are {} (see `sotto config keys`)", names.join(", "))
+        }
+        None => format!("the sections are {} (see `sotto config keys`)", sections().join(", ")),
+    }
+}
+
+/// Where state lives (prefix snapshots, follow offsets): `$STATE_DIRECTORY` (set by systemd's
+/// `StateDirectory=`), else `$XDG_STATE_HOME/sotto`, else `~/.local/state/sotto`.
 pub fn state_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
+    let var = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(d) = var("STATE_DIRECTORY") {
+        // systemd passes a colon-separated list when a unit names several; ours names one.
+        return std::env::split_paths(&d).next().unwrap_or(d);
     }
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("sotto");
+    if let Some(d) = var("XDG_STATE_HOME").filter(|d| d.is_absolute()) {
+        return d.join("sotto");
     }
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    home.join(".local/state/sotto")
+    var("HOME").unwrap_or_else(|| PathBuf::from(".")).join(".local/state/sotto")
 }
 
-/// The default config file: `$XDG_CONFIG_HOME/sotto/sotto.toml` or `~/.config/sotto/sotto.toml`.
+/// The file read when neither `--config` nor `$SOTTO_CONFIG` names one (it may not exist).
 pub fn default_file(env: &BTreeMap<String, String>) -> PathBuf {
-    match env.get("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
-        Some(d) => PathBuf::from(d).join("sotto/sotto.toml"),
-        None => PathBuf::from(env.get("HOME").map_or(".", String::as_str)).join(".config/sotto/sotto.toml"),
+    let var = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    match var("XDG_CONFIG_HOME").filter(|d| d.is_absolute()) {
+        Some(d) => d.join("sotto/sotto.toml"),
+        None => var("HOME").unwrap_or_else(|| PathBuf::from(".")).join(".config/sotto/sotto.toml"),
     }
 }
 
 impl Config {
-    /// Defaults only.
+    /// The built-in defaults (the same values as [`KEYS`]' `default` column; a test checks).
     pub fn defaults() -> Self {
-        let mut c = Config {
+        Config {
             server: Server {
-                listen: "127.0.0.1:8434".parse().expect("valid"),
+                listen: SocketAddr::from(([127, 0, 0, 1], 8434)),
                 allow_remote: false,
                 token: None,
                 token_file: None,
@@ -222,324 +429,437 @@ impl Config {
             budget: Budget { cpu_mean: 0.35, cpu_peak: 0.50, memory: 6 << 30, sched: SchedClass::Idle },
             cache: Cache { prefix: 64 << 20, persist: true, dir: None },
             analyze: Analyze { mode: "fast".into(), detail: "verdict".into(), max_field_chars: 2000 },
-            sources: BTreeMap::new(),
-        };
-        for k in KEYS {
-            c.sources.insert(k.name, Source::Default);
+            sources: KEYS.iter().map(|k| (k.name, Source::Default)).collect(),
+            file: None,
         }
-        c
     }
 
-    /// Set one key from its text form.
-    pub fn set(&mut self, key: &str, value: &str, source: Source) -> Result<(), String> {
-        let Some(k) = KEYS.iter().find(|k| k.name == key) else {
-            let section = key.split('.').next().unwrap_or("");
-            let known: Vec<&str> = KEYS.iter().map(|k| k.name).filter(|n| n.starts_with(section)).collect();
-            let hint = if known.is_empty() {
-                "sections are server, model, budget, cache, analyze".to_string()
-            } else {
-                format!("known keys: {}", known.join(", "))
-            };
-            return Err(format!("{source}: unknown key `{key}` ({hint})"));
+    /// Set one key from its text form. The only parser of values, whatever their source.
+    pub fn set(&mut self, key: &str, value: &str, source: Source) -> Result<(), ConfigError> {
+        let Some(k) = find_key(key) else {
+            let hint = hint(key, |k| k.name.to_string(), key.split_once('.').map(|(s, _)| s));
+            return Err(ConfigError::UnknownKey { origin: source.origin(), key: key.to_string(), hint });
         };
-        let v = value;
-        let r: Result<(), String> = (|| {
-            match key {
-                "server.listen" => self.server.listen = number(v, "an address like 127.0.0.1:8434")?,
-                "server.allow_remote" => self.server.allow_remote = parse_bool(v)?,
-                "server.token" => self.server.token = optional(v).map(str::to_string),
-                "server.token_file" => self.server.token_file = optional(v).map(PathBuf::from),
-                "server.max_body" => self.server.max_body = parse_bytes(v)?,
-                "server.queue" => self.server.queue = number(v, "a whole number")?,
-                "server.shutdown_grace" => self.server.shutdown_grace = parse_duration(v)?,
-                "server.default_deadline" => {
-                    self.server.default_deadline = optional(v).map(parse_duration).transpose()?
-                }
-                "model.path" => self.model.path = v.trim().to_string(),
-                "model.n_ctx" => self.model.n_ctx = number(v, "a whole number")?,
-                "model.chunk" => self.model.chunk = number(v, "a whole number")?,
-                "model.threads" => self.model.threads = optional(v).map(|t| number(t, "a whole number")).transpose()?,
-                "model.threads_batch" => {
-                    self.model.threads_batch = optional(v).map(|t| number(t, "a whole number")).transpose()?
-                }
-                "model.kv_type" => self.model.kv_type = v.trim().parse()?,
-                "model.template" => self.model.template = v.trim().to_string(),
-                "model.keep_alive" => {
-                    self.model.keep_alive = optional(v).filter(|t| *t != "0").map(parse_duration).transpose()?
-                }
-                "budget.cpu_mean" => self.budget.cpu_mean = parse_percent(v)?,
-                "budget.cpu_peak" => self.budget.cpu_peak = parse_percent(v)?,
-                "budget.memory" => self.budget.memory = parse_bytes(v)?,
-                "budget.sched" => self.budget.sched = v.parse()?,
-                "cache.prefix" => self.cache.prefix = parse_bytes(v)?,
-                "cache.persist" => self.cache.persist = parse_bool(v)?,
-                "cache.dir" => self.cache.dir = optional(v).map(PathBuf::from),
-                "analyze.mode" => {
-                    v.trim().parse::<sotto_analyze::Mode>()?;
-                    self.analyze.mode = v.trim().to_string()
-                }
-                "analyze.detail" => {
-                    v.trim().parse::<sotto_analyze::Detail>()?;
-                    self.analyze.detail = v.trim().to_string()
-                }
-                "analyze.max_field_chars" => self.analyze.max_field_chars = number(v, "a whole number")?,
-                _ => unreachable!("every key in KEYS is handled"),
-            }
-            Ok(())
-        })();
-        r.map_err(|e| format!("{source}: {key}: {e}"))?;
+        self.parse_into(k.name, value.trim()).map_err(|message| ConfigError::Value {
+            origin: source.origin(),
+            key: k.name,
+            message,
+        })?;
         self.sources.insert(k.name, source);
         Ok(())
     }
 
-    /// Apply a TOML document: every `[section] key = value` goes through `set`.
-    pub fn apply_toml(&mut self, text: &str, path: &Path) -> Result<(), String> {
-        let table: toml::Table = text.parse().map_err(|e| format!("config file {}: {e}", path.display()))?;
+    fn parse_into(&mut self, key: &str, v: &str) -> Result<(), String> {
+        let (s, m, b, c, a) = (&mut self.server, &mut self.model, &mut self.budget, &mut self.cache, &mut self.analyze);
+        let threads = |v: &str| unless(v, &["auto", ""], |t| parse_int(t, 1, 4096));
+        match key {
+            "server.listen" => {
+                s.listen = v.parse().map_err(|_| format!("{v:?} is not an address and port (e.g. 127.0.0.1:8434)"))?
+            }
+            "server.allow_remote" => s.allow_remote = parse_bool(v)?,
+            "server.token" => s.token = unless(v, &[""], check_token)?,
+            "server.token_file" => s.token_file = unless(v, &[""], |p| Ok(PathBuf::from(p)))?,
+            "server.max_body" => s.max_body = bytes(v, 1 << 10)?,
+            "server.queue" => s.queue = parse_int(v, 1, 1024)?,
+            "server.shutdown_grace" => s.shutdown_grace = parse_duration(v)?,
+            "server.default_deadline" => {
+                s.default_deadline = unless(v, &["none", ""], parse_duration)?;
+                if s.default_deadline == Some(Duration::ZERO) {
+                    return Err("a deadline of 0 would expire every request; use none for no deadline".into());
+                }
+            }
+            "model.path" => m.path = nonempty(v)?,
+            "model.n_ctx" => m.n_ctx = parse_int(v, 0, 1 << 20)?,
+            "model.chunk" => m.chunk = parse_int(v, 1, 1 << 16)?,
+            "model.threads" => m.threads = threads(v)?,
+            "model.threads_batch" => m.threads_batch = threads(v)?,
+            "model.kv_type" => m.kv_type = v.parse()?,
+            "model.template" => m.template = nonempty(v)?,
+            "model.keep_alive" => {
+                m.keep_alive = unless(v, &["none", ""], parse_duration)?.filter(|d| !d.is_zero());
+            }
+            "budget.cpu_mean" => b.cpu_mean = percent(v)?,
+            "budget.cpu_peak" => b.cpu_peak = percent(v)?,
+            "budget.memory" => b.memory = bytes(v, 1 << 20)?,
+            "budget.sched" => b.sched = v.parse()?,
+            "cache.prefix" => c.prefix = bytes(v, 0)?,
+            "cache.persist" => c.persist = parse_bool(v)?,
+            "cache.dir" => c.dir = unless(v, &[""], |p| Ok(PathBuf::from(p)))?,
+            "analyze.mode" => a.mode = v.parse::<sotto_analyze::Mode>().map(|_| v.to_string())?,
+            "analyze.detail" => a.detail = v.parse::<sotto_analyze::Detail>().map(|_| v.to_string())?,
+            "analyze.max_field_chars" => a.max_field_chars = parse_int(v, 1, 1_000_000)?,
+            _ => unreachable!("every key in KEYS has a parser"),
+        }
+        Ok(())
+    }
+
+    /// Apply a TOML document: each scalar under `[section] key` becomes text and goes through `set`.
+    fn apply_toml(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let file_error = |message: String| ConfigError::File { path: path.to_path_buf(), message };
+        let table: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| file_error(e.to_string().trim_end().into()))?;
+        let source = Source::File(path.to_path_buf());
         for (section, body) in &table {
             let Some(body) = body.as_table() else {
-                return Err(format!("config file {}: `{section}` must be a [section]", path.display()));
+                let hint = hint(section, |k| k.name.to_string(), None);
+                return Err(ConfigError::UnknownKey { origin: source.origin(), key: section.clone(), hint });
             };
-            for (key, value) in body {
+            for (name, value) in body {
+                let key = format!("{section}.{name}");
                 let text = match value {
                     toml::Value::String(s) => s.clone(),
                     toml::Value::Integer(i) => i.to_string(),
                     toml::Value::Float(f) => f.to_string(),
                     toml::Value::Boolean(b) => b.to_string(),
+                    _ if find_key(&key).is_none() => {
+                        let hint = hint(&key, |k| k.name.to_string(), Some(section));
+                        return Err(ConfigError::UnknownKey { origin: source.origin(), key, hint });
+                    }
                     other => {
-                        return Err(format!(
-                            "config file {}: {section}.{key}: `{other}` is not a single value",
-                            path.display()
-                        ));
+                        return Err(ConfigError::Value {
+                            origin: source.origin(),
+                            key: find_key(&key).expect("checked").name,
+                            message: format!("expected a string, number or boolean, found {}", other.type_str()),
+                        });
                     }
                 };
-                self.set(&format!("{section}.{key}"), &text, Source::File(path.to_path_buf()))?;
+                self.set(&key, &text, source.clone())?;
             }
         }
         Ok(())
     }
 
-    /// Build from all sources. `file`: the `--config` path (must exist); else `SOTTO_CONFIG`
-    /// (must exist); else the default file if present.
+    /// Apply every `SOTTO_<SECTION>_*` variable; one that names no key is an error.
+    fn apply_env(&mut self, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+        let prefixes: Vec<String> = sections().iter().map(|s| format!("SOTTO_{}_", s.to_uppercase())).collect();
+        for (name, value) in env {
+            let Some(prefix) = prefixes.iter().find(|p| name.starts_with(p.as_str())) else {
+                continue; // SOTTO_MODELS, SOTTO_CONFIG, SOTTO_TEST_*, and everything else
+            };
+            match KEYS.iter().find(|k| k.env() == *name) {
+                Some(k) => self.set(k.name, value, Source::Env(name.clone()))?,
+                None => {
+                    let section = prefix["SOTTO_".len()..prefix.len() - 1].to_lowercase();
+                    let hint = hint(name, Key::env, Some(&section));
+                    return Err(ConfigError::UnknownEnv { name: name.clone(), hint });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Build from every source, reading this process's environment.
+    pub fn load(file: Option<&Path>, cli: &[(String, String)]) -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned())))
+            .collect();
+        Config::load_from(file, &env, cli)
+    }
+
+    /// Build from every source, with the environment given as a map. `file` is `--config`.
     pub fn load_from(
         file: Option<&Path>,
         env: &BTreeMap<String, String>,
-        flags: &[(String, String)],
-    ) -> Result<Config, String> {
+        cli: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
         let mut c = Config::defaults();
-        let explicit = file.map(Path::to_path_buf).or_else(|| env.get("SOTTO_CONFIG").map(PathBuf::from));
-        let path = explicit.clone().or_else(|| Some(default_file(env)).filter(|p| p.exists()));
+        let named = file
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("SOTTO_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
+        let path = named.or_else(|| Some(default_file(env)).filter(|p| p.exists()));
         if let Some(path) = path {
             let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
+                .map_err(|e| ConfigError::File { path: path.clone(), message: format!("cannot read it: {e}") })?;
             c.apply_toml(&text, &path)?;
+            c.file = Some(path);
         }
-        let prefixes = ["SOTTO_SERVER_", "SOTTO_MODEL_", "SOTTO_BUDGET_", "SOTTO_CACHE_", "SOTTO_ANALYZE_"];
-        for (name, value) in env {
-            if !prefixes.iter().any(|p| name.starts_with(p)) {
-                continue;
-            }
-            let Some(k) = KEYS.iter().find(|k| k.env() == *name) else {
-                return Err(format!("environment: unknown variable {name} (see `sotto config keys`)"));
-            };
-            c.set(k.name, value, Source::Env(name.clone()))?;
-        }
-        for (key, value) in flags {
-            c.set(key, value, Source::Flag)?;
+        c.apply_env(env)?;
+        for (key, value) in cli {
+            c.set(key, value, Source::Cli)?;
         }
         c.validate()?;
         Ok(c)
     }
 
-    /// Cross-field rules; also reads `server.token_file`.
-    pub fn validate(&mut self) -> Result<(), String> {
-        self.budgets().validate().map_err(|e| format!("budget: {e}"))?;
+    /// Where `key`'s value came from.
+    pub fn source(&self, key: &str) -> Source {
+        self.sources.get(key).cloned().unwrap_or(Source::Default)
+    }
+
+    /// `key = value (source)`, for messages about several keys.
+    fn cite(&self, key: &str) -> String {
+        format!("{key} = {} ({})", self.value(key), self.source(key))
+    }
+
+    /// Rules between keys; also reads `server.token_file` into `server.token`. Idempotent.
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { message };
+        if let Err(e) = self.budgets().validate() {
+            return Err(invalid(format!("{}, {}: {e}", self.cite("budget.cpu_mean"), self.cite("budget.cpu_peak"))));
+        }
         if let Some(path) = &self.server.token_file {
-            let t = std::fs::read_to_string(path)
-                .map_err(|e| format!("server.token_file: cannot read {}: {e}", path.display()))?;
-            let t = t.trim();
-            if t.is_empty() {
-                return Err(format!("server.token_file: {} is empty", path.display()));
+            if self.server.token.is_some() && self.source("server.token") != Source::Default {
+                return Err(invalid(format!(
+                    "server.token ({}) and server.token_file ({}) are both set; keep one",
+                    self.source("server.token"),
+                    self.source("server.token_file")
+                )));
             }
-            self.server.token = Some(t.to_string());
+            let value_error = |message| ConfigError::Value {
+                origin: self.source("server.token_file").origin(),
+                key: "server.token_file",
+                message,
+            };
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| value_error(format!("cannot read {}: {e}", path.display())))?;
+            let token = check_token(text.trim()).map_err(|e| value_error(format!("{}: {e}", path.display())))?;
+            self.server.token = Some(token);
         }
-        if let Some(t) = &self.server.token
-            && t.len() < 16
-        {
-            return Err("server.token: must be at least 16 characters".into());
-        }
+        let listen = self.server.listen;
         let remote_ok = self.server.allow_remote && self.server.token.is_some();
-        if !(self.server.listen.ip().is_loopback() || remote_ok) {
-            return Err(format!(
-                "server.listen: {} is not a loopback address; listening on it needs server.allow_remote = true and a \
-                 bearer token (server.token or server.token_file)",
-                self.server.listen
-            ));
-        }
-        if self.server.max_body < 1024 {
-            return Err("server.max_body: must be at least 1KiB".into());
-        }
-        if !(1..=1024).contains(&self.server.queue) {
-            return Err("server.queue: must be between 1 and 1024".into());
-        }
-        if self.model.chunk == 0 {
-            return Err("model.chunk: must be at least 1".into());
-        }
-        if self.model.threads == Some(0) || self.model.threads_batch == Some(0) {
-            return Err("model.threads: must be at least 1 (or auto)".into());
+        if !(listen.ip().is_loopback() || remote_ok) {
+            return Err(invalid(format!(
+                "{} is not a loopback address; listening on it needs both server.allow_remote = true (now {}) and \
+                 a bearer token (server.token or server.token_file; now {})",
+                self.cite("server.listen"),
+                self.server.allow_remote,
+                if self.server.token.is_some() { "set" } else { "unset" },
+            )));
         }
         Ok(())
     }
 
+    /// The CPU and memory budgets, for the governor.
     pub fn budgets(&self) -> Budgets {
         Budgets { cpu_mean: self.budget.cpu_mean, cpu_peak: self.budget.cpu_peak, mem: self.budget.memory }
     }
 
-    /// The value of `key` in its text form (secrets masked).
-    pub fn show_value(&self, key: &str) -> String {
-        let d = |o: Option<Duration>| o.map_or("none".to_string(), |d| format!("{}ms", d.as_millis()));
-        let p = |o: &Option<PathBuf>| o.as_ref().map_or(String::new(), |p| p.display().to_string());
+    /// The value of `key` in the text form `set` reads back. Not masked: callers mask secrets.
+    pub fn value(&self, key: &str) -> String {
+        let (s, m, b, c, a) = (&self.server, &self.model, &self.budget, &self.cache, &self.analyze);
+        let path = |p: &Option<PathBuf>| p.as_ref().map_or(String::new(), |p| p.display().to_string());
+        let opt_duration = |d: Option<Duration>| d.map_or("none".into(), format_duration);
+        let opt_threads = |t: Option<u32>| t.map_or("auto".into(), |t| t.to_string());
         match key {
-            "server.listen" => self.server.listen.to_string(),
-            "server.allow_remote" => self.server.allow_remote.to_string(),
-            "server.token" => {
-                if self.server.token.is_some() {
-                    "***".into()
-                } else {
-                    String::new()
-                }
-            }
-            "server.token_file" => p(&self.server.token_file),
-            "server.max_body" => self.server.max_body.to_string(),
-            "server.queue" => self.server.queue.to_string(),
-            "server.shutdown_grace" => format!("{}ms", self.server.shutdown_grace.as_millis()),
-            "server.default_deadline" => d(self.server.default_deadline),
-            "model.path" => self.model.path.clone(),
-            "model.n_ctx" => self.model.n_ctx.to_string(),
-            "model.chunk" => self.model.chunk.to_string(),
-            "model.threads" => self.model.threads.map_or("auto".into(), |t| t.to_string()),
-            "model.threads_batch" => self.model.threads_batch.map_or("auto".into(), |t| t.to_string()),
-            "model.kv_type" => self.model.kv_type.name().to_string(),
-            "model.template" => self.model.template.clone(),
-            "model.keep_alive" => d(self.model.keep_alive),
-            "budget.cpu_mean" => format!("{}%", (self.budget.cpu_mean * 1e4).round() / 1e2),
-            "budget.cpu_peak" => format!("{}%", (self.budget.cpu_peak * 1e4).round() / 1e2),
-            "budget.memory" => self.budget.memory.to_string(),
-            "budget.sched" => self.budget.sched.to_string(),
-            "cache.prefix" => self.cache.prefix.to_string(),
-            "cache.persist" => self.cache.persist.to_string(),
-            "cache.dir" => p(&self.cache.dir),
-            "analyze.mode" => self.analyze.mode.clone(),
-            "analyze.detail" => self.analyze.detail.clone(),
-            "analyze.max_field_chars" => self.analyze.max_field_chars.to_string(),
+            "server.listen" => s.listen.to_string(),
+            "server.allow_remote" => s.allow_remote.to_string(),
+            "server.token" => s.token.clone().unwrap_or_default(),
+            "server.token_file" => path(&s.token_file),
+            "server.max_body" => format_bytes(s.max_body),
+            "server.queue" => s.queue.to_string(),
+            "server.shutdown_grace" => format_duration(s.shutdown_grace),
+            "server.default_deadline" => opt_duration(s.default_deadline),
+            "model.path" => m.path.clone(),
+            "model.n_ctx" => m.n_ctx.to_string(),
+            "model.chunk" => m.chunk.to_string(),
+            "model.threads" => opt_threads(m.threads),
+            "model.threads_batch" => opt_threads(m.threads_batch),
+            "model.kv_type" => m.kv_type.name().to_string(),
+            "model.template" => m.template.clone(),
+            "model.keep_alive" => opt_duration(m.keep_alive),
+            "budget.cpu_mean" => format_percent(b.cpu_mean),
+            "budget.cpu_peak" => format_percent(b.cpu_peak),
+            "budget.memory" => format_bytes(b.memory),
+            "budget.sched" => b.sched.to_string(),
+            "cache.prefix" => format_bytes(c.prefix),
+            "cache.persist" => c.persist.to_string(),
+            "cache.dir" => path(&c.dir),
+            "analyze.mode" => a.mode.clone(),
+            "analyze.detail" => a.detail.clone(),
+            "analyze.max_field_chars" => a.max_field_chars.to_string(),
             _ => String::new(),
         }
-    }
-
-    /// The effective configuration as TOML, each line commented with its source.
-    pub fn to_toml(&self) -> String {
-        let mut out = format!("# sotto effective configuration ({PRECEDENCE})\n");
-        let mut section = "";
-        for k in KEYS {
-            let (s, name) = k.name.split_once('.').expect("dotted");
-            if s != section {
-                out.push_str(&format!("\n[{s}]\n"));
-                section = s;
-            }
-            let value = toml::Value::String(self.show_value(k.name));
-            let source = self.sources.get(k.name).cloned().unwrap_or(Source::Default);
-            out.push_str(&format!("{name} = {value}  # {source}\n"));
-        }
-        out
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pub(crate) fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut e: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        e.entry("HOME".into()).or_insert_with(|| "/nonexistent".into());
+        e
+    }
+
+    pub(crate) fn sets(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn load_err(file: Option<&Path>, e: &[(&str, &str)], cli: &[(&str, &str)]) -> String {
+        Config::load_from(file, &env(e), &sets(cli)).unwrap_err().to_string()
+    }
+
+    pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Every section but the bookkeeping (sources, file).
+    pub(crate) fn same_values(a: &Config, b: &Config) {
+        assert_eq!(
+            (&a.server, &a.model, &a.budget, &a.cache, &a.analyze),
+            (&b.server, &b.model, &b.budget, &b.cache, &b.analyze)
+        );
     }
 
     #[test]
     fn precedence_is_defaults_file_env_flags() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("sotto.toml");
-        std::fs::write(&file, "[budget]\ncpu_mean = \"20%\"\ncpu_peak = \"40%\"\n[server]\nqueue = 4\n").unwrap();
-        let e = env(&[("SOTTO_BUDGET_CPU_MEAN", "25%"), ("SOTTO_MODELS", "/x"), ("HOME", "/nonexistent")]);
-        let c = Config::load_from(Some(&file), &e, &[("budget.cpu_peak".into(), "45%".into())]).unwrap();
-        assert_eq!(c.budget.cpu_mean, 0.25);
-        assert_eq!(c.budget.cpu_peak, 0.45);
-        assert_eq!(c.server.queue, 4);
+        let file =
+            write(dir.path(), "sotto.toml", "[budget]\ncpu_mean = \"20%\"\ncpu_peak = 40\n[server]\nqueue = 4\n");
+        let e = env(&[("SOTTO_BUDGET_CPU_MEAN", "25%"), ("SOTTO_MODELS", "/x"), ("SOTTO_CONFIG", "/nowhere")]);
+        let c = Config::load_from(Some(&file), &e, &sets(&[("budget.cpu_peak", "45%")])).unwrap();
+        assert_eq!((c.budget.cpu_mean, c.budget.cpu_peak, c.server.queue), (0.25, 0.45, 4));
         assert_eq!(c.server.listen.port(), 8434);
         assert_eq!(c.sources["budget.cpu_mean"], Source::Env("SOTTO_BUDGET_CPU_MEAN".into()));
-        assert_eq!(c.sources["budget.cpu_peak"], Source::Flag);
-        assert_eq!(c.sources["server.queue"], Source::File(file));
+        assert_eq!(c.sources["budget.cpu_peak"], Source::Cli);
+        assert_eq!(c.sources["server.queue"], Source::File(file.clone()));
+        assert_eq!(c.sources["server.listen"], Source::Default);
+        assert_eq!(c.file, Some(file));
+    }
+
+    #[test]
+    fn the_file_comes_from_the_flag_the_variable_or_the_default_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let xdg = dir.path().join("xdg");
+        std::fs::create_dir_all(xdg.join("sotto")).unwrap();
+        let default = write(&xdg.join("sotto"), "sotto.toml", "[server]\nqueue = 3\n");
+        let named = write(dir.path(), "named.toml", "[server]\nqueue = 5\n");
+        let xdg_s = xdg.to_str().unwrap();
+        let c = Config::load_from(None, &env(&[("XDG_CONFIG_HOME", xdg_s)]), &[]).unwrap();
+        assert_eq!((c.server.queue, c.file), (3, Some(default)));
+        let e = env(&[("XDG_CONFIG_HOME", xdg_s), ("SOTTO_CONFIG", named.to_str().unwrap())]);
+        assert_eq!(Config::load_from(None, &e, &[]).unwrap().server.queue, 5);
+        // Absent default file: defaults only. Absent named file: an error.
+        let c = Config::load_from(None, &env(&[("XDG_CONFIG_HOME", "/nonexistent")]), &[]).unwrap();
+        assert_eq!((c.server.queue, c.file), (8, None));
+        let err = load_err(Some(Path::new("/nonexistent/sotto.toml")), &[], &[]);
+        assert!(err.starts_with("config file /nonexistent/sotto.toml: cannot read it"), "{err}");
     }
 
     #[test]
     fn errors_name_the_key_and_the_source() {
-        let e = env(&[("HOME", "/nonexistent")]);
-        let err = Config::load_from(None, &e, &[("budget.cpu_mean".into(), "150%".into())]).unwrap_err();
-        assert!(err.contains("budget.cpu_mean") && err.contains("flag"), "{err}");
-        let err = Config::load_from(None, &env(&[("SOTTO_SERVER_LISTN", "x")]), &[]).unwrap_err();
-        assert!(err.contains("SOTTO_SERVER_LISTN"), "{err}");
-        let err = Config::load_from(None, &e, &[("server.colour".into(), "blue".into())]).unwrap_err();
-        assert!(err.contains("server.colour") && err.contains("server.listen"), "{err}");
-        let err = Config::load_from(None, &e, &[("server.listen".into(), "0.0.0.0:8434".into())]).unwrap_err();
-        assert!(err.contains("server.allow_remote") && err.contains("token"), "{err}");
-        let err = Config::load_from(None, &e, &[("model.keep_alive".into(), "5 parsecs".into())]).unwrap_err();
-        assert!(err.contains("model.keep_alive"), "{err}");
-        let err = Config::load_from(None, &e, &[("budget.cpu_mean".into(), "60%".into())]).unwrap_err();
-        assert!(err.contains("budget"), "mean above peak: {err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "sotto.toml", "[budget]\ncpu_mean = \"135%\"\n");
+        let err = load_err(Some(&file), &[], &[]);
+        let want = format!("config file {}: budget.cpu_mean: \"135%\" is not a percentage in (0, 100]", file.display());
+        assert!(err.starts_with(&want), "{err}");
+        let err = load_err(None, &[("SOTTO_SERVER_LISTEN", "localhost")], &[]);
+        assert!(err.starts_with("environment SOTTO_SERVER_LISTEN: server.listen: \"localhost\""), "{err}");
+        let err = load_err(None, &[], &[("model.keep_alive", "5 parsecs")]);
+        assert!(err.starts_with("--set: model.keep_alive: \"5 parsecs\" is not a duration"), "{err}");
+        assert!(load_err(None, &[], &[("server.queue", "0")]).contains("from 1 to 1024"));
+        assert!(load_err(None, &[], &[("server.max_body", "100")]).contains("1KiB"));
+        assert!(load_err(None, &[], &[("analyze.mode", "slow")]).contains("analyze.mode"));
+        assert!(load_err(None, &[], &[("server.token", "short")]).contains("16 characters"));
+        let err = load_err(None, &[], &[("budget.cpu_mean", "60%")]);
+        assert!(
+            err.contains("budget.cpu_mean = 60% (flag)") && err.contains("budget.cpu_peak = 50% (default)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_variables_are_errors_with_suggestions() {
+        let err = load_err(None, &[], &[("server.listn", "x")]);
+        assert!(err.contains("unknown key `server.listn`; did you mean server.listen?"), "{err}");
+        let err = load_err(None, &[], &[("server.colour", "blue")]);
+        assert!(err.contains("server.listen") && err.contains("server.queue"), "lists the section: {err}");
+        let err = load_err(None, &[], &[("listen", "x")]);
+        assert!(err.contains("did you mean server.listen?"), "{err}");
+        let err = load_err(None, &[], &[("colour", "x")]);
+        assert!(err.contains("sections are server, model, budget, cache, analyze"), "{err}");
+        let err = load_err(None, &[("SOTTO_SERVER_LISTN", "x")], &[]);
+        assert!(err.contains("SOTTO_SERVER_LISTN") && err.contains("did you mean SOTTO_SERVER_LISTEN?"), "{err}");
+        assert!(load_err(None, &[("SOTTO_CACHE_MEMORY_LIMIT", "1")], &[]).contains("SOTTO_CACHE_PREFIX"));
+        // Not configuration keys: left alone.
+        let e = [("SOTTO_MODELS", "/m"), ("SOTTO_CONFIG", ""), ("SOTTO_TEST_DAEMON", "1"), ("SOTTO_X", "1")];
+        Config::load_from(None, &env(&e), &[]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for (text, want) in [
+            ("[serve]\nlisten = \"x\"\n", "unknown key `serve.listen`; did you mean server.listen?"),
+            ("listen = \"127.0.0.1:1\"\n", "unknown key `listen`"),
+            ("[model]\npath = [\"a\"]\n", "model.path: expected a string, number or boolean, found array"),
+            ("[model\n", "config file"),
+        ] {
+            let err = load_err(Some(&write(dir.path(), "bad.toml", text)), &[], &[]);
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
     }
 
     #[test]
     fn remote_listening_needs_both_permission_and_a_token() {
-        let e = env(&[("HOME", "/nonexistent")]);
-        let flags = |t: &str| {
-            vec![
-                ("server.listen".to_string(), "0.0.0.0:8434".to_string()),
-                ("server.allow_remote".to_string(), "true".to_string()),
-                ("server.token".to_string(), t.to_string()),
-            ]
-        };
-        assert!(Config::load_from(None, &e, &flags("short")).unwrap_err().contains("16"));
-        let c = Config::load_from(None, &e, &flags("0123456789abcdef-x")).unwrap();
-        assert!(c.to_toml().contains("token = \"***\""));
+        let remote = ("server.listen", "0.0.0.0:8434");
+        let err = load_err(None, &[], &[remote]);
+        assert!(err.contains("server.allow_remote = true") && err.contains("token"), "{err}");
+        let err = load_err(None, &[], &[remote, ("server.allow_remote", "true")]);
+        assert!(err.contains("now unset"), "{err}");
+        let err = load_err(None, &[], &[remote, ("server.token", "0123456789abcdef")]);
+        assert!(err.contains("now false"), "{err}");
+        let ok = [remote, ("server.allow_remote", "true"), ("server.token", "0123456789abcdef")];
+        let c = Config::load_from(None, &env(&[]), &sets(&ok)).unwrap();
+        assert_eq!(c.server.token.as_deref(), Some("0123456789abcdef"));
     }
 
     #[test]
-    fn shown_toml_reads_back_to_the_same_configuration() {
-        let e = env(&[("HOME", "/nonexistent")]);
-        let flags = [("model.keep_alive".to_string(), "15m".to_string()), ("cache.prefix".into(), "32MiB".into())];
-        let c = Config::load_from(None, &e, &flags).unwrap();
-        let mut back = Config::defaults();
-        back.apply_toml(&c.to_toml(), Path::new("shown.toml")).unwrap();
-        back.validate().unwrap();
-        assert_eq!(back.model, c.model);
-        assert_eq!(back.budget, c.budget);
-        assert_eq!(back.cache, c.cache);
-        assert_eq!(back.server, c.server);
-        assert_eq!(back.analyze, c.analyze);
+    fn the_token_file_is_read_trimmed_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = write(dir.path(), "token", "  0123456789abcdef-x \n");
+        let c = Config::load_from(None, &env(&[("SOTTO_SERVER_TOKEN_FILE", good.to_str().unwrap())]), &[]).unwrap();
+        assert_eq!(c.server.token.as_deref(), Some("0123456789abcdef-x"));
+        let mut again = c.clone();
+        again.validate().unwrap();
+        assert_eq!(again, c, "validate is idempotent");
+        let empty = write(dir.path(), "empty", "\n");
+        let err = load_err(None, &[("SOTTO_SERVER_TOKEN_FILE", empty.to_str().unwrap())], &[]);
+        assert!(err.starts_with("environment SOTTO_SERVER_TOKEN_FILE: server.token_file:"), "{err}");
+        let err = load_err(None, &[], &[("server.token_file", "/nonexistent/token")]);
+        assert!(err.contains("server.token_file: cannot read /nonexistent/token"), "{err}");
+        let both = [("server.token_file", good.to_str().unwrap()), ("server.token", "0123456789abcdef")];
+        assert!(load_err(None, &[], &both).contains("both set"));
     }
 
     #[test]
-    fn durations_parse() {
+    fn durations_parse_and_print_back() {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration(" 2 ").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        for bad in ["soon", "", "-1s", "5 parsecs", "1e999"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        for ms in [0, 1, 999, 1000, 1500, 60_000, 90_000, 3_600_000, 5_400_000] {
+            let d = Duration::from_millis(ms);
+            assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
+        }
+        assert_eq!(format_duration(Duration::from_secs(90)), "90s");
     }
 
     #[test]
-    fn every_key_has_a_matching_default_and_env_name() {
-        let c = Config::defaults();
+    fn sizes_and_percentages_print_back_exactly() {
+        for b in [0, 1, 1000, 1 << 10, 1536, 1 << 20, 6 << 30, (3 << 30) / 2] {
+            assert_eq!(parse_bytes(&format_bytes(b)).unwrap(), b, "{b}");
+        }
+        assert_eq!(format_bytes(6 << 30), "6GiB");
+        for f in [0.35, 0.5, 0.125, 1.0, 0.005, 1.0 / 3.0] {
+            assert_eq!(parse_percent(&format_percent(f)).unwrap(), f, "{f}");
+        }
+        assert_eq!(format_percent(0.35), "35%");
+    }
+
+    #[test]
+    fn every_key_has_a_default_equal_to_the_built_in_value() {
+        let defaults = Config::defaults();
+        assert_eq!(defaults.sources.len(), KEYS.len());
         for k in KEYS {
-            assert!(k.env().starts_with("SOTTO_"));
-            let mut d = Config::defaults();
-            d.set(k.name, k.default, Source::Default).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(d.show_value(k.name), c.show_value(k.name), "{}", k.name);
+            assert_eq!(k.env(), format!("SOTTO_{}", k.name.replace('.', "_").to_uppercase()));
+            let mut c = Config::defaults();
+            c.set(k.name, k.default, Source::Default).unwrap_or_else(|e| panic!("{e}"));
+            same_values(&c, &defaults);
+            assert_eq!(defaults.value(k.name), k.default, "{} prints its default as written", k.name);
         }
     }
 }

@@ -1,17 +1,26 @@
 //! `sotto service print|install`: a systemd unit (or a launchd plist) that runs `sotto serve`
-//! with the configured budgets enforced a second time by the service manager (CPUQuota,
-//! MemoryMax, the idle CPU scheduling policy) and the usual hardening.
+//! with the configured budgets enforced a second time by the service manager (`CPUQuota`,
+//! `MemoryMax`, the idle scheduling class) and the usual sandboxing.
 //!
-//! Must not: run systemctl or launchctl itself (it prints the next commands), or overwrite a
-//! different unit without `--force`.
+//! Rendering is pure ([`render_systemd`], [`render_launchd`]): the configuration and the facts
+//! about this machine go in, the file's text comes out. The unit is self-contained: values that
+//! came from the environment or `--set` are written into its command line, so the daemon runs
+//! with the budgets the unit's limits were computed from.
+//!
+//! Must not: run systemctl or launchctl (it prints the next commands), overwrite a different
+//! file without `--force`, or write a secret into a unit file.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use sotto_governor::SchedClass;
 
 use crate::cmd::config::ConfigArgs;
-use crate::config::Config;
+use crate::config::{Config, KEYS, Kind, Source};
+
+/// launchd's name for the job; a reverse-DNS label under no real company's domain.
+pub const LAUNCHD_LABEL: &str = "dev.sotto.daemon";
 
 #[derive(Debug, clap::Args)]
 pub struct ServiceArgs {
@@ -20,7 +29,7 @@ pub struct ServiceArgs {
     /// A system-wide service instead of one for the current user
     #[arg(long)]
     pub system: bool,
-    /// A launchd plist (macOS) instead of a systemd unit
+    /// A launchd plist instead of a systemd unit (the default on macOS)
     #[arg(long)]
     pub launchd: bool,
 }
@@ -29,10 +38,10 @@ pub struct ServiceArgs {
 pub struct InstallArgs {
     #[command(flatten)]
     pub service: ServiceArgs,
-    /// Print the path and content without writing
+    /// Print the path and the content; write nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Replace an existing, different file
+    /// Replace an existing file that differs
     #[arg(long)]
     pub force: bool,
 }
@@ -41,53 +50,134 @@ pub struct InstallArgs {
 pub enum ServiceCommand {
     /// Print the unit (or plist) for this configuration
     Print(ServiceArgs),
-    /// Write the unit (or plist) where the service manager looks for it
+    /// Write the unit (or plist) where the service manager looks for it, and print the next steps
     Install(InstallArgs),
 }
 
 /// What the rendering needs besides the configuration.
+#[derive(Debug, Clone)]
 pub struct UnitOptions {
+    /// The sotto executable, absolute.
     pub exe: PathBuf,
-    pub config_file: Option<PathBuf>,
+    /// The arguments after it: `serve`, then `--config` and `--set` as needed.
+    pub args: Vec<String>,
+    /// A system service (root's manager) rather than a user's.
     pub system: bool,
+    /// `SOTTO_MODELS` for the daemon, absolute.
     pub models_dir: PathBuf,
+    /// The machine's CPUs, as the governor counts them; `CPUQuota` is computed from it.
     pub cpus: f64,
+    /// launchd only: where standard output and error go.
+    pub logs_dir: PathBuf,
+    /// launchd only: `STATE_DIRECTORY` for a system daemon (systemd sets it itself).
+    pub state_dir: Option<PathBuf>,
 }
 
-fn quote(p: &Path) -> String {
-    let s = p.display().to_string();
-    if s.contains([' ', '"', '\\']) { format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")) } else { s }
-}
-
-/// systemd's CPUQuota is a percentage of one CPU: 50% of a 2-CPU machine is `100%`.
+/// systemd's `CPUQuota` is a percentage of ONE CPU: a 50% peak on a 2-CPU machine is `100%`.
 pub fn cpu_quota(peak: f64, cpus: f64) -> u64 {
     (peak * cpus * 100.0).round().max(1.0) as u64
 }
 
-pub fn render_systemd(config: &Config, o: &UnitOptions) -> String {
-    let mut exec = format!("{} serve", quote(&o.exe));
-    if let Some(c) = &o.config_file {
-        exec.push_str(&format!(" --config {}", quote(c)));
+/// The `serve` command line: `--config` when a file was read, and a `--set` for each value that
+/// came from the environment or a flag (the service manager sees neither).
+pub fn serve_args(config: &Config) -> anyhow::Result<Vec<String>> {
+    let mut args = vec!["serve".to_string()];
+    if let Some(file) = &config.file {
+        let file = std::path::absolute(file).with_context(|| format!("locating {}", file.display()))?;
+        args.extend(["--config".to_string(), text(&file)?]);
     }
-    let mem = config.budget.memory;
+    for k in KEYS {
+        let source = config.sources.get(k.name).cloned().unwrap_or(Source::Default);
+        if !matches!(source, Source::Env(_) | Source::Cli) {
+            continue;
+        }
+        if k.kind == Kind::Secret {
+            anyhow::bail!(
+                "{} comes from {source}; a unit file must not hold it: put the token in a file readable by the \
+                 service only, and set server.token_file in the config file",
+                k.name
+            );
+        }
+        args.extend(["--set".to_string(), format!("{}={}", k.name, config.value(k.name))]);
+    }
+    Ok(args)
+}
+
+fn text(p: &Path) -> anyhow::Result<String> {
+    p.to_str().map(str::to_string).with_context(|| format!("{} is not valid UTF-8", p.display()))
+}
+
+/// One word of a systemd command line or assignment: specifiers (`%`) and, in `ExecStart`,
+/// variables (`$`) doubled; quoted with C escapes when it holds spaces, quotes or controls.
+fn systemd_word(s: &str, exec: bool) -> String {
+    let mut w = s.replace('%', "%%");
+    if exec {
+        w = w.replace('$', "$$");
+    }
+    let plain = !w.is_empty() && !w.contains(|c: char| c.is_whitespace() || c.is_control() || "\"'\\;".contains(c));
+    if plain {
+        return w;
+    }
+    let mut q = String::from("\"");
+    for c in w.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            '\t' => q.push_str("\\t"),
+            c if c.is_control() => q.push_str(&format!("\\x{:02x}", c as u32)),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
+/// A one-line summary of the budgets, for the generated files' headers.
+fn budget_summary(config: &Config, cpus: f64) -> String {
     format!(
-        "# Generated by `sotto service install`.\n\
-         # Budgets: CPU mean {mean}% / peak {peak}% of the machine ({cpus} CPUs), memory {mem_mib} MiB.\n\
+        "CPU mean {} and peak {} of {cpus} CPUs, memory {}, inference threads {}",
+        config.value("budget.cpu_mean"),
+        config.value("budget.cpu_peak"),
+        config.value("budget.memory"),
+        config.budget.sched
+    )
+}
+
+/// The systemd unit.
+pub fn render_systemd(config: &Config, o: &UnitOptions) -> String {
+    let exec: Vec<String> =
+        std::iter::once(o.exe.to_string_lossy().into_owned()).chain(o.args.iter().cloned()).collect();
+    let exec: Vec<String> = exec.iter().map(|w| systemd_word(w, true)).collect();
+    let memory = config.budget.memory;
+    let grace = config.server.shutdown_grace;
+    let stop = grace.as_secs() + u64::from(grace.subsec_nanos() > 0) + 10;
+    let sched = match config.budget.sched {
+        SchedClass::Idle | SchedClass::Background => "CPUSchedulingPolicy=idle\nNice=19\n".to_string(),
+        SchedClass::Nice(n) => format!("Nice={n}\n"),
+        SchedClass::Normal => String::new(),
+    };
+    let models = format!("SOTTO_MODELS={}", o.models_dir.to_string_lossy());
+    format!(
+        "# sotto.service: generated by `sotto service install`; running it again replaces this file.\n\
+         # Budgets: {summary}.\n\
+         # The governor keeps to them; CPUQuota (the peak) and MemoryMax hold even if it does not.\n\
+         \n\
          [Unit]\n\
-         Description=sotto: local LLM verdicts for endpoint-security events\n\
-         After=network.target\n\n\
+         Description=sotto: local LLM analysis of endpoint-security events\n\
+         After=network.target\n\
+         \n\
          [Service]\n\
          Type=simple\n\
          ExecStart={exec}\n\
-         Environment=SOTTO_MODELS={models}\n\
+         Environment={models}\n\
          Restart=on-failure\n\
          RestartSec=5\n\
          TimeoutStopSec={stop}\n\
-         CPUSchedulingPolicy=idle\n\
-         Nice=19\n\
+         {sched}\
          IOSchedulingClass=idle\n\
          CPUQuota={quota}%\n\
-         MemoryMax={mem}\n\
+         MemoryMax={memory}\n\
          MemoryHigh={high}\n\
          StateDirectory=sotto\n\
          NoNewPrivileges=yes\n\
@@ -99,116 +189,174 @@ pub fn render_systemd(config: &Config, o: &UnitOptions) -> String {
          ProtectKernelModules=yes\n\
          ProtectControlGroups=yes\n\
          RestrictSUIDSGID=yes\n\
-         RestrictRealtime=yes\n\
          LockPersonality=yes\n\
-         SystemCallArchitectures=native\n\n\
+         RestrictRealtime=yes\n\
+         SystemCallArchitectures=native\n\
+         \n\
          [Install]\n\
          WantedBy={wanted}\n",
-        mean = config.budget.cpu_mean * 100.0,
-        peak = config.budget.cpu_peak * 100.0,
-        cpus = o.cpus,
-        mem_mib = mem >> 20,
-        models = quote(&o.models_dir),
-        stop = config.server.shutdown_grace.as_secs() + 10,
+        summary = budget_summary(config, o.cpus),
+        exec = exec.join(" "),
+        models = systemd_word(&models, false),
         quota = cpu_quota(config.budget.cpu_peak, o.cpus),
-        high = mem / 10 * 9,
+        high = memory - memory / 10,
         wanted = if o.system { "multi-user.target" } else { "default.target" },
     )
 }
 
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-pub fn render_launchd(o: &UnitOptions, logs: &Path) -> String {
-    let mut args = vec![o.exe.display().to_string(), "serve".to_string()];
-    if let Some(c) = &o.config_file {
-        args.push("--config".into());
-        args.push(c.display().to_string());
+/// The launchd plist. launchd has no CPU or memory limits to set: the governor is the only
+/// enforcement there; `ProcessType` Background and `LowPriorityIO` keep it out of the way.
+pub fn render_launchd(config: &Config, o: &UnitOptions) -> String {
+    let string = |s: &str| format!("<string>{}</string>", xml(s));
+    let args: String = std::iter::once(o.exe.to_string_lossy().into_owned())
+        .chain(o.args.iter().cloned())
+        .map(|a| format!("    {}\n", string(&a)))
+        .collect();
+    let mut env = format!("    <key>SOTTO_MODELS</key>\n    {}\n", string(&o.models_dir.to_string_lossy()));
+    if let Some(state) = &o.state_dir {
+        env.push_str(&format!("    <key>STATE_DIRECTORY</key>\n    {}\n", string(&state.to_string_lossy())));
     }
-    let args: String = args.iter().map(|a| format!("    <string>{}</string>\n", xml(a))).collect();
+    let (process_type, nice) = match config.budget.sched {
+        SchedClass::Idle | SchedClass::Background => ("Background", Some(19)),
+        SchedClass::Nice(n) => ("Background", Some(n)),
+        SchedClass::Normal => ("Standard", None),
+    };
+    let nice = nice.map_or(String::new(), |n| format!("  <key>Nice</key>\n  <integer>{n}</integer>\n"));
+    let log = |name: &str| string(&o.logs_dir.join(name).to_string_lossy());
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
-         <!-- Generated by `sotto service install`. -->\n\
-         <plist version=\"1.0\">\n<dict>\n\
-         \x20 <key>Label</key><string>dev.sotto.daemon</string>\n\
+         <!-- Generated by `sotto service install`; running it again replaces this file. -->\n\
+         <!-- Budgets: {summary}; kept by the governor. -->\n\
+         <plist version=\"1.0\">\n\
+         <dict>\n\
+         \x20 <key>Label</key>\n  {label}\n\
          \x20 <key>ProgramArguments</key>\n  <array>\n{args}  </array>\n\
-         \x20 <key>RunAtLoad</key><true/>\n\
-         \x20 <key>KeepAlive</key><dict><key>SuccessfulExit</key><false/></dict>\n\
-         \x20 <key>ProcessType</key><string>Background</string>\n\
-         \x20 <key>LowPriorityIO</key><true/>\n\
-         \x20 <key>Nice</key><integer>19</integer>\n\
-         \x20 <key>EnvironmentVariables</key><dict><key>SOTTO_MODELS</key><string>{models}</string></dict>\n\
-         \x20 <key>StandardOutPath</key><string>{out}</string>\n\
-         \x20 <key>StandardErrorPath</key><string>{err}</string>\n\
-         </dict>\n</plist>\n",
-        models = xml(&o.models_dir.display().to_string()),
-        out = xml(&logs.join("sotto.out.log").display().to_string()),
-        err = xml(&logs.join("sotto.err.log").display().to_string()),
+         \x20 <key>RunAtLoad</key>\n  <true/>\n\
+         \x20 <key>KeepAlive</key>\n  <dict>\n    <key>SuccessfulExit</key>\n    <false/>\n  </dict>\n\
+         \x20 <key>ProcessType</key>\n  <string>{process_type}</string>\n\
+         \x20 <key>LowPriorityIO</key>\n  <true/>\n\
+         {nice}\
+         \x20 <key>EnvironmentVariables</key>\n  <dict>\n{env}  </dict>\n\
+         \x20 <key>StandardOutPath</key>\n  {out}\n\
+         \x20 <key>StandardErrorPath</key>\n  {err}\n\
+         </dict>\n\
+         </plist>\n",
+        summary = xml(&budget_summary(config, o.cpus)).replace("--", "- -"),
+        label = string(LAUNCHD_LABEL),
+        out = log("sotto.out.log"),
+        err = log("sotto.err.log"),
     )
 }
 
 fn home() -> PathBuf {
-    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
 
-/// (path to write, content, next steps).
-fn render(args: &ServiceArgs, models_dir: &Path) -> anyhow::Result<(PathBuf, String, String)> {
+/// What to write, where, and what the user does next.
+struct Rendered {
+    path: PathBuf,
+    content: String,
+    /// Made before writing (launchd does not create the log directory).
+    logs_dir: Option<PathBuf>,
+    next: Vec<String>,
+}
+
+fn render(args: &ServiceArgs, models_dir: &Path) -> anyhow::Result<Rendered> {
     let config = args.config.load()?;
     let exe = std::env::current_exe().context("locating the sotto executable")?;
-    let config_file = args.config.config.as_ref().map(|c| c.canonicalize().unwrap_or_else(|_| c.clone()));
-    let models_dir =
-        if args.system && !args.launchd { PathBuf::from("/var/lib/sotto/models") } else { models_dir.to_path_buf() };
-    let o = UnitOptions { exe, config_file, system: args.system, models_dir, cpus: sotto_governor::available_cpus() };
+    text(&exe)?;
+    let user_models = std::path::absolute(models_dir).with_context(|| format!("locating {}", models_dir.display()))?;
     let launchd = args.launchd || cfg!(target_os = "macos");
+    let mut o = UnitOptions {
+        exe,
+        args: serve_args(&config)?,
+        system: args.system,
+        models_dir: user_models,
+        cpus: sotto_governor::available_cpus(),
+        logs_dir: home().join("Library/Logs/sotto"),
+        state_dir: None,
+    };
+    let fetch_note = |dir: &Path| {
+        format!(
+            "models are read from {0}; fetch them there first: SOTTO_MODELS={1} sotto models fetch",
+            dir.display(),
+            systemd_word(&dir.to_string_lossy(), false)
+        )
+    };
     if launchd {
-        let logs = home().join("Library/Logs/sotto");
-        let path = if args.system {
-            PathBuf::from("/Library/LaunchDaemons/dev.sotto.daemon.plist")
+        let file = format!("{LAUNCHD_LABEL}.plist");
+        let (path, next) = if args.system {
+            let support = PathBuf::from("/Library/Application Support/sotto");
+            o.models_dir = support.join("models");
+            o.state_dir = Some(support);
+            o.logs_dir = PathBuf::from("/Library/Logs/sotto");
+            let path = Path::new("/Library/LaunchDaemons").join(file);
+            let next = vec![format!("sudo launchctl bootstrap system {}", path.display()), fetch_note(&o.models_dir)];
+            (path, next)
         } else {
-            home().join("Library/LaunchAgents/dev.sotto.daemon.plist")
+            let path = home().join("Library/LaunchAgents").join(file);
+            (path.clone(), vec![format!("launchctl bootstrap gui/$(id -u) {}", path.display())])
         };
-        let next = format!("launchctl bootstrap gui/$(id -u) {}", path.display());
-        return Ok((path, render_launchd(&o, &logs), next));
+        let content = render_launchd(&config, &o);
+        return Ok(Rendered { path, content, logs_dir: Some(o.logs_dir), next });
     }
     let (path, next) = if args.system {
-        let mut next = "systemctl daemon-reload && systemctl enable --now sotto".to_string();
-        next.push_str("\n(models go in the state directory: SOTTO_MODELS=/var/lib/sotto/models sotto models fetch)");
+        o.models_dir = PathBuf::from("/var/lib/sotto/models");
+        let next = vec![
+            "systemctl daemon-reload && systemctl enable --now sotto   (as root)".to_string(),
+            fetch_note(&o.models_dir),
+        ];
         (PathBuf::from("/etc/systemd/system/sotto.service"), next)
     } else {
         let base = std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|d| !d.is_empty())
-            .map_or_else(|| home().join(".config"), PathBuf::from);
-        (
-            base.join("systemd/user/sotto.service"),
-            "systemctl --user daemon-reload && systemctl --user enable --now sotto".into(),
-        )
+            .map(PathBuf::from)
+            .filter(|d| d.is_absolute())
+            .unwrap_or_else(|| home().join(".config"));
+        let next = vec![
+            "systemctl --user daemon-reload && systemctl --user enable --now sotto".to_string(),
+            "to keep it running while you are logged out: loginctl enable-linger \"$USER\"".to_string(),
+        ];
+        (base.join("systemd/user/sotto.service"), next)
     };
-    Ok((path, render_systemd(&config, &o), next))
+    Ok(Rendered { content: render_systemd(&config, &o), path, logs_dir: None, next })
+}
+
+fn install(args: &InstallArgs, models_dir: &Path) -> anyhow::Result<()> {
+    let r = render(&args.service, models_dir)?;
+    let path = r.path.display();
+    if args.dry_run {
+        print!("# would write {path}\n{}", r.content);
+        println!("# then:\n#   {}", r.next.join("\n#   "));
+        return Ok(());
+    }
+    let root_hint = || if args.service.system { " (a system service needs root: try sudo)" } else { "" };
+    match std::fs::read_to_string(&r.path) {
+        Ok(existing) if existing == r.content => println!("{path} is already up to date"),
+        Ok(_) if !args.force => anyhow::bail!("{path} exists and differs; --force replaces it"),
+        _ => {
+            if let Some(dir) = r.path.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}{}", dir.display(), root_hint()))?;
+            }
+            std::fs::write(&r.path, &r.content).with_context(|| format!("writing {path}{}", root_hint()))?;
+            println!("wrote {path}");
+        }
+    }
+    if let Some(logs) = &r.logs_dir {
+        std::fs::create_dir_all(logs).with_context(|| format!("creating {}{}", logs.display(), root_hint()))?;
+    }
+    println!("next:\n  {}", r.next.join("\n  "));
+    Ok(())
 }
 
 pub fn run(models_dir: &Path, cmd: ServiceCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        ServiceCommand::Print(args) => print!("{}", render(&args, models_dir)?.1),
-        ServiceCommand::Install(args) => {
-            let (path, content, next) = render(&args.service, models_dir)?;
-            if args.dry_run {
-                println!("# would write {}\n{content}", path.display());
-                return Ok(ExitCode::SUCCESS);
-            }
-            if let Ok(existing) = std::fs::read_to_string(&path)
-                && existing != content
-                && !args.force
-            {
-                anyhow::bail!("{} exists and differs; use --force to replace it", path.display());
-            }
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            }
-            std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
-            println!("wrote {}\nnext: {next}", path.display());
-        }
+        ServiceCommand::Print(args) => print!("{}", render(&args, models_dir)?.content),
+        ServiceCommand::Install(args) => install(&args, models_dir)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -217,48 +365,149 @@ pub fn run(models_dir: &Path, cmd: ServiceCommand) -> anyhow::Result<ExitCode> {
 mod tests {
     use super::*;
 
-    fn options(exe: &str) -> UnitOptions {
+    fn options(exe: &str, system: bool, cpus: f64) -> UnitOptions {
         UnitOptions {
             exe: exe.into(),
-            config_file: Some("/etc/sotto/sotto.toml".into()),
-            system: true,
+            args: vec!["serve".into(), "--config".into(), "/etc/sotto/sotto.toml".into()],
+            system,
             models_dir: "/var/lib/sotto/models".into(),
-            cpus: 2.0,
+            cpus,
+            logs_dir: "/Library/Logs/sotto".into(),
+            state_dir: None,
+        }
+    }
+
+    fn has_line(text: &str, line: &str) {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+
+    #[test]
+    fn cpu_quota_is_percent_of_one_cpu() {
+        assert_eq!(cpu_quota(0.5, 1.0), 50);
+        assert_eq!(cpu_quota(0.5, 2.0), 100);
+        assert_eq!(cpu_quota(0.5, 8.0), 400);
+        assert_eq!(cpu_quota(0.35, 2.5), 88);
+        assert_eq!(cpu_quota(0.001, 1.0), 1, "never 0%, which systemd reads as no CPU at all");
+        for (cpus, quota) in [(1.0, "CPUQuota=50%"), (2.0, "CPUQuota=100%"), (8.0, "CPUQuota=400%")] {
+            has_line(&render_systemd(&Config::defaults(), &options("/usr/bin/sotto", true, cpus)), quota);
         }
     }
 
     #[test]
-    fn cpu_quota_is_per_cpu_percent() {
-        assert_eq!(cpu_quota(0.5, 1.0), 50);
-        assert_eq!(cpu_quota(0.5, 2.0), 100);
-        assert_eq!(cpu_quota(0.5, 8.0), 400);
-    }
-
-    #[test]
-    fn systemd_unit_carries_budgets_and_hardening() {
-        let unit = render_systemd(&Config::defaults(), &options("/opt/my tools/sotto"));
+    fn the_systemd_unit_carries_budgets_and_hardening() {
+        let unit = render_systemd(&Config::defaults(), &options("/usr/local/bin/sotto", true, 2.0));
         for line in [
-            "ExecStart=\"/opt/my tools/sotto\" serve --config /etc/sotto/sotto.toml",
+            "[Unit]",
+            "After=network.target",
+            "Type=simple",
+            "ExecStart=/usr/local/bin/sotto serve --config /etc/sotto/sotto.toml",
+            "Environment=SOTTO_MODELS=/var/lib/sotto/models",
+            "Restart=on-failure",
+            "RestartSec=5",
+            "TimeoutStopSec=20",
             "CPUSchedulingPolicy=idle",
-            "CPUQuota=100%",
+            "Nice=19",
+            "IOSchedulingClass=idle",
             "MemoryMax=6442450944",
+            "MemoryHigh=5798205850",
+            "StateDirectory=sotto",
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
             "ProtectHome=read-only",
             "PrivateTmp=yes",
-            "StateDirectory=sotto",
-            "TimeoutStopSec=20",
+            "PrivateDevices=yes",
+            "ProtectKernelTunables=yes",
+            "ProtectKernelModules=yes",
+            "ProtectControlGroups=yes",
+            "RestrictSUIDSGID=yes",
+            "LockPersonality=yes",
+            "RestrictRealtime=yes",
+            "SystemCallArchitectures=native",
             "WantedBy=multi-user.target",
         ] {
-            assert!(unit.lines().any(|l| l == line), "missing {line:?} in\n{unit}");
+            has_line(&unit, line);
         }
+        assert!(unit.starts_with("# sotto.service: generated by `sotto service install`"));
+        assert!(unit.contains("CPU mean 35% and peak 50% of 2 CPUs, memory 6GiB"), "{unit}");
+        let user = render_systemd(&Config::defaults(), &options("/usr/local/bin/sotto", false, 2.0));
+        has_line(&user, "WantedBy=default.target");
     }
 
     #[test]
-    fn launchd_plist_runs_in_the_background() {
-        let plist = render_launchd(&options("/usr/local/bin/sotto"), Path::new("/Users/a/Library/Logs/sotto"));
-        assert!(plist.contains("<string>/usr/local/bin/sotto</string>"));
-        assert!(plist.contains("<key>ProcessType</key><string>Background</string>"));
-        assert!(plist.contains("<key>LowPriorityIO</key><true/>"));
+    fn the_scheduling_class_and_grace_follow_the_configuration() {
+        let mut c = Config::defaults();
+        c.set("budget.sched", "nice 10", Source::Cli).unwrap();
+        c.set("server.shutdown_grace", "2500ms", Source::Cli).unwrap();
+        let unit = render_systemd(&c, &options("/usr/bin/sotto", false, 4.0));
+        has_line(&unit, "Nice=10");
+        has_line(&unit, "TimeoutStopSec=13");
+        assert!(!unit.contains("CPUSchedulingPolicy"), "{unit}");
+    }
+
+    #[test]
+    fn exec_start_quotes_what_systemd_would_split_or_expand() {
+        let mut o = options("/opt/my tools/sotto", false, 2.0);
+        o.args = vec!["serve".into(), "--config".into(), "/home/a/100%/sotto.toml".into()];
+        o.args.extend(["--set".into(), "model.path=/m/$HOME \"x\".gguf".into()]);
+        o.models_dir = "/home/a/my models".into();
+        let unit = render_systemd(&Config::defaults(), &o);
+        has_line(
+            &unit,
+            r#"ExecStart="/opt/my tools/sotto" serve --config /home/a/100%%/sotto.toml --set "model.path=/m/$$HOME \"x\".gguf""#,
+        );
+        has_line(&unit, r#"Environment="SOTTO_MODELS=/home/a/my models""#);
+    }
+
+    #[test]
+    fn environment_and_flag_values_travel_in_the_unit_but_a_token_does_not() {
+        let env = [("HOME".to_string(), "/nonexistent".to_string()), ("SOTTO_BUDGET_CPU_PEAK".into(), "40%".into())];
+        let cli = [("model.keep_alive".to_string(), "15m".to_string())];
+        let c = Config::load_from(None, &env.into_iter().collect(), &cli).unwrap();
+        assert_eq!(serve_args(&c).unwrap(), ["serve", "--set", "model.keep_alive=15m", "--set", "budget.cpu_peak=40%"]);
+        let mut c = Config::defaults();
+        c.set("server.token", "0123456789abcdef", Source::Env("SOTTO_SERVER_TOKEN".into())).unwrap();
+        let err = serve_args(&c).unwrap_err().to_string();
+        assert!(err.contains("server.token_file"), "{err}");
+    }
+
+    #[test]
+    fn the_launchd_plist_runs_in_the_background() {
+        let plist = render_launchd(&Config::defaults(), &options("/usr/local/bin/sotto", false, 2.0));
+        for want in [
+            "<key>Label</key>\n  <string>dev.sotto.daemon</string>",
+            "<array>\n    <string>/usr/local/bin/sotto</string>\n    <string>serve</string>\n    <string>--config</string>",
+            "<key>RunAtLoad</key>\n  <true/>",
+            "<key>SuccessfulExit</key>\n    <false/>",
+            "<key>ProcessType</key>\n  <string>Background</string>",
+            "<key>LowPriorityIO</key>\n  <true/>",
+            "<key>Nice</key>\n  <integer>19</integer>",
+            "<key>SOTTO_MODELS</key>\n    <string>/var/lib/sotto/models</string>",
+            "<key>StandardErrorPath</key>\n  <string>/Library/Logs/sotto/sotto.err.log</string>",
+        ] {
+            assert!(plist.contains(want), "missing {want:?} in\n{plist}");
+        }
+        let comments: Vec<&str> = plist.lines().filter(|l| l.starts_with("<!--")).collect();
+        assert!(comments.iter().all(|c| !c[4..c.len() - 3].contains("--")), "no -- inside XML comments");
+    }
+
+    fn check_packaged(name: &str, want: &str) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging").join(name);
+        if std::env::var_os("SOTTO_TEST_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(have == want, "{} is out of date; rerun with SOTTO_TEST_BLESS=1", path.display());
+    }
+
+    /// The examples in packaging/ are what these functions render (for a 4-CPU machine).
+    #[test]
+    fn the_packaged_examples_are_current() {
+        let c = Config::defaults();
+        check_packaged("systemd/sotto.service", &render_systemd(&c, &options("/usr/local/bin/sotto", true, 4.0)));
+        let mut o = options("/usr/local/bin/sotto", true, 4.0);
+        o.models_dir = "/Library/Application Support/sotto/models".into();
+        o.state_dir = Some("/Library/Application Support/sotto".into());
+        check_packaged("launchd/dev.sotto.daemon.plist", &render_launchd(&c, &o));
     }
 }
