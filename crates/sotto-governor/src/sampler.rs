@@ -261,16 +261,27 @@ mod tests {
         assert_eq!((busy, total), (150, 1000));
     }
 
+    /// Spin until the calling thread has used `cpu` of CPU time (at most 10 s of wall time).
+    fn burn(cpu: Duration) {
+        let thread_cpu = || {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+        };
+        let (start, wall) = (thread_cpu(), Instant::now());
+        let mut x = 0u64;
+        while thread_cpu() - start < cpu && wall.elapsed() < Duration::from_secs(10) {
+            for _ in 0..1000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+    }
+
     #[test]
     fn exited_threads_still_count() {
         let before = process_cpu_ns(std::process::id()).unwrap();
-        std::thread::spawn(|| {
-            let t = Instant::now();
-            let mut x = 0u64;
-            while t.elapsed() < Duration::from_millis(100) {
-                x = std::hint::black_box(x.wrapping_add(1));
-            }
-        })
+        // Burn 100 ms of this thread's own CPU (not wall time: the machine may be busy).
+        std::thread::spawn(|| burn(Duration::from_millis(100)))
         .join()
         .unwrap();
         let used = process_cpu_ns(std::process::id()).unwrap() - before;
@@ -280,14 +291,11 @@ mod tests {
     #[test]
     fn sampling_this_process_sees_its_own_work() {
         let sampler = Sampler::start(std::process::id(), 1.0);
-        let t = Instant::now();
-        let mut x = 0u64;
-        while t.elapsed() < Duration::from_millis(300) {
-            x = std::hint::black_box(x.wrapping_add(1));
-        }
+        burn(Duration::from_millis(300));
         let (r, samples) = sampler.finish();
         assert!(samples.len() >= 10, "{}", samples.len());
-        assert!(r.process.peak > 50.0, "{r:?}");
+        // Even sharing a busy machine, the burning thread runs for part of every window.
+        assert!(r.process.peak > 20.0, "{r:?}");
         assert!(r.peak_rss > 0);
     }
 }
