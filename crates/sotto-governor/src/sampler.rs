@@ -281,9 +281,7 @@ mod tests {
     fn exited_threads_still_count() {
         let before = process_cpu_ns(std::process::id()).unwrap();
         // Burn 100 ms of this thread's own CPU (not wall time: the machine may be busy).
-        std::thread::spawn(|| burn(Duration::from_millis(100)))
-        .join()
-        .unwrap();
+        std::thread::spawn(|| burn(Duration::from_millis(100))).join().unwrap();
         let used = process_cpu_ns(std::process::id()).unwrap() - before;
         assert!(used >= 80_000_000, "only {used} ns counted");
     }

@@ -105,16 +105,8 @@ impl Metrics {
 
     /// A request completed: its latency, queue wait and token counts.
     pub fn completed(&self, endpoint: &'static str, latency: Duration, stats: &Stats) {
-        self.latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(endpoint)
-            .or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
-            .observe(latency.as_secs_f64());
+        self.completed_tokens(endpoint, latency, stats.prompt_tokens, stats.cached_tokens, stats.generated_tokens);
         self.queue_wait.lock().unwrap_or_else(|p| p.into_inner()).observe(stats.queued.as_secs_f64());
-        self.prompt_tokens.fetch_add(stats.prompt_tokens as u64, Ordering::Relaxed);
-        self.cached_tokens.fetch_add(stats.cached_tokens as u64, Ordering::Relaxed);
-        self.generated_tokens.fetch_add(stats.generated_tokens as u64, Ordering::Relaxed);
         let service = (stats.prefill + stats.decode).as_millis() as u64;
         let old = self.service_ms.load(Ordering::Relaxed);
         self.service_ms.store((old * 7 + service) / 8, Ordering::Relaxed);

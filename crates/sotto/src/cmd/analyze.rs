@@ -49,7 +49,7 @@ pub fn run(models_dir: &Path, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     }
     let engine = start_engine(models_dir, &config)?;
     let analyzer =
-        Analyzer::new(engine, Options { mode, calibrate: true, max_field_chars: config.analyze.max_field_chars });
+        Analyzer::new(engine, Options { mode, max_field_chars: config.analyze.max_field_chars, ..Options::default() });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     let mut out = std::io::stdout().lock();
     let mut failures = 0usize;

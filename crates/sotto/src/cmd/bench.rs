@@ -33,11 +33,16 @@ pub fn governor(models_dir: &Path, args: BenchGovernorArgs) -> anyhow::Result<Ex
     data["models"] = model_meta.into();
     data["llama_cpp_2"] = "0.1.160 (llama-cpp-sys-2 0.1.161, no OpenMP)".into();
     data["cpu"] = cpu_model().into();
-    if let Some(out) = args.out {
+    save(&data, args.out.as_deref())
+}
+
+/// Write a run's raw data where `--out` says, if it says.
+fn save(data: &serde_json::Value, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    if let Some(out) = out {
         if let Some(dir) = out.parent() {
             std::fs::create_dir_all(dir).ok();
         }
-        std::fs::write(&out, serde_json::to_string_pretty(&data)?)
+        std::fs::write(out, serde_json::to_string_pretty(data)?)
             .with_context(|| format!("writing {}", out.display()))?;
         eprintln!("raw data written to {}", out.display());
     }
@@ -68,13 +73,5 @@ pub fn serve(models_dir: &Path, args: BenchServeArgs) -> anyhow::Result<ExitCode
     data["command"] = std::env::args().collect::<Vec<_>>().join(" ").into();
     data["model"] = serde_json::json!({"model": args.model, "sha256": fetch::sha256_file(&path)?});
     data["cpu"] = cpu_model().into();
-    if let Some(out) = args.out {
-        if let Some(dir) = out.parent() {
-            std::fs::create_dir_all(dir).ok();
-        }
-        std::fs::write(&out, serde_json::to_string_pretty(&data)?)
-            .with_context(|| format!("writing {}", out.display()))?;
-        eprintln!("raw data written to {}", out.display());
-    }
-    Ok(ExitCode::SUCCESS)
+    save(&data, args.out.as_deref())
 }

@@ -77,7 +77,7 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     );
     let info = engine.info().clone();
     let mode = config.analyze.mode.parse().map_err(anyhow::Error::msg)?;
-    let options = Options { mode, calibrate: true, max_field_chars: config.analyze.max_field_chars };
+    let options = Options { mode, max_field_chars: config.analyze.max_field_chars, ..Options::default() };
     let analyzer = Arc::new(Analyzer::new(engine.clone(), options));
     let settings = Settings {
         token: config.server.token.clone(),
