@@ -113,14 +113,7 @@ fn one(options: &Options, label: &'static str, prefix_cache: usize, cpus: f64) -
         ..EngineConfig::new(&options.model)
     };
     let engine = Arc::new(Engine::start(config, Box::new(governor))?);
-    let gov = Governance {
-        cpu_mean: budgets.cpu_mean,
-        cpu_peak: budgets.cpu_peak,
-        memory: budgets.mem,
-        cpus,
-        threads: plan.decode,
-        threads_batch: plan.prefill,
-    };
+    let gov = Governance::new(&budgets, cpus, plan.decode, plan.prefill);
     let name = ModelName { id: options.model_id.clone(), aliases: Vec::new(), created: 0 };
     let state = AppState::new(engine, None, name, Settings::default(), gov, paced);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

@@ -225,8 +225,8 @@ pub trait StepHook: Send {
     /// Once, on the engine thread, before the model loads (set the scheduling class here).
     fn on_thread_start(&mut self) {}
 
-    /// A request is about to be evaluated.
-    fn on_request_start(&mut self) {}
+    /// A request of `priority` is about to be evaluated.
+    fn on_request_start(&mut self, _priority: Priority) {}
 
     /// How many prompt tokens the next prefill chunk should hold, at most `max`.
     fn next_chunk(&mut self, max: usize) -> usize {
@@ -242,8 +242,13 @@ impl StepHook for sotto_governor::Governor {
         sotto_governor::Governor::on_thread_start(self);
     }
 
-    fn on_request_start(&mut self) {
-        sotto_governor::Governor::on_request_start(self);
+    fn on_request_start(&mut self, priority: Priority) {
+        let urgency = match priority {
+            Priority::Critical => sotto_governor::Urgency::Critical,
+            Priority::Normal => sotto_governor::Urgency::Normal,
+            Priority::Background => sotto_governor::Urgency::Background,
+        };
+        sotto_governor::Governor::on_request_start(self, urgency);
     }
 
     fn next_chunk(&mut self, max: usize) -> usize {

@@ -426,7 +426,7 @@ impl<'m> Worker<'m> {
             ),
             None => None,
         };
-        self.hook.on_request_start();
+        self.hook.on_request_start(request.priority);
         let started = Instant::now();
         let from = self.restore(&prompt);
         stats.cached_tokens = from;

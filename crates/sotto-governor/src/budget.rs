@@ -9,17 +9,50 @@ pub struct Budgets {
     pub cpu_peak: f64,
     /// Peak memory in bytes, model included.
     pub mem: u64,
+    /// Mean budget for critical requests (a live alert someone waits on); `None`: `cpu_mean`.
+    pub critical_mean: Option<f64>,
+    /// Mean budget for background requests (batch re-analysis); `None`: `cpu_mean`.
+    pub background_mean: Option<f64>,
+}
+
+/// How urgent the request being evaluated is; the engine maps its queue priority to this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Urgency {
+    Critical,
+    #[default]
+    Normal,
+    Background,
 }
 
 impl Default for Budgets {
     fn default() -> Self {
-        Budgets { cpu_mean: 0.35, cpu_peak: 0.50, mem: 6 << 30 }
+        Budgets { cpu_mean: 0.35, cpu_peak: 0.50, mem: 6 << 30, critical_mean: None, background_mean: None }
     }
 }
 
 impl Budgets {
+    /// The mean budget that applies to a request of `urgency`.
+    pub fn mean_for(&self, urgency: Urgency) -> f64 {
+        match urgency {
+            Urgency::Critical => self.critical_mean.unwrap_or(self.cpu_mean),
+            Urgency::Normal => self.cpu_mean,
+            Urgency::Background => self.background_mean.unwrap_or(self.cpu_mean),
+        }
+    }
+
     /// Check the budgets make sense together.
     pub fn validate(&self) -> Result<(), String> {
+        for (name, mean) in [("critical", self.critical_mean), ("background", self.background_mean)] {
+            if let Some(m) = mean
+                && !(m > 0.0 && m <= self.cpu_peak)
+            {
+                return Err(format!(
+                    "the {name} mean budget {:.0}% must be above 0% and at most the peak budget {:.0}%",
+                    m * 100.0,
+                    self.cpu_peak * 100.0
+                ));
+            }
+        }
         if !(self.cpu_mean > 0.0 && self.cpu_mean <= 1.0) {
             return Err(format!("cpu mean budget {:.0}% must be in (0, 100]", self.cpu_mean * 100.0));
         }
@@ -91,8 +124,19 @@ mod tests {
 
     #[test]
     fn mean_above_peak_is_refused() {
-        let b = Budgets { cpu_mean: 0.6, cpu_peak: 0.5, mem: 1 };
+        let b = Budgets { cpu_mean: 0.6, cpu_peak: 0.5, mem: 1, ..Budgets::default() };
         assert!(b.validate().unwrap_err().contains("exceed"));
         assert!(Budgets::default().validate().is_ok());
+        let b = Budgets { background_mean: Some(0.6), ..Budgets::default() };
+        assert!(b.validate().unwrap_err().contains("background mean budget 60%"));
+    }
+
+    #[test]
+    fn each_urgency_gets_its_mean() {
+        let b = Budgets { critical_mean: Some(0.5), background_mean: Some(0.1), ..Budgets::default() };
+        assert_eq!(b.mean_for(Urgency::Critical), 0.5);
+        assert_eq!(b.mean_for(Urgency::Normal), 0.35);
+        assert_eq!(b.mean_for(Urgency::Background), 0.1);
+        assert_eq!(Budgets::default().mean_for(Urgency::Background), 0.35);
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::process_cpu_time;
 use crate::pacer::{Pacer, ThreadPlan, chunk_for};
-use crate::{Budgets, SchedClass};
+use crate::{Budgets, SchedClass, Urgency};
 
 /// Wall time one prefill chunk should take: well under the 100 ms window, so that work and
 /// rest interleave inside every window.
@@ -24,6 +24,7 @@ pub struct GovernorStats {
 
 /// Budget enforcement for one engine.
 pub struct Governor {
+    budgets: Budgets,
     class: SchedClass,
     plan: ThreadPlan,
     pacer: Pacer,
@@ -39,8 +40,9 @@ impl Governor {
     pub fn new(budgets: Budgets, class: SchedClass, cpus: f64) -> Self {
         let now = Instant::now();
         Governor {
+            budgets,
             class,
-            plan: ThreadPlan::from_peak(budgets.cpu_peak, cpus),
+            plan: ThreadPlan::from_budgets(budgets.cpu_mean, budgets.cpu_peak, cpus),
             pacer: Pacer::new(budgets.cpu_mean, budgets.cpu_peak, cpus),
             epoch: now,
             step_started: now,
@@ -71,10 +73,12 @@ impl Governor {
         }
     }
 
-    /// A request starts: the bucket refills for the idle time before it.
-    pub fn on_request_start(&mut self) {
+    /// A request of `urgency` starts: the bucket refills for the idle time before it and
+    /// holds that urgency's mean until the next request.
+    pub fn on_request_start(&mut self, urgency: Urgency) {
         let now = self.now();
         self.pacer.begin(now, process_cpu_time());
+        self.pacer.set_mean(self.budgets.mean_for(urgency));
         self.step_started = Instant::now();
     }
 

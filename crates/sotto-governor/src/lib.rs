@@ -5,6 +5,7 @@
 //! Must not: spin (pacing sleeps), or read clocks anywhere but at the step boundary.
 
 pub mod budget;
+pub mod cgroup;
 pub mod clock;
 pub mod governor;
 pub mod machine;
@@ -12,7 +13,8 @@ pub mod pacer;
 pub mod sampler;
 pub mod sched;
 
-pub use budget::{Budgets, parse_bytes, parse_percent};
+pub use budget::{Budgets, Urgency, parse_bytes, parse_percent};
+pub use cgroup::CgroupMode;
 pub use clock::process_cpu_time;
 pub use governor::{Governor, GovernorStats};
 pub use machine::{Machine, available_cpus};

@@ -24,18 +24,51 @@ pub struct ThreadPlan {
 
 impl ThreadPlan {
     /// The largest thread count that, running flat out, stays within the peak budget; at
-    /// least 1. A busy thread is `1 / cpus` of the machine. More threads buy latency at a CPU
-    /// cost (a second thread spin-waits inside ggml: CPU/wall is 2.0 for about 1.5× the decode
-    /// speed), so the plan takes no more than the budget pays for.
+    /// least 1. A busy thread is `1 / cpus` of the machine.
     pub fn from_peak(peak: f64, cpus: f64) -> Self {
-        let n = ((peak * cpus) + 1e-9).floor().max(1.0) as u32;
+        let n = max_threads(peak, cpus);
         ThreadPlan { prefill: n, decode: n }
     }
+
+    /// The thread count, within the peak budget, that runs fastest once the mean budget is
+    /// paid for. More threads buy latency at a CPU cost: a second thread spin-waits inside
+    /// ggml (CPU/wall 2.0 for about 1.5× the speed, seed 001 and issue 3). When the mean
+    /// budget binds, the pacer lets `n` threads run only `mean × cpus / n` of the time, so a
+    /// thread that adds less speed than CPU makes the request slower, not faster. Ties go to
+    /// fewer threads (less CPU for the same speed).
+    pub fn from_budgets(mean: f64, peak: f64, cpus: f64) -> Self {
+        let most = max_threads(peak, cpus);
+        let mut best = (1, sustained_speed(1, mean, cpus));
+        for n in 2..=most {
+            let s = sustained_speed(n, mean, cpus);
+            if s > best.1 * 1.02 {
+                best = (n, s);
+            }
+        }
+        ThreadPlan { prefill: best.0, decode: best.0 }
+    }
+}
+
+/// Speed-up of `n` threads over one: `n^THREAD_SCALING`. 0.585 is log2(1.5), the measured
+/// 1.5× of two threads; it is conservative for prefill, which scales a little better.
+pub const THREAD_SCALING: f64 = 0.585;
+
+fn max_threads(peak: f64, cpus: f64) -> u32 {
+    ((peak * cpus) + 1e-9).floor().max(1.0) as u32
+}
+
+/// Relative speed of `n` threads held to a mean of `mean` of `cpus` CPUs.
+fn sustained_speed(n: u32, mean: f64, cpus: f64) -> f64 {
+    let n = f64::from(n);
+    n.powf(THREAD_SCALING) * (mean * cpus / n).min(1.0)
 }
 
 /// Token bucket over CPU time.
 #[derive(Debug, Clone)]
 pub struct Pacer {
+    /// The machine's CPUs and the peak budget, to re-derive rate and capacity per request.
+    cpus: f64,
+    peak: f64,
     /// CPU-seconds earned per wall second: mean budget × machine CPUs.
     rate: f64,
     /// Most CPU-seconds that may be saved up: a burst of this size on top of the mean.
@@ -50,9 +83,19 @@ impl Pacer {
     /// headroom between mean and peak over one window, so a full bucket cannot lift a window
     /// above the peak.
     pub fn new(mean: f64, peak: f64, cpus: f64) -> Self {
-        let rate = mean * cpus;
-        let capacity = ((peak - mean).max(0.0) * cpus * WINDOW.as_secs_f64()).max(1e-3);
-        Pacer { rate, capacity, level: capacity, last_wall: None, last_cpu: Duration::ZERO }
+        let mut p =
+            Pacer { cpus, peak, rate: 0.0, capacity: 0.0, level: 0.0, last_wall: None, last_cpu: Duration::ZERO };
+        p.set_mean(mean);
+        p.level = p.capacity;
+        p
+    }
+
+    /// Hold a different mean from now on (a request of another priority). Credit already
+    /// saved is kept up to the new capacity.
+    pub fn set_mean(&mut self, mean: f64) {
+        self.rate = mean * self.cpus;
+        self.capacity = ((self.peak - mean).max(0.0) * self.cpus * WINDOW.as_secs_f64()).max(1e-3);
+        self.level = self.level.min(self.capacity);
     }
 
     /// Start measuring at (`wall`, `cpu`) without charging what happened before (between
@@ -103,6 +146,32 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_plan_weighs_cpu_cost_against_the_mean_budget() {
+        // 2 CPUs: a 50/100 budget could run two threads, but pacing would idle them half the
+        // time for 1.5x the speed; one thread is faster under that mean.
+        assert_eq!(ThreadPlan::from_budgets(0.35, 0.5, 2.0).decode, 1);
+        assert_eq!(ThreadPlan::from_budgets(0.5, 1.0, 2.0).decode, 1);
+        assert_eq!(ThreadPlan::from_budgets(1.0, 1.0, 2.0).decode, 2, "ungoverned takes both");
+        // 8 CPUs at 35/50: the peak allows 4, the mean pays for about 3.
+        assert_eq!(ThreadPlan::from_budgets(0.35, 0.5, 8.0).decode, 3);
+        assert_eq!(ThreadPlan::from_budgets(0.5, 0.5, 8.0).decode, 4);
+        assert_eq!(ThreadPlan::from_budgets(0.05, 0.1, 2.0).decode, 1, "never below one thread");
+    }
+
+    #[test]
+    fn a_new_mean_changes_the_rate_and_caps_saved_credit() {
+        let mut p = Pacer::new(0.35, 0.5, 2.0);
+        p.begin(Duration::ZERO, Duration::ZERO);
+        p.set_mean(0.10);
+        // 100 ms of CPU at a 0.2-CPU rate, with 80 ms capacity and 20 ms earned during the step.
+        let s = p.after_step(ms(100), ms(100));
+        let debt = 0.100 - 0.080_f64.min((0.5 - 0.35) * 2.0 * 0.1) - 0.020;
+        assert!((s.as_secs_f64() - debt / 0.2).abs() < 1e-3, "{s:?}");
+        p.set_mean(0.5);
+        assert!(p.capacity < 0.001 + 1e-9, "mean = peak leaves no burst");
     }
 
     #[test]

@@ -55,10 +55,49 @@ impl Histogram {
 pub struct Governance {
     pub cpu_mean: f64,
     pub cpu_peak: f64,
+    /// Mean budgets of critical and background requests (normal ones get `cpu_mean`).
+    pub cpu_mean_critical: f64,
+    pub cpu_mean_background: f64,
     pub memory: u64,
     pub cpus: f64,
     pub threads: u32,
     pub threads_batch: u32,
+    /// The `cpu.max` sotto wrote for itself, in CPUs, when `budget.cgroup` applied one.
+    pub cgroup_cpus: Option<f64>,
+}
+
+impl Governance {
+    /// The facts for `budgets` on `cpus` CPUs with the engine's thread counts.
+    pub fn new(budgets: &sotto_governor::Budgets, cpus: f64, threads: u32, threads_batch: u32) -> Self {
+        use sotto_governor::Urgency;
+        Governance {
+            cpu_mean: budgets.cpu_mean,
+            cpu_peak: budgets.cpu_peak,
+            cpu_mean_critical: budgets.mean_for(Urgency::Critical),
+            cpu_mean_background: budgets.mean_for(Urgency::Background),
+            memory: budgets.mem,
+            cpus,
+            threads,
+            threads_batch,
+            cgroup_cpus: None,
+        }
+    }
+}
+
+impl Default for Governance {
+    fn default() -> Self {
+        Governance {
+            cpu_mean: 0.35,
+            cpu_peak: 0.5,
+            cpu_mean_critical: 0.35,
+            cpu_mean_background: 0.35,
+            memory: 6 << 30,
+            cpus: 2.0,
+            threads: 1,
+            threads_batch: 1,
+            cgroup_cpus: None,
+        }
+    }
 }
 
 /// Everything `/metrics` reports that the server counts itself.
@@ -202,12 +241,27 @@ impl Metrics {
         gauge("sotto_budget_cpu_mean_ratio", "Mean CPU budget, fraction of the machine.", "gauge", gov.cpu_mean);
         gauge("sotto_budget_cpu_peak_ratio", "Peak CPU budget, fraction of the machine.", "gauge", gov.cpu_peak);
         gauge("sotto_budget_memory_bytes", "Memory budget.", "gauge", gov.memory as f64);
+        gauge(
+            "sotto_cgroup_cpu_max_cpus",
+            "The cpu.max sotto wrote for itself, in CPUs (0: none).",
+            "gauge",
+            gov.cgroup_cpus.unwrap_or(0.0),
+        );
         gauge("sotto_machine_cpus", "CPUs this process may use (affinity, cgroup cpu.max).", "gauge", gov.cpus);
         let _ = writeln!(
             out,
-            "# HELP sotto_thread_plan Threads per phase, from the peak budget.\n# TYPE sotto_thread_plan gauge\n\
+            "# HELP sotto_thread_plan Threads per phase, planned from the budgets.\n# TYPE sotto_thread_plan gauge\n\
              sotto_thread_plan{{phase=\"prefill\"}} {}\nsotto_thread_plan{{phase=\"decode\"}} {}",
             gov.threads_batch, gov.threads
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sotto_budget_cpu_mean_by_priority_ratio Mean CPU budget per request priority.\n\
+             # TYPE sotto_budget_cpu_mean_by_priority_ratio gauge\n\
+             sotto_budget_cpu_mean_by_priority_ratio{{priority=\"critical\"}} {}\n\
+             sotto_budget_cpu_mean_by_priority_ratio{{priority=\"normal\"}} {}\n\
+             sotto_budget_cpu_mean_by_priority_ratio{{priority=\"background\"}} {}",
+            gov.cpu_mean_critical, gov.cpu_mean, gov.cpu_mean_background
         );
         let _ = writeln!(out, "# HELP sotto_requests_total Requests by endpoint and outcome.");
         let _ = writeln!(out, "# TYPE sotto_requests_total counter");
@@ -277,8 +331,7 @@ mod tests {
             prefix_entries: 1,
             prefix_bytes: 10,
         };
-        let gov =
-            Governance { cpu_mean: 0.35, cpu_peak: 0.5, memory: 6 << 30, cpus: 2.0, threads: 1, threads_batch: 1 };
+        let gov = Governance { cpu_mean_background: 0.1, ..Governance::default() };
         let text = m.render(&status, &gov, Duration::from_millis(1500));
         for needle in [
             "sotto_queue_depth 2\n",
@@ -288,6 +341,8 @@ mod tests {
             "sotto_governor_paced_seconds_total 1.5\n",
             "sotto_thread_plan{phase=\"prefill\"} 1\n",
             "sotto_budget_cpu_peak_ratio 0.5\n",
+            "sotto_budget_cpu_mean_by_priority_ratio{priority=\"background\"} 0.1\n",
+            "sotto_cgroup_cpu_max_cpus 0\n",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }

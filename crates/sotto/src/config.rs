@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sotto_engine::KvType;
-use sotto_governor::{Budgets, SchedClass, parse_bytes, parse_percent};
+use sotto_governor::{Budgets, CgroupMode, SchedClass, parse_bytes, parse_percent};
 
 /// The order in which sources override each other, lowest first.
 pub const PRECEDENCE: &str = "defaults < config file < SOTTO_* environment < --set flags";
@@ -88,6 +88,9 @@ pub const KEYS: &[Key] = &[
     key("budget.cpu_peak", "50%", Text, "CPU budget in any 100 ms window"),
     key("budget.memory", "6GiB", Text, "memory budget, model included; larger models are refused"),
     key("budget.sched", "idle", Text, "class of inference threads: idle, background, normal, nice N"),
+    key("budget.cpu_mean_critical", "same", Text, "mean CPU budget for critical requests (same: budget.cpu_mean)"),
+    key("budget.cpu_mean_background", "same", Text, "mean CPU budget for background requests (same: budget.cpu_mean)"),
+    key("budget.cgroup", "off", Text, "cap the process with its own cgroup v2 cpu.max at the peak: off, auto, require"),
     key("cache.prefix", "64MiB", Text, "memory for prefix KV snapshots (0: off)"),
     key("cache.persist", "true", Bool, "keep prefix snapshots on disk across restarts"),
     key("cache.dir", "", Text, "where snapshots are kept (empty: <state dir>/prefix)"),
@@ -203,6 +206,11 @@ pub struct Budget {
     pub cpu_peak: f64,
     pub memory: u64,
     pub sched: SchedClass,
+    /// `None`: `cpu_mean`.
+    pub critical_mean: Option<f64>,
+    pub background_mean: Option<f64>,
+    /// Whether sotto writes its own cgroup `cpu.max` (needs a delegated cgroup v2).
+    pub cgroup: CgroupMode,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -426,7 +434,15 @@ impl Config {
                 template: "auto".into(),
                 keep_alive: None,
             },
-            budget: Budget { cpu_mean: 0.35, cpu_peak: 0.50, memory: 6 << 30, sched: SchedClass::Idle },
+            budget: Budget {
+                cpu_mean: 0.35,
+                cpu_peak: 0.50,
+                memory: 6 << 30,
+                sched: SchedClass::Idle,
+                critical_mean: None,
+                background_mean: None,
+                cgroup: CgroupMode::Off,
+            },
             cache: Cache { prefix: 64 << 20, persist: true, dir: None },
             analyze: Analyze { mode: "fast".into(), detail: "verdict".into(), max_field_chars: 2000 },
             sources: KEYS.iter().map(|k| (k.name, Source::Default)).collect(),
@@ -482,6 +498,9 @@ impl Config {
             "budget.cpu_peak" => b.cpu_peak = percent(v)?,
             "budget.memory" => b.memory = bytes(v, 1 << 20)?,
             "budget.sched" => b.sched = v.parse()?,
+            "budget.cpu_mean_critical" => b.critical_mean = unless(v, &["same", ""], percent)?,
+            "budget.cpu_mean_background" => b.background_mean = unless(v, &["same", ""], percent)?,
+            "budget.cgroup" => b.cgroup = v.parse()?,
             "cache.prefix" => c.prefix = bytes(v, 0)?,
             "cache.persist" => c.persist = parse_bool(v)?,
             "cache.dir" => c.dir = unless(v, &[""], |p| Ok(PathBuf::from(p)))?,
@@ -595,7 +614,13 @@ impl Config {
     pub fn validate(&mut self) -> Result<(), ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { message };
         if let Err(e) = self.budgets().validate() {
-            return Err(invalid(format!("{}, {}: {e}", self.cite("budget.cpu_mean"), self.cite("budget.cpu_peak"))));
+            let mut keys = vec![self.cite("budget.cpu_mean"), self.cite("budget.cpu_peak")];
+            for k in ["budget.cpu_mean_critical", "budget.cpu_mean_background"] {
+                if self.source(k) != Source::Default {
+                    keys.push(self.cite(k));
+                }
+            }
+            return Err(invalid(format!("{}: {e}", keys.join(", "))));
         }
         if let Some(path) = &self.server.token_file {
             if self.server.token.is_some() && self.source("server.token") != Source::Default {
@@ -631,7 +656,13 @@ impl Config {
 
     /// The CPU and memory budgets, for the governor.
     pub fn budgets(&self) -> Budgets {
-        Budgets { cpu_mean: self.budget.cpu_mean, cpu_peak: self.budget.cpu_peak, mem: self.budget.memory }
+        Budgets {
+            cpu_mean: self.budget.cpu_mean,
+            cpu_peak: self.budget.cpu_peak,
+            mem: self.budget.memory,
+            critical_mean: self.budget.critical_mean,
+            background_mean: self.budget.background_mean,
+        }
     }
 
     /// The value of `key` in the text form `set` reads back. Not masked: callers mask secrets.
@@ -661,6 +692,9 @@ impl Config {
             "budget.cpu_peak" => format_percent(b.cpu_peak),
             "budget.memory" => format_bytes(b.memory),
             "budget.sched" => b.sched.to_string(),
+            "budget.cpu_mean_critical" => b.critical_mean.map_or("same".into(), format_percent),
+            "budget.cpu_mean_background" => b.background_mean.map_or("same".into(), format_percent),
+            "budget.cgroup" => b.cgroup.to_string(),
             "cache.prefix" => format_bytes(c.prefix),
             "cache.persist" => c.persist.to_string(),
             "cache.dir" => path(&c.dir),
@@ -759,6 +793,13 @@ pub(crate) mod tests {
             err.contains("budget.cpu_mean = 60% (flag)") && err.contains("budget.cpu_peak = 50% (default)"),
             "{err}"
         );
+        let err = load_err(None, &[], &[("budget.cpu_mean_background", "60%")]);
+        assert!(err.contains("budget.cpu_mean_background = 60% (flag)") && err.contains("background mean"), "{err}");
+        assert!(load_err(None, &[], &[("budget.cgroup", "yes")]).contains("off, auto or require"));
+        let c = Config::load_from(None, &env(&[]), &sets(&[("budget.cpu_mean_critical", "50%")])).unwrap();
+        assert_eq!(c.budgets().mean_for(sotto_governor::Urgency::Critical), 0.5);
+        assert_eq!(c.budgets().mean_for(sotto_governor::Urgency::Background), 0.35);
+        assert_eq!(c.value("budget.cpu_mean_background"), "same");
     }
 
     #[test]

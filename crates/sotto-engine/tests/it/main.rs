@@ -107,6 +107,28 @@ impl StepHook for CountingHook {
     }
 }
 
+/// Records the priority of every request the engine starts (issue 3: per-priority budgets).
+struct PriorityHook(Arc<std::sync::Mutex<Vec<Priority>>>);
+
+impl StepHook for PriorityHook {
+    fn on_request_start(&mut self, priority: Priority) {
+        self.0.lock().unwrap().push(priority);
+    }
+
+    fn after_step(&mut self, _: Phase, _: usize) {}
+}
+
+#[test]
+fn the_governor_learns_each_requests_priority() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let engine = Engine::start(EngineConfig::new(smollm()), Box::new(PriorityHook(seen.clone()))).unwrap();
+    for priority in [Priority::Background, Priority::Critical, Priority::Normal] {
+        let req = Request { priority, ..Request::new(Prompt::Text("Hello".into()), 1) };
+        engine.generate_blocking(req).unwrap();
+    }
+    assert_eq!(*seen.lock().unwrap(), [Priority::Background, Priority::Critical, Priority::Normal]);
+}
+
 #[test]
 fn closing_the_reply_channel_stops_decoding() {
     let steps = Arc::new(AtomicUsize::new(0));

@@ -24,7 +24,7 @@ fn smollm() -> std::path::PathBuf {
 fn state_with(config: EngineConfig, settings: Settings) -> AppState {
     let engine = Arc::new(Engine::start(config, Box::new(NoPacing)).expect("engine starts"));
     let model = ModelName { id: "smollm2-135m".into(), aliases: vec!["SmolLM2-135M-Instruct.Q4_1".into()], created: 1 };
-    let gov = Governance { cpu_mean: 0.35, cpu_peak: 0.5, memory: 6 << 30, cpus: 2.0, threads: 1, threads_batch: 1 };
+    let gov = Governance::default();
     AppState::new(engine, None, model, settings, gov, Arc::default())
 }
 
@@ -312,7 +312,7 @@ fn with_analyzer() -> AppState {
     let options = sotto_analyze::Options { mode: sotto_analyze::Mode::ConstrainedZeroShot, ..Default::default() };
     let analyzer = Arc::new(sotto_analyze::Analyzer::new(engine.clone(), options));
     let model = ModelName { id: "smollm2-135m".into(), aliases: vec![], created: 1 };
-    let gov = Governance { cpu_mean: 0.35, cpu_peak: 0.5, memory: 6 << 30, cpus: 2.0, threads: 1, threads_batch: 1 };
+    let gov = Governance::default();
     AppState::new(engine, Some(analyzer), model, Settings::default(), gov, Arc::default())
 }
 

@@ -24,7 +24,9 @@ use crate::config::state_dir;
 /// Load the model for a one-shot command (analyze, eval) under the configured budgets.
 pub fn start_engine(models_dir: &Path, config: &crate::config::Config) -> anyhow::Result<Arc<Engine>> {
     let budgets = config.budgets();
-    let governor = sotto_governor::Governor::new(budgets, config.budget.sched, sotto_governor::available_cpus());
+    let cpus = sotto_governor::available_cpus();
+    super::serve::apply_cgroup(config.budget.cgroup, budgets.cpu_peak * cpus)?;
+    let governor = sotto_governor::Governor::new(budgets, config.budget.sched, cpus);
     let engine_config = super::serve::engine_config(config, models_dir, &governor)?;
     let path = engine_config.model.clone();
     let engine =

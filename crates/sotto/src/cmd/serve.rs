@@ -9,7 +9,7 @@ use std::time::UNIX_EPOCH;
 use anyhow::Context;
 use sotto_analyze::{Analyzer, Options};
 use sotto_engine::{Engine, EngineConfig};
-use sotto_governor::{Governor, available_cpus};
+use sotto_governor::{CgroupMode, Governor, available_cpus};
 use sotto_models::{catalog, store};
 use sotto_server::{AppState, Governance, ModelName, Settings};
 
@@ -64,10 +64,35 @@ pub fn engine_config(config: &Config, models_dir: &Path, governor: &Governor) ->
     })
 }
 
+/// `budget.cgroup`: cap the whole process at `cpus` with its own cgroup `cpu.max`. Returns
+/// the cap when one was written; `auto` logs why not and goes on, `require` refuses to start.
+pub fn apply_cgroup(mode: CgroupMode, cpus: f64) -> anyhow::Result<Option<f64>> {
+    if mode == CgroupMode::Off {
+        return Ok(None);
+    }
+    let outcome = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))
+        .and_then(|own| {
+            sotto_governor::cgroup::apply_cpu_max(Path::new("/sys/fs/cgroup"), &own, std::process::id(), cpus)
+        });
+    match outcome {
+        Ok(applied) => {
+            tracing::info!(dir = %applied.dir.display(), cpu_max = %applied.cpu_max, "cgroup cpu.max set");
+            Ok(Some(cpus))
+        }
+        Err(e) if mode == CgroupMode::Auto => {
+            tracing::warn!(error = %e, "budget.cgroup = auto: no cgroup cpu.max; the governor alone holds the budget");
+            Ok(None)
+        }
+        Err(e) => anyhow::bail!("budget.cgroup = require: {e}"),
+    }
+}
+
 pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = args.load()?;
     let budgets = config.budgets();
     let cpus = available_cpus();
+    let cgroup_cpus = apply_cgroup(config.budget.cgroup, budgets.cpu_peak * cpus)?;
     let governor = Governor::new(budgets, config.budget.sched, cpus);
     let paced = governor.stats();
     let engine_config = engine_config(&config, models_dir, &governor)?;
@@ -87,14 +112,7 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
         default_detail: config.analyze.detail.parse().map_err(anyhow::Error::msg)?,
         ..Settings::default()
     };
-    let governance = Governance {
-        cpu_mean: budgets.cpu_mean,
-        cpu_peak: budgets.cpu_peak,
-        memory: budgets.mem,
-        cpus,
-        threads: info.threads,
-        threads_batch: info.threads_batch,
-    };
+    let governance = Governance { cgroup_cpus, ..Governance::new(&budgets, cpus, info.threads, info.threads_batch) };
     let name = model_name(&path);
     let state = AppState::new(engine, Some(analyzer), name.clone(), settings, governance, paced);
     let runtime = tokio::runtime::Builder::new_multi_thread()
