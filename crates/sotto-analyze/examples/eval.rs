@@ -1,25 +1,20 @@
 //! Run the evaluation suite without the CLI's configuration layer:
 //! `cargo run --release -p sotto-analyze --example eval -- MODEL.gguf THREADS DESIGNS OUT.json [LIMIT]`
-//! where DESIGNS is a comma list of fast, fast-uncalibrated, constrained,
-//! constrained-zero-shot, naive. Ungoverned (NoPacing): for accuracy runs.
+//! where DESIGNS is `all` or a comma list of the names in `Design::NAMES`. Ungoverned
+//! (NoPacing): for accuracy runs.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sotto_analyze::Mode;
+use sotto_analyze::eval::Design;
 use sotto_engine::{Engine, EngineConfig, NoPacing};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let model = PathBuf::from(&args[1]);
     let threads: u32 = args[2].parse().unwrap();
-    let designs: Vec<(Mode, bool)> = args[3]
-        .split(',')
-        .map(|d| match d {
-            "fast-uncalibrated" => (Mode::Fast, false),
-            other => (other.parse().unwrap(), true),
-        })
-        .collect();
+    let designs: Vec<Design> =
+        if args[3] == "all" { Design::all() } else { args[3].split(',').map(|d| Design::parse(d).unwrap()).collect() };
     let out = PathBuf::from(&args[4]);
     let suite_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../eval/events.jsonl");
     let mut suite = sotto_events::eval::load_suite(&suite_path).unwrap();

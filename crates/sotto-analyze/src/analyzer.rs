@@ -13,6 +13,7 @@ use sotto_engine::{Engine, EngineError, Event as EngineEvent, Priority, Request,
 use sotto_events::Event;
 use sotto_events::eval::Label;
 
+use crate::bank::Bank;
 use crate::prompt::{self, Style};
 use crate::verdict::{self, LabelScores, Severity, Verdict};
 
@@ -29,10 +30,14 @@ pub enum Mode {
     ConstrainedZeroShot,
     /// A plain question, no examples, no constraints; the answer parsed leniently.
     Naive,
+    /// The label is the similarity-weighted vote of the closest bank examples (no model);
+    /// the model writes techniques and rationale, with the closest examples in its prompt,
+    /// only when asked or when the verdict is not benign.
+    Retrieval,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 4] = [Mode::Fast, Mode::Constrained, Mode::ConstrainedZeroShot, Mode::Naive];
+    pub const ALL: [Mode; 5] = [Mode::Retrieval, Mode::Fast, Mode::Constrained, Mode::ConstrainedZeroShot, Mode::Naive];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +45,7 @@ impl Mode {
             Mode::Constrained => "constrained",
             Mode::ConstrainedZeroShot => "constrained-zero-shot",
             Mode::Naive => "naive",
+            Mode::Retrieval => "retrieval",
         }
     }
 }
@@ -54,10 +60,9 @@ impl std::str::FromStr for Mode {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Mode::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("unknown mode `{s}`: expected fast, constrained, constrained-zero-shot or naive"))
+        Mode::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
+            format!("unknown mode `{s}`: expected retrieval, fast, constrained, constrained-zero-shot or naive")
+        })
     }
 }
 
@@ -91,14 +96,34 @@ pub struct Options {
     /// Fast path: subtract the label scores of a content-free event (contextual calibration),
     /// which removes the model's prior lean towards one label.
     pub calibrate: bool,
+    /// Bank examples most like the event, shown to the model right before it (0: none).
+    /// Each costs its tokens in prefill whenever the model runs.
+    pub retrieve: usize,
+    /// Fast path: blend the label vote of the closest bank examples into the model's label
+    /// probabilities, weighted by how close the closest example is (no fitted weight).
+    pub blend: bool,
     /// Longer event fields are cut to this many characters (about four per token), marked.
     pub max_field_chars: usize,
 }
 
+/// Examples shown to the model per event by default.
+pub const DEFAULT_RETRIEVE: usize = 2;
+
+/// Neighbours the retrieval vote counts.
+pub const VOTE_NEIGHBOURS: usize = 5;
+
 impl Default for Options {
     fn default() -> Self {
         // Measured on eval/events.jsonl: calibration lowered accuracy for both catalog models.
-        Options { mode: Mode::Fast, calibrate: false, max_field_chars: 2000 }
+        // Measured on eval/events.jsonl (bench/runs/2026-11-23-eval-retrieval.md): the
+        // retrieval vote beat every design that lets these small models pick the label.
+        Options {
+            mode: Mode::Retrieval,
+            calibrate: false,
+            retrieve: DEFAULT_RETRIEVE,
+            blend: false,
+            max_field_chars: 2000,
+        }
     }
 }
 
@@ -178,6 +203,7 @@ impl Analyzer {
             Mode::Constrained => self.constrained(&event, true, admission, &mut cost).await?,
             Mode::ConstrainedZeroShot => self.constrained(&event, false, admission, &mut cost).await?,
             Mode::Naive => self.naive(&event, admission, &mut cost).await?,
+            Mode::Retrieval => self.retrieval(&event, detail, admission, &mut cost).await?,
         };
         Ok(Analysis {
             verdict,
@@ -204,7 +230,11 @@ impl Analyzer {
                 *s -= b;
             }
         }
-        let probs = softmax(scores);
+        let mut probs = softmax(scores);
+        if self.options.blend {
+            let (vote, closest) = Bank::shipped().vote_and_similarity(event, VOTE_NEIGHBOURS);
+            probs = blend(probs, vote, closest);
+        }
         let best = (0..3).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).expect("three labels");
         let label = LABELS[best];
         let confidence = probs[best];
@@ -217,15 +247,65 @@ impl Analyzer {
             scores: Some(LabelScores { malicious: probs[0], suspicious: probs[1], benign: probs[2] }),
         };
         if detail == Detail::Full || label != Label::Benign {
-            let layout = prompt::lines(self.style, event, true);
-            let request = Request {
-                answer_prefix: Some(format!("Verdict: {label}\nTechniques:")),
-                grammar: Some(prompt::details_grammar()),
-                ..self.admitted(prompt::request(layout, 80), admission)
+            (verdict.techniques, verdict.rationale) = self.details(event, label, admission, cost).await?;
+        }
+        Ok(verdict)
+    }
+
+    /// Techniques (none for benign) and a one-sentence rationale for `label`, generated
+    /// under the details grammar after the same prompt the label was scored on.
+    async fn details(
+        &self,
+        event: &Event,
+        label: Label,
+        admission: Admission,
+        cost: &mut Cost,
+    ) -> Result<(Vec<String>, Option<String>), AnalyzeError> {
+        let layout = prompt::lines(self.style, event, true, &self.retrieved(event));
+        let request = Request {
+            answer_prefix: Some(format!("Verdict: {label}\nTechniques:")),
+            grammar: Some(prompt::details_grammar()),
+            ..self.admitted(prompt::request(layout, 80), admission)
+        };
+        let (text, _) = self.run(request, admission, cost).await?;
+        let (techniques, rationale) = parse_details(&text);
+        Ok((if label == Label::Benign { Vec::new() } else { techniques }, rationale))
+    }
+
+    /// The retrieval design: the label from the bank's vote, the explanation from the model.
+    async fn retrieval(
+        &self,
+        event: &Event,
+        detail: Detail,
+        admission: Admission,
+        cost: &mut Cost,
+    ) -> Result<Verdict, AnalyzeError> {
+        let bank = Bank::shipped();
+        let probs = bank.vote(event, VOTE_NEIGHBOURS);
+        let best = (0..3).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).expect("three labels");
+        let label = LABELS[best];
+        let mut verdict = Verdict {
+            verdict: label,
+            confidence: probs[best],
+            severity: Severity::derive(label, probs[best]),
+            techniques: Vec::new(),
+            rationale: None,
+            scores: Some(LabelScores { malicious: probs[0], suspicious: probs[1], benign: probs[2] }),
+        };
+        if detail == Detail::Full || label != Label::Benign {
+            let (techniques, rationale) = self.details(event, label, admission, cost).await?;
+            // The model's technique ids if it named valid ones, else those of the closest
+            // example with the same label.
+            verdict.techniques = if techniques.is_empty() && label != Label::Benign {
+                let near = bank.nearest(event, VOTE_NEIGHBOURS);
+                near.iter()
+                    .rev()
+                    .find(|(ex, _)| ex.label == label)
+                    .map(|(ex, _)| ex.techniques.clone())
+                    .unwrap_or_default()
+            } else {
+                techniques
             };
-            let (text, _) = self.run(request, admission, cost).await?;
-            let (techniques, rationale) = parse_details(&text);
-            verdict.techniques = if label == Label::Benign { Vec::new() } else { techniques };
             verdict.rationale = rationale;
         }
         Ok(verdict)
@@ -248,7 +328,7 @@ impl Analyzer {
         admission: Admission,
         cost: &mut Cost,
     ) -> Result<[f64; 3], AnalyzeError> {
-        let layout = prompt::lines(self.style, event, true);
+        let layout = prompt::lines(self.style, event, true, &self.retrieved(event));
         let continuations = LABELS.iter().map(|l| format!(" {l}")).collect();
         let request = Request {
             task: Task::Score(continuations),
@@ -280,7 +360,8 @@ impl Analyzer {
         admission: Admission,
         cost: &mut Cost,
     ) -> Result<Verdict, AnalyzeError> {
-        let layout = prompt::json(self.style, event, examples);
+        let retrieved = if examples { self.retrieved(event) } else { Vec::new() };
+        let layout = prompt::json(self.style, event, examples, &retrieved);
         let schema = sotto_engine::grammar::from_json_schema(verdict::SCHEMA).expect("the verdict schema converts");
         let grammar = match self.style {
             Style::Completion => prompt::with_leading_space(schema),
@@ -308,6 +389,18 @@ impl Analyzer {
             rationale,
             scores: None,
         })
+    }
+
+    /// The bank examples shown before `event`, closest last.
+    fn retrieved(&self, event: &Event) -> Vec<prompt::Shot> {
+        if self.options.retrieve == 0 {
+            return Vec::new();
+        }
+        Bank::shipped()
+            .nearest(event, self.options.retrieve)
+            .into_iter()
+            .map(|(ex, _)| prompt::Shot::retrieved(ex))
+            .collect()
     }
 
     fn admitted(&self, request: Request, admission: Admission) -> Request {
@@ -372,6 +465,13 @@ fn softmax(x: [f64; 3]) -> [f64; 3] {
     e.map(|v| v / sum)
 }
 
+/// `closest × vote + (1 − closest) × model`: a close bank example outweighs the model's own
+/// judgement, a distant one leaves it to the model.
+fn blend(model: [f64; 3], vote: [f64; 3], closest: f64) -> [f64; 3] {
+    let w = closest.clamp(0.0, 1.0);
+    [0, 1, 2].map(|i| w * vote[i] + (1.0 - w) * model[i])
+}
+
 /// Read ` T1059.001, T1105\nRationale: ...` (the details grammar's output).
 fn parse_details(text: &str) -> (Vec<String>, Option<String>) {
     let mut lines = text.lines();
@@ -391,6 +491,16 @@ mod tests {
         let p = softmax([-1.0, -3.0, -0.5]);
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!(p[2] > p[0] && p[0] > p[1]);
+    }
+
+    #[test]
+    fn blending_follows_the_closeness_of_the_closest_example() {
+        let model = [0.8, 0.1, 0.1];
+        let vote = [0.1, 0.1, 0.8];
+        assert_eq!(blend(model, vote, 0.0), model);
+        assert_eq!(blend(model, vote, 1.0), vote);
+        let half = blend(model, vote, 0.5);
+        assert!((half.iter().sum::<f64>() - 1.0).abs() < 1e-12 && (half[0] - 0.45).abs() < 1e-12);
     }
 
     #[test]

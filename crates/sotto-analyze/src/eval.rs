@@ -152,18 +152,78 @@ pub struct Run {
 
 /// Run `suite` through each design on `engine`, one event at a time, as a deployed daemon
 /// would see them. `progress` is called after each event with (design, done, total).
+/// One design the evaluation compares: a name and the analyzer options it stands for.
+#[derive(Debug, Clone)]
+pub struct Design {
+    pub name: String,
+    pub options: Options,
+}
+
+impl Design {
+    /// The names `parse` reads; `-retrieval` takes an optional `:K` (examples per event).
+    pub const NAMES: &'static str = "fast, fast-calibrated, fast-retrieval[:K], constrained, constrained-retrieval[:K],                                      constrained-zero-shot, naive, vote[:K]";
+
+    /// Every design, for `--designs all`: the four configurations, with and without
+    /// retrieval where it applies, and the model-free vote.
+    pub fn all() -> Vec<Design> {
+        [
+            "retrieval",
+            "fast-blend",
+            "fast-retrieval",
+            "fast",
+            "fast-calibrated",
+            "constrained-retrieval",
+            "constrained",
+            "constrained-zero-shot",
+            "naive",
+        ]
+        .iter()
+        .map(|n| Design::parse(n).expect("known names"))
+        .collect()
+    }
+
+    pub fn parse(name: &str) -> Result<Design, String> {
+        let (base, k) = match name.split_once(':') {
+            Some((b, k)) => {
+                let k: usize = k.parse().map_err(|_| format!("`{k}` in `{name}` is not an example count"))?;
+                (b, Some(k))
+            }
+            None => (name, None),
+        };
+        let with = |mode, calibrate, retrieve| Options { mode, calibrate, retrieve, ..Options::default() };
+        let blended = |retrieve| Options { blend: true, ..with(Mode::Fast, false, retrieve) };
+        let k_or = |d| k.unwrap_or(d);
+        let options = match base {
+            "fast" => with(Mode::Fast, false, 0),
+            "fast-calibrated" => with(Mode::Fast, true, 0),
+            "fast-blend" => blended(0),
+            "fast-retrieval" => with(Mode::Fast, false, k_or(crate::DEFAULT_RETRIEVE)),
+            "constrained" => with(Mode::Constrained, false, 0),
+            "constrained-retrieval" => with(Mode::Constrained, false, k_or(crate::DEFAULT_RETRIEVE)),
+            "constrained-zero-shot" => with(Mode::ConstrainedZeroShot, false, 0),
+            "naive" => with(Mode::Naive, false, 0),
+            "retrieval" => with(Mode::Retrieval, false, k_or(crate::DEFAULT_RETRIEVE)),
+            _ => return Err(format!("unknown design `{name}`: expected one of {}", Design::NAMES)),
+        };
+        if k.is_some() && !base.contains("retrieval") {
+            return Err(format!("`{name}`: only the retrieval designs take an example count"));
+        }
+        Ok(Design { name: name.to_string(), options })
+    }
+}
+
 pub fn run_suite(
     engine: &Arc<Engine>,
     suite: &[LabelledEvent],
-    designs: &[(Mode, bool)],
+    designs: &[Design],
     max_field_chars: usize,
     mut progress: impl FnMut(&str, usize, usize),
 ) -> std::io::Result<Vec<Run>> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     let mut runs = Vec::new();
-    for &(mode, calibrate) in designs {
-        let design = if mode == Mode::Fast && !calibrate { "fast-uncalibrated".to_string() } else { mode.to_string() };
-        let analyzer = Analyzer::new(engine.clone(), Options { mode, calibrate, max_field_chars });
+    for d in designs {
+        let design = d.name.clone();
+        let analyzer = Analyzer::new(engine.clone(), Options { max_field_chars, ..d.options });
         let started = Instant::now();
         let mut outcomes = Vec::with_capacity(suite.len());
         for (i, item) in suite.iter().enumerate() {

@@ -6,10 +6,11 @@
 //! Must not: import llama.cpp (it talks to the engine through requests), or know HTTP.
 
 mod analyzer;
+pub mod bank;
 pub mod eval;
 mod prompt;
 pub mod verdict;
 
-pub use analyzer::{Admission, Analysis, AnalyzeError, Analyzer, Detail, Mode, Options};
+pub use analyzer::{Admission, Analysis, AnalyzeError, Analyzer, DEFAULT_RETRIEVE, Detail, Mode, Options};
 pub use prompt::{Style, event_block};
 pub use verdict::{LabelScores, Severity, Verdict};

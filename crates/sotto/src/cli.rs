@@ -101,7 +101,7 @@ pub struct AnalyzeArgs {
     /// A GGUF path or a catalog id (overrides model.path)
     #[arg(long, short)]
     pub model: Option<String>,
-    /// fast, constrained, constrained-zero-shot or naive (overrides analyze.mode)
+    /// retrieval, fast, constrained, constrained-zero-shot or naive (overrides analyze.mode)
     #[arg(long)]
     pub mode: Option<String>,
     /// verdict or full (overrides analyze.detail)
@@ -116,8 +116,10 @@ pub struct EvalArgs {
     /// A GGUF path or a catalog id (overrides model.path)
     #[arg(long, short)]
     pub model: Option<String>,
-    /// Designs to run: fast, fast-uncalibrated, constrained, constrained-zero-shot, naive, or all
-    #[arg(long, value_delimiter = ',', default_value = "fast")]
+    /// Designs to run: retrieval[:K] (the default design), fast, fast-calibrated, fast-blend,
+    /// fast-retrieval[:K], constrained, constrained-retrieval[:K], constrained-zero-shot,
+    /// naive, or all
+    #[arg(long, value_delimiter = ',', default_value = "retrieval")]
     pub designs: Vec<String>,
     /// The labelled suite [default: eval/events.jsonl of the source tree]
     #[arg(long)]

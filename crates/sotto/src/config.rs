@@ -94,9 +94,10 @@ pub const KEYS: &[Key] = &[
     key("cache.prefix", "64MiB", Text, "memory for prefix KV snapshots (0: off)"),
     key("cache.persist", "true", Bool, "keep prefix snapshots on disk across restarts"),
     key("cache.dir", "", Text, "where snapshots are kept (empty: <state dir>/prefix)"),
-    key("analyze.mode", "fast", Text, "fast, constrained, constrained-zero-shot or naive"),
+    key("analyze.mode", "retrieval", Text, "retrieval, fast, constrained, constrained-zero-shot or naive"),
     key("analyze.detail", "verdict", Text, "verdict (reasons for non-benign events only) or full"),
     key("analyze.max_field_chars", "2000", Integer, "event fields longer than this are cut and marked"),
+    key("analyze.retrieve", "2", Integer, "similar bank examples shown to the model before the event (0: none)"),
 ];
 
 /// The key named `name`, if there is one.
@@ -227,6 +228,8 @@ pub struct Analyze {
     pub mode: String,
     pub detail: String,
     pub max_field_chars: usize,
+    /// Bank examples retrieved per event.
+    pub retrieve: usize,
 }
 
 /// The effective configuration.
@@ -444,7 +447,12 @@ impl Config {
                 cgroup: CgroupMode::Off,
             },
             cache: Cache { prefix: 64 << 20, persist: true, dir: None },
-            analyze: Analyze { mode: "fast".into(), detail: "verdict".into(), max_field_chars: 2000 },
+            analyze: Analyze {
+                mode: "retrieval".into(),
+                detail: "verdict".into(),
+                max_field_chars: 2000,
+                retrieve: sotto_analyze::DEFAULT_RETRIEVE,
+            },
             sources: KEYS.iter().map(|k| (k.name, Source::Default)).collect(),
             file: None,
         }
@@ -507,6 +515,7 @@ impl Config {
             "analyze.mode" => a.mode = v.parse::<sotto_analyze::Mode>().map(|_| v.to_string())?,
             "analyze.detail" => a.detail = v.parse::<sotto_analyze::Detail>().map(|_| v.to_string())?,
             "analyze.max_field_chars" => a.max_field_chars = parse_int(v, 1, 1_000_000)?,
+            "analyze.retrieve" => a.retrieve = parse_int(v, 0, 16)?,
             _ => unreachable!("every key in KEYS has a parser"),
         }
         Ok(())
@@ -701,6 +710,7 @@ impl Config {
             "analyze.mode" => a.mode.clone(),
             "analyze.detail" => a.detail.clone(),
             "analyze.max_field_chars" => a.max_field_chars.to_string(),
+            "analyze.retrieve" => a.retrieve.to_string(),
             _ => String::new(),
         }
     }

@@ -36,7 +36,7 @@ fn analyzer(engine: &Arc<Engine>, mode: Mode) -> Analyzer {
 #[tokio::test]
 async fn fast_path_scores_the_labels_and_reuses_the_examples_prefix() {
     let engine = engine("smollm2-135m");
-    let a = analyzer(&engine, Mode::Fast);
+    let a = Analyzer::new(engine.clone(), Options { mode: Mode::Fast, retrieve: 0, ..Options::default() });
     assert_eq!(a.style(), Style::Chat);
     let first = a.analyze(&download(), Detail::Verdict, Admission::default()).await.unwrap();
     let scores = first.verdict.scores.expect("the fast path reports label probabilities");
@@ -74,6 +74,38 @@ async fn constrained_generation_always_yields_a_valid_verdict_on_both_model_styl
             }
         }
     }
+}
+
+#[tokio::test]
+async fn retrieved_examples_go_after_the_cached_prefix_and_cost_their_own_tokens() {
+    let engine = engine("gemma3-270m");
+    let with = |retrieve| Analyzer::new(engine.clone(), Options { mode: Mode::Fast, retrieve, ..Options::default() });
+    let (none, three) = (with(0), with(3));
+    // Warm the shared prefix first, so both measured runs can reuse it.
+    none.analyze(&service_host(), Detail::Verdict, Admission::default()).await.unwrap();
+    let plain = none.analyze(&download(), Detail::Verdict, Admission::default()).await.unwrap();
+    let retrieved = three.analyze(&download(), Detail::Verdict, Admission::default()).await.unwrap();
+    assert!(plain.cached_tokens > 500 && retrieved.cached_tokens >= plain.cached_tokens, "{plain:?}\n{retrieved:?}");
+    let own = |a: &sotto_analyze::Analysis| a.prompt_tokens - a.cached_tokens;
+    // Three examples of roughly 60-150 tokens each on top of the event's own tokens.
+    assert!(own(&retrieved) > own(&plain) + 120, "{plain:?}\n{retrieved:?}");
+    assert!(retrieved.verdict.scores.is_some());
+}
+
+#[tokio::test]
+async fn retrieval_labels_from_the_bank_and_the_model_explains_only_what_is_flagged() {
+    let engine = engine("smollm2-135m");
+    let a = analyzer(&engine, Mode::Retrieval);
+    let quiet = a.analyze(&service_host(), Detail::Verdict, Admission::default()).await.unwrap();
+    assert_eq!(quiet.verdict.verdict, Label::Benign, "the bank has many service hosts: {quiet:?}");
+    assert_eq!((quiet.prompt_tokens, quiet.generated_tokens), (0, 0), "a benign vote costs no inference: {quiet:?}");
+    let flagged = a.analyze(&download(), Detail::Verdict, Admission::default()).await.unwrap();
+    assert_ne!(flagged.verdict.verdict, Label::Benign, "{flagged:?}");
+    assert!(flagged.generated_tokens > 0 && flagged.verdict.rationale.is_some(), "{flagged:?}");
+    assert!(!flagged.verdict.techniques.is_empty(), "{flagged:?}");
+    assert!(flagged.verdict.techniques.iter().all(|t| sotto_events::techniques::is_valid(t)));
+    let scores = flagged.verdict.scores.unwrap();
+    assert!((scores.malicious + scores.suspicious + scores.benign - 1.0).abs() < 1e-9);
 }
 
 #[tokio::test]

@@ -50,8 +50,15 @@ pub fn run(models_dir: &Path, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         install_stop_handlers();
     }
     let engine = start_engine(models_dir, &config)?;
-    let analyzer =
-        Analyzer::new(engine, Options { mode, max_field_chars: config.analyze.max_field_chars, ..Options::default() });
+    let analyzer = Analyzer::new(
+        engine,
+        Options {
+            mode,
+            max_field_chars: config.analyze.max_field_chars,
+            retrieve: config.analyze.retrieve,
+            ..Options::default()
+        },
+    );
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     let mut out = std::io::stdout().lock();
     let mut failures = 0usize;

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sotto_analyze::Mode;
-use sotto_analyze::eval::{run_suite, table};
+use sotto_analyze::eval::{Design, run_suite, table};
 use sotto_events::eval::load_suite;
 
 use crate::cli::EvalArgs;
@@ -18,19 +17,11 @@ pub fn default_suite() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../eval/events.jsonl")
 }
 
-fn designs(names: &[String]) -> anyhow::Result<Vec<(Mode, bool)>> {
+fn designs(names: &[String]) -> anyhow::Result<Vec<Design>> {
     if names.iter().any(|n| n == "all") {
-        let mut all = vec![(Mode::Fast, true), (Mode::Fast, false)];
-        all.extend([Mode::Constrained, Mode::ConstrainedZeroShot, Mode::Naive].map(|m| (m, true)));
-        return Ok(all);
+        return Ok(Design::all());
     }
-    names
-        .iter()
-        .map(|n| match n.as_str() {
-            "fast-uncalibrated" => Ok((Mode::Fast, false)),
-            other => other.parse().map(|m| (m, true)).map_err(anyhow::Error::msg),
-        })
-        .collect()
+    names.iter().map(|n| Design::parse(n).map_err(anyhow::Error::msg)).collect()
 }
 
 pub fn run(models_dir: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {

@@ -102,7 +102,12 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     );
     let info = engine.info().clone();
     let mode = config.analyze.mode.parse().map_err(anyhow::Error::msg)?;
-    let options = Options { mode, max_field_chars: config.analyze.max_field_chars, ..Options::default() };
+    let options = Options {
+        mode,
+        max_field_chars: config.analyze.max_field_chars,
+        retrieve: config.analyze.retrieve,
+        ..Options::default()
+    };
     let analyzer = Arc::new(Analyzer::new(engine.clone(), options));
     let settings = Settings {
         token: config.server.token.clone(),

@@ -182,3 +182,38 @@ fn analyze_follow_resumes_after_a_restart_without_repeating() {
     let again = run_until(0);
     assert!(again.is_empty());
 }
+
+#[test]
+fn eval_scores_the_default_design_and_names_unknown_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("run.json");
+    let out = sotto(
+        &[
+            "eval",
+            "--model",
+            "smollm2-135m",
+            "--designs",
+            "retrieval,fast",
+            "--every",
+            "41",
+            "--set",
+            "cache.persist=false",
+            "--out",
+            out_file.to_str().unwrap(),
+        ],
+        Some(&real_models()),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("| retrieval |") && table.contains("| fast |"), "{table}");
+    let runs: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 2);
+    for run in runs.as_array().unwrap() {
+        // 205 events, every 41st: 5 of them, each scored (an unreadable answer counts as wrong).
+        assert_eq!(run["report"]["events"], 5, "{run}");
+        assert_eq!(run["outcomes"].as_array().unwrap().len(), 5);
+    }
+    let bad = sotto(&["eval", "--designs", "clever"], Some(&real_models()));
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("unknown design `clever`"), "{}", stderr(&bad));
+}
