@@ -152,6 +152,9 @@ pub struct Run {
 
 /// Run `suite` through each design on `engine`, one event at a time, as a deployed daemon
 /// would see them. `progress` is called after each event with (design, done, total).
+/// Examples the `-retrieval` designs that let the model pick the label show by default.
+const RETRIEVED: usize = 4;
+
 /// One design the evaluation compares: a name and the analyzer options it stands for.
 #[derive(Debug, Clone)]
 pub struct Design {
@@ -197,9 +200,9 @@ impl Design {
             "fast" => with(Mode::Fast, false, 0),
             "fast-calibrated" => with(Mode::Fast, true, 0),
             "fast-blend" => blended(0),
-            "fast-retrieval" => with(Mode::Fast, false, k_or(crate::DEFAULT_RETRIEVE)),
+            "fast-retrieval" => with(Mode::Fast, false, k_or(RETRIEVED)),
             "constrained" => with(Mode::Constrained, false, 0),
-            "constrained-retrieval" => with(Mode::Constrained, false, k_or(crate::DEFAULT_RETRIEVE)),
+            "constrained-retrieval" => with(Mode::Constrained, false, k_or(RETRIEVED)),
             "constrained-zero-shot" => with(Mode::ConstrainedZeroShot, false, 0),
             "naive" => with(Mode::Naive, false, 0),
             "retrieval" => with(Mode::Retrieval, false, k_or(crate::DEFAULT_RETRIEVE)),

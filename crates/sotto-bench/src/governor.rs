@@ -35,13 +35,24 @@ struct Setting {
     peak: f64,
     class: SchedClass,
     governed: bool,
+    /// Threads forced instead of the plan's: the plan a peak-only rule would pick, run beside
+    /// the plan that also weighs the mean budget.
+    threads: Option<u32>,
 }
 
 const SETTINGS: &[Setting] = &[
-    Setting { label: "35/50", mean: 0.35, peak: 0.50, class: SchedClass::Idle, governed: true },
-    Setting { label: "20/50", mean: 0.20, peak: 0.50, class: SchedClass::Idle, governed: true },
-    Setting { label: "50/100", mean: 0.50, peak: 1.00, class: SchedClass::Idle, governed: true },
-    Setting { label: "ungoverned", mean: 1.00, peak: 1.00, class: SchedClass::Normal, governed: false },
+    Setting { label: "35/50", mean: 0.35, peak: 0.50, class: SchedClass::Idle, governed: true, threads: None },
+    Setting { label: "20/50", mean: 0.20, peak: 0.50, class: SchedClass::Idle, governed: true, threads: None },
+    Setting { label: "50/100", mean: 0.50, peak: 1.00, class: SchedClass::Idle, governed: true, threads: None },
+    Setting {
+        label: "50/100 peak-only plan",
+        mean: 0.50,
+        peak: 1.00,
+        class: SchedClass::Idle,
+        governed: true,
+        threads: Some(2),
+    },
+    Setting { label: "ungoverned", mean: 1.00, peak: 1.00, class: SchedClass::Normal, governed: false, threads: None },
 ];
 
 /// Sampling noise allowed on top of a budget, in points (the acceptance rule).
@@ -68,7 +79,8 @@ fn start_engine(
     let governor = Governor::new(budgets, setting.class, cpus);
     let plan = governor.plan();
     let stats = governor.stats();
-    let config = EngineConfig { threads: plan.decode, threads_batch: plan.prefill, chunk, ..EngineConfig::new(path) };
+    let (threads, threads_batch) = setting.threads.map_or((plan.decode, plan.prefill), |n| (n, n));
+    let config = EngineConfig { threads, threads_batch, chunk, ..EngineConfig::new(path) };
     Ok((Engine::start(config, Box::new(governor))?, stats))
 }
 
@@ -208,7 +220,7 @@ fn foreground_impact(options: &Options, cpus: f64) -> anyhow::Result<Value> {
     println!("|---|---|---|---|");
     for class in [SchedClass::Idle, SchedClass::Nice(19), SchedClass::Normal] {
         let alone = sha_foreground(threads, options.foreground);
-        let setting = Setting { label: "35/50", mean: 0.35, peak: 0.5, class, governed: true };
+        let setting = Setting { label: "35/50", mean: 0.35, peak: 0.5, class, governed: true, threads: None };
         let (engine, _) = start_engine(path, &setting, cpus, options.chunk)?;
         let engine = Arc::new(engine);
         let stop = Arc::new(AtomicBool::new(false));
