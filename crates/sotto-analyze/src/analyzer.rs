@@ -236,17 +236,8 @@ impl Analyzer {
             let (vote, closest) = Bank::shipped().vote_and_similarity(event, VOTE_NEIGHBOURS);
             probs = blend(probs, vote, closest);
         }
-        let best = (0..3).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).expect("three labels");
-        let label = LABELS[best];
-        let confidence = probs[best];
-        let mut verdict = Verdict {
-            verdict: label,
-            confidence,
-            severity: Severity::derive(label, confidence),
-            techniques: Vec::new(),
-            rationale: None,
-            scores: Some(LabelScores { malicious: probs[0], suspicious: probs[1], benign: probs[2] }),
-        };
+        let mut verdict = from_probabilities(probs);
+        let label = verdict.verdict;
         if detail == Detail::Full || label != Label::Benign {
             (verdict.techniques, verdict.rationale) = self.details(event, label, admission, cost).await?;
         }
@@ -283,17 +274,8 @@ impl Analyzer {
         cost: &mut Cost,
     ) -> Result<Verdict, AnalyzeError> {
         let bank = Bank::shipped();
-        let probs = bank.vote(event, VOTE_NEIGHBOURS);
-        let best = (0..3).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).expect("three labels");
-        let label = LABELS[best];
-        let mut verdict = Verdict {
-            verdict: label,
-            confidence: probs[best],
-            severity: Severity::derive(label, probs[best]),
-            techniques: Vec::new(),
-            rationale: None,
-            scores: Some(LabelScores { malicious: probs[0], suspicious: probs[1], benign: probs[2] }),
-        };
+        let mut verdict = from_probabilities(bank.vote(event, VOTE_NEIGHBOURS));
+        let label = verdict.verdict;
         if detail == Detail::Full || label != Label::Benign {
             let (techniques, rationale) = self.details(event, label, admission, cost).await?;
             // The closest example with the same label supplies the technique ids (measured:
@@ -453,6 +435,21 @@ impl Cost {
         self.prompt += stats.prompt_tokens;
         self.cached += stats.cached_tokens;
         self.generated += stats.generated_tokens;
+    }
+}
+
+/// The most probable label, its probability as the confidence, and the three probabilities;
+/// techniques and rationale are left for the caller.
+fn from_probabilities(probs: [f64; 3]) -> Verdict {
+    let best = (0..3).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).expect("three labels");
+    let label = LABELS[best];
+    Verdict {
+        verdict: label,
+        confidence: probs[best],
+        severity: Severity::derive(label, probs[best]),
+        techniques: Vec::new(),
+        rationale: None,
+        scores: Some(LabelScores { malicious: probs[0], suspicious: probs[1], benign: probs[2] }),
     }
 }
 
