@@ -13,7 +13,7 @@ use sotto_engine::{Engine, EngineError, Event as EngineEvent, Priority, Request,
 use sotto_events::Event;
 use sotto_events::eval::Label;
 
-use crate::bank::Bank;
+use crate::bank::{Bank, Example};
 use crate::prompt::{self, Style};
 use crate::verdict::{self, LabelScores, Severity, Verdict};
 
@@ -199,12 +199,13 @@ impl Analyzer {
         let mut event = event.clone();
         event.truncate(self.options.max_field_chars);
         let mut cost = Cost::default();
+        let near = self.neighbours(&event);
         let verdict = match self.options.mode {
-            Mode::Fast => self.fast(&event, detail, admission, &mut cost).await?,
-            Mode::Constrained => self.constrained(&event, true, admission, &mut cost).await?,
-            Mode::ConstrainedZeroShot => self.constrained(&event, false, admission, &mut cost).await?,
+            Mode::Fast => self.fast(&event, &near, detail, admission, &mut cost).await?,
+            Mode::Constrained => self.constrained(&event, &near, true, admission, &mut cost).await?,
+            Mode::ConstrainedZeroShot => self.constrained(&event, &near, false, admission, &mut cost).await?,
             Mode::Naive => self.naive(&event, admission, &mut cost).await?,
-            Mode::Retrieval => self.retrieval(&event, detail, admission, &mut cost).await?,
+            Mode::Retrieval => self.retrieval(&event, &near, detail, admission, &mut cost).await?,
         };
         Ok(Analysis {
             verdict,
@@ -220,11 +221,13 @@ impl Analyzer {
     async fn fast(
         &self,
         event: &Event,
+        near: &[Near<'_>],
         detail: Detail,
         admission: Admission,
         cost: &mut Cost,
     ) -> Result<Verdict, AnalyzeError> {
-        let mut scores = self.label_scores(event, admission, cost).await?;
+        let shots = self.shots(near);
+        let mut scores = self.label_scores(event, &shots, admission, cost).await?;
         if self.options.calibrate {
             let base = self.calibration(admission).await?;
             for (s, b) in scores.iter_mut().zip(base) {
@@ -233,13 +236,13 @@ impl Analyzer {
         }
         let mut probs = softmax(scores);
         if self.options.blend {
-            let (vote, closest) = Bank::shipped().vote_and_similarity(event, VOTE_NEIGHBOURS);
+            let (vote, closest) = Bank::vote(tail(near, VOTE_NEIGHBOURS));
             probs = blend(probs, vote, closest);
         }
         let mut verdict = from_probabilities(probs);
         let label = verdict.verdict;
         if detail == Detail::Full || label != Label::Benign {
-            (verdict.techniques, verdict.rationale) = self.details(event, label, admission, cost).await?;
+            (verdict.techniques, verdict.rationale) = self.details(event, &shots, label, admission, cost).await?;
         }
         Ok(verdict)
     }
@@ -249,11 +252,12 @@ impl Analyzer {
     async fn details(
         &self,
         event: &Event,
+        shots: &[prompt::Shot],
         label: Label,
         admission: Admission,
         cost: &mut Cost,
     ) -> Result<(Vec<String>, Option<String>), AnalyzeError> {
-        let layout = prompt::lines(self.style, event, true, &self.retrieved(event));
+        let layout = prompt::lines(self.style, event, true, shots);
         let request = Request {
             answer_prefix: Some(format!("Verdict: {label}\nTechniques:")),
             grammar: Some(prompt::details_grammar()),
@@ -269,19 +273,19 @@ impl Analyzer {
     async fn retrieval(
         &self,
         event: &Event,
+        near: &[Near<'_>],
         detail: Detail,
         admission: Admission,
         cost: &mut Cost,
     ) -> Result<Verdict, AnalyzeError> {
-        let bank = Bank::shipped();
-        let mut verdict = from_probabilities(bank.vote(event, VOTE_NEIGHBOURS));
+        let voters = tail(near, VOTE_NEIGHBOURS);
+        let mut verdict = from_probabilities(Bank::vote(voters).0);
         let label = verdict.verdict;
         if detail == Detail::Full || label != Label::Benign {
-            let (techniques, rationale) = self.details(event, label, admission, cost).await?;
+            let (techniques, rationale) = self.details(event, &self.shots(near), label, admission, cost).await?;
             // The closest example with the same label supplies the technique ids (measured:
             // a 0.63 hit rate against 0.55 for Gemma 3 270M's own); the model's are the fallback.
-            let near = bank.nearest(event, VOTE_NEIGHBOURS);
-            let borrowed = near.iter().rev().find(|(ex, _)| ex.label == label).map(|(ex, _)| ex.techniques.clone());
+            let borrowed = voters.iter().rev().find(|(ex, _)| ex.label == label).map(|(ex, _)| ex.techniques.clone());
             verdict.techniques = match borrowed {
                 Some(t) if label != Label::Benign && !t.is_empty() => t,
                 _ => techniques,
@@ -297,7 +301,8 @@ impl Analyzer {
         let mut event = event.clone();
         event.truncate(self.options.max_field_chars);
         let mut cost = Cost::default();
-        let scores = self.label_scores(&event, Admission::default(), &mut cost).await?;
+        let shots = self.shots(&self.neighbours(&event));
+        let scores = self.label_scores(&event, &shots, Admission::default(), &mut cost).await?;
         Ok((scores, self.calibration(Admission::default()).await?))
     }
 
@@ -305,10 +310,11 @@ impl Analyzer {
     async fn label_scores(
         &self,
         event: &Event,
+        shots: &[prompt::Shot],
         admission: Admission,
         cost: &mut Cost,
     ) -> Result<[f64; 3], AnalyzeError> {
-        let layout = prompt::lines(self.style, event, true, &self.retrieved(event));
+        let layout = prompt::lines(self.style, event, true, shots);
         let continuations = LABELS.iter().map(|l| format!(" {l}")).collect();
         let request = Request {
             task: Task::Score(continuations),
@@ -327,7 +333,8 @@ impl Analyzer {
         }
         let blank = sotto_events::parse_json(&serde_json::json!({"command_line": "N/A"})).expect("parses");
         let mut ignored = Cost::default();
-        let c = self.label_scores(&blank, admission, &mut ignored).await?;
+        let shots = self.shots(&self.neighbours(&blank));
+        let c = self.label_scores(&blank, &shots, admission, &mut ignored).await?;
         *self.calibration.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
         tracing::debug!(malicious = c[0], suspicious = c[1], benign = c[2], "label calibration");
         Ok(c)
@@ -336,12 +343,12 @@ impl Analyzer {
     async fn constrained(
         &self,
         event: &Event,
+        near: &[Near<'_>],
         examples: bool,
         admission: Admission,
         cost: &mut Cost,
     ) -> Result<Verdict, AnalyzeError> {
-        let retrieved = if examples { self.retrieved(event) } else { Vec::new() };
-        let layout = prompt::json(self.style, event, examples, &retrieved);
+        let layout = prompt::json(self.style, event, examples, &self.shots(near));
         let schema = sotto_engine::grammar::from_json_schema(verdict::SCHEMA).expect("the verdict schema converts");
         let grammar = match self.style {
             Style::Completion => prompt::with_leading_space(schema),
@@ -371,16 +378,22 @@ impl Analyzer {
         })
     }
 
-    /// The bank examples shown before `event`, closest last.
-    fn retrieved(&self, event: &Event) -> Vec<prompt::Shot> {
-        if self.options.retrieve == 0 {
-            return Vec::new();
-        }
-        Bank::shipped()
-            .nearest(event, self.options.retrieve)
-            .into_iter()
-            .map(|(ex, _)| prompt::Shot::retrieved(ex))
-            .collect()
+    /// The bank examples closest to `event`, least similar first: as many as the design
+    /// needs (the vote's neighbours, the prompt's examples, or none), looked up once per event.
+    fn neighbours(&self, event: &Event) -> Vec<Near<'static>> {
+        let o = self.options;
+        let k = match o.mode {
+            Mode::Naive | Mode::ConstrainedZeroShot => 0,
+            Mode::Retrieval => VOTE_NEIGHBOURS.max(o.retrieve),
+            Mode::Fast if o.blend => VOTE_NEIGHBOURS.max(o.retrieve),
+            Mode::Fast | Mode::Constrained => o.retrieve,
+        };
+        if k == 0 { Vec::new() } else { Bank::shipped().nearest(event, k) }
+    }
+
+    /// The `retrieve` closest of `near` as prompt examples, closest last.
+    fn shots(&self, near: &[Near<'_>]) -> Vec<prompt::Shot> {
+        tail(near, self.options.retrieve).iter().map(|(ex, _)| prompt::Shot::retrieved(ex)).collect()
     }
 
     fn admitted(&self, request: Request, admission: Admission) -> Request {
@@ -436,6 +449,14 @@ impl Cost {
         self.cached += stats.cached_tokens;
         self.generated += stats.generated_tokens;
     }
+}
+
+/// A bank example and its similarity to the event.
+type Near<'b> = (&'b Example, f32);
+
+/// The `k` closest of `near` (sorted least similar first).
+fn tail<'a, 'b>(near: &'a [Near<'b>], k: usize) -> &'a [Near<'b>] {
+    &near[near.len().saturating_sub(k)..]
 }
 
 /// The most probable label, its probability as the confidence, and the three probabilities;

@@ -116,20 +116,15 @@ impl Bank {
         scored.into_iter().map(|(i, s)| (&self.examples[i], s)).collect()
     }
 
-    /// Similarity-weighted label shares of the `k` nearest examples (malicious, suspicious,
-    /// benign), smoothed so that no label is impossible. No model involved: the evaluation
-    /// reports it to show what retrieval alone would decide.
-    pub fn vote(&self, event: &Event, k: usize) -> [f64; 3] {
-        self.vote_and_similarity(event, k).0
-    }
-
-    /// [`Bank::vote`] and the similarity of the closest example (0 to 1): how much the vote
-    /// can be trusted for this event.
-    pub fn vote_and_similarity(&self, event: &Event, k: usize) -> ([f64; 3], f64) {
+    /// Similarity-weighted label shares of `near` (as [`Bank::nearest`] returns them:
+    /// malicious, suspicious, benign), smoothed so that no label is impossible, and the
+    /// similarity of the closest one (0 to 1): how much the vote can be trusted. No model
+    /// involved.
+    pub fn vote(near: &[(&Example, f32)]) -> ([f64; 3], f64) {
         let mut shares = [0.05_f64; 3];
         let mut closest = 0.0_f64;
-        for (ex, s) in self.nearest(event, k) {
-            closest = closest.max(f64::from(s));
+        for (ex, s) in near {
+            closest = closest.max(f64::from(*s));
             let i = match ex.label {
                 Label::Malicious => 0,
                 Label::Suspicious => 1,
@@ -245,7 +240,9 @@ mod tests {
     #[test]
     fn the_vote_is_a_distribution() {
         let bank = Bank::shipped();
-        let v = bank.vote(&event("svchost.exe", "svchost.exe -k netsvcs -p -s Schedule", "services.exe"), 5);
+        let (v, _) = Bank::vote(
+            &bank.nearest(&event("svchost.exe", "svchost.exe -k netsvcs -p -s Schedule", "services.exe"), 5),
+        );
         assert!((v.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert!(v.iter().all(|&x| x > 0.0));
         assert!(v[2] > v[0], "a service host looks benign: {v:?}");

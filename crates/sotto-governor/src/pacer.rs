@@ -23,15 +23,8 @@ pub struct ThreadPlan {
 }
 
 impl ThreadPlan {
-    /// The largest thread count that, running flat out, stays within the peak budget; at
-    /// least 1. A busy thread is `1 / cpus` of the machine.
-    pub fn from_peak(peak: f64, cpus: f64) -> Self {
-        let n = max_threads(peak, cpus);
-        ThreadPlan { prefill: n, decode: n }
-    }
-
-    /// The thread count, within the peak budget, that runs fastest once the mean budget is
-    /// paid for. More threads buy latency at a CPU cost: a second thread spin-waits inside
+    /// The thread count, within the peak budget (a busy thread is `1 / cpus` of the machine;
+    /// at least 1), that runs fastest once the mean budget is paid for. More threads buy latency at a CPU cost: a second thread spin-waits inside
     /// ggml (CPU/wall 2.0 for about 1.5× the speed, seed 001 and issue 3). When the mean
     /// budget binds, the pacer lets `n` threads run only `mean × cpus / n` of the time, so a
     /// thread that adds less speed than CPU makes the request slower, not faster. Ties go to
@@ -176,11 +169,11 @@ mod tests {
 
     #[test]
     fn thread_plan_stays_within_the_peak() {
-        assert_eq!(ThreadPlan::from_peak(0.5, 2.0), ThreadPlan { prefill: 1, decode: 1 });
-        assert_eq!(ThreadPlan::from_peak(1.0, 2.0), ThreadPlan { prefill: 2, decode: 2 });
-        assert_eq!(ThreadPlan::from_peak(0.5, 8.0).prefill, 4);
-        assert_eq!(ThreadPlan::from_peak(0.2, 2.0).prefill, 1, "never below one thread");
-        assert_eq!(ThreadPlan::from_peak(0.5, 1.5).prefill, 1, "a 1.5-CPU cgroup quota");
+        assert_eq!(ThreadPlan::from_budgets(0.5, 0.5, 2.0), ThreadPlan { prefill: 1, decode: 1 });
+        assert_eq!(ThreadPlan::from_budgets(1.0, 1.0, 2.0), ThreadPlan { prefill: 2, decode: 2 });
+        assert_eq!(ThreadPlan::from_budgets(0.5, 0.5, 8.0).prefill, 4);
+        assert_eq!(ThreadPlan::from_budgets(0.2, 0.2, 2.0).prefill, 1, "never below one thread");
+        assert_eq!(ThreadPlan::from_budgets(0.5, 0.5, 1.5).prefill, 1, "a 1.5-CPU cgroup quota");
     }
 
     /// Simulate one busy thread on a 2-CPU machine doing 30 ms steps, sleeping as told.

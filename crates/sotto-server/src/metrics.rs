@@ -85,18 +85,9 @@ impl Governance {
 }
 
 impl Default for Governance {
+    /// The default budgets on 2 CPUs with one thread per phase (tests).
     fn default() -> Self {
-        Governance {
-            cpu_mean: 0.35,
-            cpu_peak: 0.5,
-            cpu_mean_critical: 0.35,
-            cpu_mean_background: 0.35,
-            memory: 6 << 30,
-            cpus: 2.0,
-            threads: 1,
-            threads_batch: 1,
-            cgroup_cpus: None,
-        }
+        Governance::new(&sotto_governor::Budgets::default(), 2.0, 1, 1)
     }
 }
 
