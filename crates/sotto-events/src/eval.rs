@@ -20,7 +20,7 @@ use crate::{EventError, parse_json, parse_line, techniques};
 mod suite_tests;
 
 /// The `format` values a suite line may carry, and the [`Format`] each parses as.
-pub const SUITE_FORMATS: [(&str, Format); 9] = [
+pub const SUITE_FORMATS: [(&str, Format); 16] = [
     ("ecs", Format::Ecs),
     ("ocsf", Format::Ocsf),
     ("sysmon_winlogbeat", Format::Sysmon),
@@ -30,6 +30,16 @@ pub const SUITE_FORMATS: [(&str, Format); 9] = [
     ("auditd", Format::Auditd),
     ("falco", Format::Falco),
     ("plain", Format::Plain),
+    // Windows Security 4688: the event XML, winlogbeat, flat forwarder JSON.
+    ("security_4688_xml", Format::Security4688),
+    ("security_4688_winlogbeat", Format::Security4688),
+    ("security_4688_flat", Format::Security4688),
+    // What EVTX converters write: `evtx_dump` JSON (`#attributes`, EventData as a map) and the
+    // XML-as-JSON of EvtxECmd and xmltodict pipelines (`@Name`/`#text` lists).
+    ("sysmon_evtx_dump", Format::Sysmon),
+    ("security_4688_evtx_dump", Format::Security4688),
+    ("sysmon_xmljson", Format::Sysmon),
+    ("security_4688_xmljson", Format::Security4688),
 ];
 
 /// The ground truth for one event.
@@ -78,6 +88,15 @@ pub struct LabelledEvent {
     /// the verdict does not depend on the format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The technique or benign activity the event instantiates (`win-certutil-download`,
+    /// `linux-cron-logrotate`). Train and test are split by family, so that a test figure
+    /// measures new kinds of activity rather than remembered templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// The ATT&CK tactic of a malicious or suspicious family (`credential-access`), for
+    /// counting coverage; `None` for benign events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tactic: Option<String>,
     /// Why the label is what it is, for a person reading a wrong verdict.
     pub note: String,
     /// The event exactly as the tool emits it; for `sysmon_xml` and `auditd` a JSON string
@@ -109,6 +128,60 @@ impl LabelledEvent {
             other => parse_json(other),
         }
     }
+}
+
+/// The side of the family split an event falls on.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// What a verdict model may learn from.
+    Train,
+    /// Held out: no family here has any event in training.
+    Test,
+}
+
+impl LabelledEvent {
+    /// The family, or the id for an event that names none (a family of one).
+    pub fn family_or_id(&self) -> &str {
+        self.family.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// Splits events by family: every event of a family is on the same side, so the test side
+/// holds only kinds of activity the training side never showed.
+///
+/// Deterministic and not hand-picked: the families of each label are ordered by a hash of
+/// their name (FNV-1a), and three in every ten of that order go to the test side. Stratifying
+/// by label keeps the label shares of both sides close to the whole's.
+pub fn family_split(items: &[LabelledEvent]) -> Vec<Side> {
+    let mut by_label: std::collections::BTreeMap<Label, Vec<&str>> = std::collections::BTreeMap::new();
+    let mut seen = HashSet::new();
+    for item in items {
+        let family = item.family_or_id();
+        if seen.insert(family) {
+            by_label.entry(item.label).or_default().push(family);
+        }
+    }
+    let mut test = HashSet::new();
+    for families in by_label.values_mut() {
+        families.sort_by_key(|f| (fnv1a(f.as_bytes()), *f));
+        for (rank, family) in families.iter().enumerate() {
+            if matches!(rank % 10, 1 | 4 | 7) {
+                test.insert(*family);
+            }
+        }
+    }
+    items.iter().map(|i| if test.contains(i.family_or_id()) { Side::Test } else { Side::Train }).collect()
+}
+
+/// 64-bit FNV-1a: a stable hash (the standard library's may change between releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 /// Why a suite file was refused.
@@ -219,6 +292,31 @@ mod tests {
         assert_eq!(suite[0].label, Label::Benign);
         assert_eq!(suite[0].label.to_string(), "benign");
         assert_eq!(suite[0].parse().unwrap().command_line.as_deref(), Some("ls"));
+    }
+
+    #[test]
+    fn the_split_keeps_each_family_on_one_side() {
+        let mut lines = Vec::new();
+        for f in 0..40 {
+            let label = ["benign", "malicious"][f % 2];
+            for e in 0..3 {
+                let line = LINE
+                    .replace("\"id\": \"a\"", &format!("\"id\": \"f{f}-{e}\", \"family\": \"fam-{f}\""))
+                    .replace("\"benign\"", &format!("\"{label}\""));
+                lines.push(line);
+            }
+        }
+        let items = parse_suite(&lines.join("\n")).unwrap();
+        let sides = family_split(&items);
+        let mut side_of = std::collections::HashMap::new();
+        for (item, side) in items.iter().zip(&sides) {
+            assert_eq!(*side_of.entry(item.family_or_id()).or_insert(*side), *side, "{}", item.id);
+        }
+        for label in [Label::Benign, Label::Malicious] {
+            let test = items.iter().zip(&sides).filter(|(i, s)| i.label == label && **s == Side::Test).count();
+            assert_eq!(test, 6 * 3, "{label}: 6 of 20 families, 3 events each");
+        }
+        assert_eq!(sides, family_split(&items), "deterministic");
     }
 
     #[test]

@@ -19,8 +19,12 @@ pub enum Format {
     Ecs,
     /// OCSF Process Activity (class_uid 1007).
     Ocsf,
-    /// Sysmon event id 1: winlogbeat JSON, flat forwarder JSON or the Windows event XML.
+    /// Sysmon event id 1: winlogbeat JSON, flat forwarder JSON, the Windows event XML, or the
+    /// XML as JSON that EVTX converters write.
     Sysmon,
+    /// Windows Security event 4688 (a new process has been created), in the same shapes.
+    #[serde(rename = "security_4688")]
+    Security4688,
     /// An osquery `process_events` row, bare or inside a result-log line.
     Osquery,
     /// A group of Linux auditd records sharing one `msg=audit(...)` id.
@@ -38,6 +42,7 @@ impl Format {
             Format::Ecs => "ECS",
             Format::Ocsf => "OCSF",
             Format::Sysmon => "Sysmon",
+            Format::Security4688 => "Security 4688",
             Format::Osquery => "osquery",
             Format::Auditd => "auditd",
             Format::Falco => "Falco",
