@@ -17,6 +17,8 @@ use crate::event::{Event, Format, Os};
 use crate::{EventError, parse_json, parse_line, techniques};
 
 #[cfg(test)]
+mod corpus_tests;
+#[cfg(test)]
 mod suite_tests;
 
 /// The `format` values a suite line may carry, and the [`Format`] each parses as.
