@@ -9,7 +9,8 @@ use crate::event::Format;
 
 /// The formats named when an input matches none of them.
 pub const ACCEPTED_FORMATS: &str = "ECS process event, OCSF Process Activity (class_uid 1007), \
-     Sysmon event id 1 (winlogbeat JSON, flat JSON or event XML), osquery process_events row or result log, \
+     Sysmon event id 1 or Security event 4688 (winlogbeat JSON, flat JSON, event XML, or EVTX converter JSON: \
+     evtx_dump, XML-as-JSON, EvtxECmd), osquery process_events row or result log, \
      auditd text (or {\"auditd\": \"...\"}), Falco alert, plain {\"command_line\": \"...\"}";
 
 /// The fields a plain event may carry.
@@ -76,7 +77,7 @@ pub enum EventError {
         expected: &'static str,
     },
     /// A Windows event XML document that does not parse or lacks the `Event/System` frame.
-    #[error("malformed Sysmon XML: {reason}")]
+    #[error("malformed Windows event XML: {reason}")]
     BadXml {
         /// What is wrong, with the position when the XML parser gave one.
         reason: String,
@@ -126,7 +127,8 @@ mod tests {
     #[test]
     fn unknown_shape_lists_every_format() {
         let text = EventError::UnknownShape.to_string();
-        for name in ["ECS", "OCSF", "Sysmon", "osquery", "auditd", "Falco", "plain"] {
+        for name in ["ECS", "OCSF", "Sysmon", "Security event 4688", "EvtxECmd", "osquery", "auditd", "Falco", "plain"]
+        {
             assert!(text.contains(name), "{name} missing from {text}");
         }
     }

@@ -242,6 +242,15 @@ pub struct Event {
     /// The upstream rule that fired, for alert formats; `None` for plain telemetry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<Alert>,
+    /// The Windows mandatory integrity level the process ran at, lower case: "untrusted",
+    /// "low", "medium", "medium-plus", "high", "system", "protected". An unelevated admin tool
+    /// and an elevated one read differently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<String>,
+    /// True when the format could carry the command line but this event does not (Security
+    /// 4688 with command-line auditing off): the model must not read its absence as a clue.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub command_line_missing: bool,
     /// True when [`Event::truncate`] shortened a field, so a caller can say so.
     #[serde(default)]
     pub truncated: bool,
@@ -269,6 +278,8 @@ impl Event {
             timestamp: None,
             hashes: BTreeMap::new(),
             alert: None,
+            integrity: None,
+            command_line_missing: false,
             truncated: false,
         }
     }
@@ -298,10 +309,11 @@ impl Event {
         Ok(self)
     }
 
-    fn string_fields_mut(&mut self) -> [&mut Option<String>; 11] {
+    fn string_fields_mut(&mut self) -> [&mut Option<String>; 12] {
         [
             &mut self.host,
             &mut self.user,
+            &mut self.integrity,
             &mut self.process_name,
             &mut self.process_path,
             &mut self.command_line,
@@ -340,16 +352,19 @@ impl Event {
             None => a.rule.clone(),
         });
         let os = (self.os != Os::Unknown).then(|| self.os.as_str().to_string());
-        let lines: [(&str, Option<&String>); 9] = [
+        let note = self.command_line_missing.then(|| COMMAND_LINE_MISSING_NOTE.to_string());
+        let lines: [(&str, Option<&String>); 11] = [
             ("os", os.as_ref()),
             ("process", process),
             ("command_line", self.command_line.as_ref()),
             ("parent", parent),
             ("parent_command_line", self.parent_command_line.as_ref()),
             ("user", self.user.as_ref()),
+            ("integrity", self.integrity.as_ref()),
             ("cwd", self.cwd.as_ref()),
             ("container", self.container.as_ref()),
             ("alert", alert.as_ref()),
+            ("note", note.as_ref()),
         ];
         let mut out = String::new();
         for (key, value) in lines {
@@ -362,6 +377,14 @@ impl Event {
         }
         out
     }
+}
+
+/// The `note` line [`Event::render`] writes when `command_line_missing` is set.
+pub const COMMAND_LINE_MISSING_NOTE: &str = "command-line auditing is off; only the image and parent are known";
+
+/// For `skip_serializing_if`.
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Cuts `s` to `max` chars plus a marker; returns whether it cut.
@@ -454,6 +477,26 @@ mod tests {
         e.parent_command_line = Some("cmd /c run.bat".into());
         e.user = Some(r"CORP\alice".into());
         e.finish("command_line").unwrap()
+    }
+
+    #[test]
+    fn render_shows_integrity_after_user_and_the_missing_command_line_note() {
+        let mut e = Event::new(Format::Security4688, Os::Windows);
+        e.process_path = Some(r"C:\Windows\System32\net.exe".into());
+        e.parent_path = Some(r"C:\Windows\System32\cmd.exe".into());
+        e.user = Some(r"CORP\jdoe".into());
+        e.integrity = Some("high".into());
+        e.command_line_missing = true;
+        let e = e.finish("NewProcessName or CommandLine").unwrap();
+        let want = concat!(
+            "os: \"windows\"\n",
+            "process: \"C:\\\\Windows\\\\System32\\\\net.exe\"\n",
+            "parent: \"C:\\\\Windows\\\\System32\\\\cmd.exe\"\n",
+            "user: \"CORP\\\\jdoe\"\n",
+            "integrity: \"high\"\n",
+            "note: \"command-line auditing is off; only the image and parent are known\"\n",
+        );
+        assert_eq!(e.render(), want);
     }
 
     #[test]
@@ -573,7 +616,13 @@ mod tests {
         let mut e = sample();
         e.hashes.insert("sha256".into(), "ab".repeat(32));
         e.alert = Some(Alert { rule: "r".into(), priority: Some("Warning".into()) });
+        let plain = serde_json::to_string(&e).unwrap();
+        assert!(!plain.contains("integrity") && !plain.contains("command_line_missing"), "{plain}");
+        e.integrity = Some("medium".into());
+        e.command_line_missing = true;
         let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains("\"integrity\":\"medium\""));
+        assert!(json.contains("\"command_line_missing\":true"));
         assert!(json.contains("\"source\":\"plain\""));
         assert!(json.contains("\"os\":\"windows\""));
         let back: Event = serde_json::from_str(&json).unwrap();

@@ -10,7 +10,9 @@ pub(crate) mod falco;
 pub(crate) mod ocsf;
 pub(crate) mod osquery;
 pub(crate) mod plain;
+pub(crate) mod security;
 pub(crate) mod sysmon;
+pub(crate) mod windows;
 
 /// A hash algorithm name as a map key: lower case, without dashes or underscores
 /// ("SHA-256" and "SHA256" both become "sha256").

@@ -1,11 +1,10 @@
-//! Sysmon process creation (event id 1) in the three shapes it travels in: winlogbeat JSON
-//! (`winlog.event_data`), flat JSON from forwarders such as NXLog (event data as top-level
-//! keys), and the Windows event XML itself. Sysmon for Linux writes the same XML.
+//! Sysmon process creation (event id 1) in every shape a Windows record travels in: winlogbeat
+//! JSON (`winlog.event_data`), flat JSON from forwarders such as NXLog (event data as top-level
+//! keys), the Windows event XML itself, and the JSON EVTX converters write (the last two are
+//! read by [`super::windows`]). Sysmon for Linux writes the same XML.
 //!
 //! Must not: accept another Sysmon event id (3 is a network connection, 11 a file create...),
-//! or enable DTD processing on the XML (entity expansion is an old denial of service).
-
-use std::collections::HashMap;
+//! or read a record's shape itself (that is [`super::windows`]).
 
 use serde_json::{Map, Value};
 
@@ -13,26 +12,14 @@ use crate::error::EventError;
 use crate::event::{Event, Format, Os};
 use crate::json::{Doc, has_family, parse_uint};
 
+use super::windows::{Record, Shape, flat_record, integrity_level, names_sysmon, winlogbeat_record};
+
 /// Sysmon's process-creation event id.
 const PROCESS_CREATE: u64 = 1;
 
-/// One Sysmon record, whatever shape it came in.
-struct Record {
-    event_id: u64,
-    computer: Option<String>,
-    /// The system time, used when `UtcTime` is missing.
-    time: Option<String>,
-    /// `EventData` by `Name`, values as text.
-    data: HashMap<String, String>,
-    /// Whether the provider says Sysmon for Linux.
-    linux_provider: bool,
-    /// The fields named in the "has no ..." error.
-    what: &'static str,
-}
-
-/// Does `s` name Sysmon (provider, source or channel)?
-fn names_sysmon(s: Option<&Value>) -> bool {
-    s.and_then(Value::as_str).is_some_and(|s| s.to_ascii_lowercase().contains("sysmon"))
+/// Does the value name Sysmon?
+fn value_names_sysmon(s: Option<&Value>) -> bool {
+    s.and_then(Value::as_str).is_some_and(names_sysmon)
 }
 
 /// winlogbeat: a `winlog` object whose provider or channel is Sysmon, or whose event data has
@@ -42,8 +29,8 @@ pub(crate) fn matches_winlogbeat(obj: &Map<String, Value>) -> bool {
         return false;
     }
     let d = Doc::new(Format::Sysmon, obj);
-    names_sysmon(d.get("winlog.provider_name"))
-        || names_sysmon(d.get("winlog.channel"))
+    value_names_sysmon(d.get("winlog.provider_name"))
+        || value_names_sysmon(d.get("winlog.channel"))
         || d.has("winlog.event_data.UtcTime") && d.has("winlog.event_data.ProcessGuid")
 }
 
@@ -52,166 +39,55 @@ pub(crate) fn matches_flat(obj: &Map<String, Value>) -> bool {
     if !obj.contains_key("EventID") && !obj.contains_key("EventId") {
         return false;
     }
-    ["SourceName", "ProviderName", "Provider", "Channel"].iter().any(|k| names_sysmon(obj.get(*k)))
+    ["SourceName", "ProviderName", "Provider", "Channel"].iter().any(|k| value_names_sysmon(obj.get(*k)))
         || obj.contains_key("UtcTime") && (obj.contains_key("Image") || obj.contains_key("ProcessGuid"))
 }
 
 pub(crate) fn parse_winlogbeat(obj: &Map<String, Value>) -> Result<Event, EventError> {
-    let d = Doc::new(Format::Sysmon, obj);
-    let event_id = event_id(&d, "winlog.event_id")?;
-    let mut data = HashMap::new();
-    if let Some(ed) = d.object("winlog.event_data") {
-        collect_text(&ed, &mut data);
-    }
-    let record = Record {
-        event_id,
-        computer: d.first_str(&["winlog.computer_name", "host.hostname", "host.name"])?,
-        time: d.text("@timestamp")?,
-        data,
-        linux_provider: d.str("winlog.provider_name")?.is_some_and(|p| p.starts_with("Linux")),
-        what: "winlog.event_data.Image or winlog.event_data.CommandLine",
-    };
-    record.into_event()
+    map(winlogbeat_record(obj, Format::Sysmon, &["winlog.event_id"])?)
 }
 
 pub(crate) fn parse_flat(obj: &Map<String, Value>) -> Result<Event, EventError> {
-    let d = Doc::new(Format::Sysmon, obj);
-    let key = if obj.contains_key("EventID") { "EventID" } else { "EventId" };
-    let event_id = event_id(&d, key)?;
-    let mut data = HashMap::new();
-    collect_text(&d, &mut data);
-    let record = Record {
-        event_id,
-        computer: d.first_str(&["Hostname", "Computer", "ComputerName"])?,
-        time: d.text("EventTime")?,
-        data,
-        linux_provider: d.first_str(&["SourceName", "ProviderName"])?.is_some_and(|p| p.starts_with("Linux")),
-        what: "Image or CommandLine",
+    map(flat_record(obj, Format::Sysmon)?)
+}
+
+/// A Sysmon record as an event; any id but 1 is [`EventError::NotProcessCreation`].
+pub(crate) fn map(mut r: Record) -> Result<Event, EventError> {
+    if r.event_id != PROCESS_CREATE {
+        return Err(EventError::NotProcessCreation {
+            format: Format::Sysmon,
+            found: format!("event id {}", r.event_id),
+            expected: "id 1",
+        });
+    }
+    let mut e = Event::new(Format::Sysmon, Os::Unknown);
+    e.process_path = r.take("Image");
+    e.command_line = r.take("CommandLine");
+    e.parent_path = r.take("ParentImage");
+    e.parent_command_line = r.take("ParentCommandLine");
+    e.user = r.take("User");
+    e.cwd = r.take("CurrentDirectory");
+    e.integrity = r.take("IntegrityLevel").and_then(|v| integrity_level(&v));
+    e.pid = r.take("ProcessId").and_then(|v| parse_uint(&v));
+    e.ppid = r.take("ParentProcessId").and_then(|v| parse_uint(&v));
+    e.timestamp = r.take("UtcTime").or(r.time.take());
+    e.host = r.computer.take();
+    if let Some(h) = r.take("Hashes") {
+        for (k, v) in split_hashes(&h) {
+            e.hashes.insert(k, v);
+        }
+    }
+    let what = match r.shape {
+        Shape::Xml => "EventData Image or CommandLine",
+        Shape::Winlogbeat => "winlog.event_data.Image or winlog.event_data.CommandLine",
+        Shape::Flat => "Image or CommandLine",
     };
-    record.into_event()
-}
-
-/// A Windows event XML document: `<Event>`, or `<Events>` holding exactly one `<Event>`.
-pub(crate) fn parse_xml(text: &str) -> Result<Event, EventError> {
-    let doc = roxmltree::Document::parse(text).map_err(|e| EventError::BadXml { reason: e.to_string() })?;
-    let mut event = doc.root_element();
-    if event.tag_name().name() == "Events" {
-        let events: Vec<_> = event.children().filter(|n| n.has_tag_name_local("Event")).collect();
-        match events.as_slice() {
-            [one] => event = *one,
-            _ => {
-                return Err(EventError::BadXml {
-                    reason: format!("<Events> holds {} <Event> elements; send exactly one", events.len()),
-                });
-            }
-        }
+    let mut e = e.finish(what)?;
+    if e.os == Os::Unknown {
+        let linux = r.provider.as_deref().is_some_and(|p| p.starts_with("Linux"));
+        e.os = if linux { Os::Linux } else { Os::Windows };
     }
-    if event.tag_name().name() != "Event" {
-        let reason = format!("root element is <{}>, not <Event>", event.tag_name().name());
-        return Err(EventError::BadXml { reason });
-    }
-    let system = child(event, "System").ok_or_else(|| EventError::BadXml { reason: "no <System> element".into() })?;
-    let id_text = child(system, "EventID")
-        .map(node_text)
-        .ok_or_else(|| EventError::BadXml { reason: "no <System><EventID> element".into() })?;
-    let event_id = parse_uint(&id_text).ok_or_else(|| EventError::BadField {
-        format: Format::Sysmon,
-        field: "System/EventID".into(),
-        expected: "a non-negative integer",
-        found: format!("{:?}", id_text.chars().take(40).collect::<String>()),
-    })?;
-    let mut data = HashMap::new();
-    if let Some(event_data) = child(event, "EventData") {
-        for d in event_data.children().filter(|n| n.has_tag_name_local("Data")) {
-            if let Some(name) = d.attribute("Name") {
-                data.insert(name.to_string(), node_text(d));
-            }
-        }
-    }
-    let provider = child(system, "Provider").and_then(|p| p.attribute("Name")).unwrap_or("");
-    let record = Record {
-        event_id,
-        computer: child(system, "Computer").map(node_text).filter(|s| !s.is_empty()),
-        time: child(system, "TimeCreated").and_then(|t| t.attribute("SystemTime")).map(str::to_string),
-        data,
-        linux_provider: provider.starts_with("Linux"),
-        what: "EventData Image or CommandLine",
-    };
-    record.into_event()
-}
-
-/// The first child element of `parent` with local name `name`.
-fn child<'a, 'i>(parent: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
-    parent.children().find(|n| n.has_tag_name_local(name))
-}
-
-trait LocalName {
-    fn has_tag_name_local(&self, name: &str) -> bool;
-}
-
-impl LocalName for roxmltree::Node<'_, '_> {
-    /// Matches on the local name, whatever namespace the producer declared.
-    fn has_tag_name_local(&self, name: &str) -> bool {
-        self.is_element() && self.tag_name().name() == name
-    }
-}
-
-/// All text under a node, entities decoded.
-fn node_text(node: roxmltree::Node<'_, '_>) -> String {
-    node.descendants().filter(|n| n.is_text()).filter_map(|n| n.text()).collect()
-}
-
-/// The event id as a number or as text (winlogbeat 8 writes `"1"`).
-fn event_id(d: &Doc<'_>, key: &str) -> Result<u64, EventError> {
-    d.uint(key)?.ok_or(EventError::Missing { format: Format::Sysmon, what: "event id" })
-}
-
-/// Every string or number field of an object, as text.
-fn collect_text(d: &Doc<'_>, out: &mut HashMap<String, String>) {
-    for (k, v) in d.root {
-        let text = match v {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            _ => continue,
-        };
-        out.insert(k.clone(), text);
-    }
-}
-
-impl Record {
-    fn into_event(mut self) -> Result<Event, EventError> {
-        if self.event_id != PROCESS_CREATE {
-            return Err(EventError::NotProcessCreation {
-                format: Format::Sysmon,
-                found: format!("event id {}", self.event_id),
-                expected: "id 1",
-            });
-        }
-        // Sysmon writes "-" for a value it does not know (a parent that already exited).
-        let mut take = |key: &str| self.data.remove(key).filter(|v| !v.trim().is_empty() && v != "-");
-        let mut e = Event::new(Format::Sysmon, Os::Unknown);
-        e.process_path = take("Image");
-        e.command_line = take("CommandLine");
-        e.parent_path = take("ParentImage");
-        e.parent_command_line = take("ParentCommandLine");
-        e.user = take("User");
-        e.cwd = take("CurrentDirectory");
-        e.pid = take("ProcessId").and_then(|v| parse_uint(&v));
-        e.ppid = take("ParentProcessId").and_then(|v| parse_uint(&v));
-        let hashes = take("Hashes");
-        e.timestamp = take("UtcTime").or(self.time.take());
-        e.host = self.computer.take();
-        if let Some(h) = hashes {
-            for (k, v) in split_hashes(&h) {
-                e.hashes.insert(k, v);
-            }
-        }
-        let mut e = e.finish(self.what)?;
-        if e.os == Os::Unknown {
-            e.os = if self.linux_provider { Os::Linux } else { Os::Windows };
-        }
-        Ok(e)
-    }
+    Ok(e)
 }
 
 /// `SHA1=..,MD5=..,SHA256=..,IMPHASH=..` into lower-case keys.
@@ -226,6 +102,7 @@ fn split_hashes(s: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::windows::parse_xml;
     use serde_json::json;
 
     const XML: &str = r#"<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System><Provider Name='Microsoft-Windows-Sysmon' Guid='{5770385f-c22a-43e0-bf4c-06f5698ffbd9}'/><EventID>1</EventID><Version>5</Version><TimeCreated SystemTime='2024-03-12T09:14:07.3325120Z'/><Computer>WS-0142.corp.example.com</Computer></System><EventData><Data Name='RuleName'>-</Data><Data Name='UtcTime'>2024-03-12 09:14:07.331</Data><Data Name='ProcessId'>5524</Data><Data Name='Image'>C:\Windows\System32\cmd.exe</Data><Data Name='CommandLine'>cmd.exe /c "echo a &amp;&amp; type x &gt; y &lt; z"</Data><Data Name='User'>CORP\jdoe</Data><Data Name='Hashes'>SHA1=AB,MD5=CD,SHA256=EF,IMPHASH=01</Data><Data Name='ParentProcessId'>4100</Data><Data Name='ParentImage'>C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE</Data><Data Name='ParentCommandLine'>-</Data></EventData></Event>"#;
@@ -262,7 +139,7 @@ mod tests {
     fn bad_xml_is_reported() {
         assert!(matches!(parse_xml("<Event><System>"), Err(EventError::BadXml { .. })));
         let no_system = parse_xml("<Event><EventData/></Event>").unwrap_err();
-        assert_eq!(no_system.to_string(), "malformed Sysmon XML: no <System> element");
+        assert_eq!(no_system.to_string(), "malformed Windows event XML: no <System> element");
         let empty = parse_xml("<Event><System><EventID>1</EventID></System><EventData/></Event>").unwrap_err();
         assert_eq!(empty.to_string(), "Sysmon event has no EventData Image or CommandLine");
         let wlb = json!({"winlog": {"provider_name": "Microsoft-Windows-Sysmon", "event_id": "1", "event_data": {}}});
