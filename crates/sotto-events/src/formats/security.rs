@@ -14,7 +14,7 @@ use crate::event::{Event, Format, Os};
 use crate::formats::join_domain;
 use crate::json::{Doc, has_family, parse_uint};
 
-use super::windows::{Record, Shape, flat_record, integrity_level, names_security, winlogbeat_record};
+use super::windows::{Record, flat_record, integrity_level, names_security, winlogbeat_record};
 
 /// The Security log's process-creation event id.
 pub(crate) const EVENT_ID: u64 = 4688;
@@ -76,13 +76,7 @@ pub(crate) fn parse_flat(obj: &Map<String, Value>) -> Result<Event, EventError> 
 /// process as another account, and the account the process runs as is what its actions are
 /// judged by.
 pub(crate) fn map(mut r: Record) -> Result<Event, EventError> {
-    if r.event_id != EVENT_ID {
-        return Err(EventError::NotProcessCreation {
-            format: Format::Security4688,
-            found: format!("event id {}", r.event_id),
-            expected: "id 4688",
-        });
-    }
+    r.expect_id(Format::Security4688, EVENT_ID, "id 4688")?;
     let mut e = Event::new(Format::Security4688, Os::Windows);
     e.process_path = r.take("NewProcessName");
     e.command_line = r.take("CommandLine");
@@ -107,12 +101,11 @@ pub(crate) fn map(mut r: Record) -> Result<Event, EventError> {
     e.integrity = r.take("MandatoryLabel").and_then(|v| integrity_level(&v));
     e.timestamp = r.time.take();
     e.host = r.computer.take();
-    let what = match r.shape {
-        Shape::Xml => "EventData NewProcessName or CommandLine",
-        Shape::Winlogbeat => "winlog.event_data.NewProcessName or winlog.event_data.CommandLine",
-        Shape::Flat => "NewProcessName or CommandLine",
-    };
-    e.finish(what)
+    e.finish(r.spelled([
+        "EventData NewProcessName or CommandLine",
+        "winlog.event_data.NewProcessName or winlog.event_data.CommandLine",
+        "NewProcessName or CommandLine",
+    ]))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::error::EventError;
 use crate::event::{Event, Format, Os};
 use crate::json::{Doc, has_family, parse_uint};
 
-use super::windows::{Record, Shape, flat_record, integrity_level, names_sysmon, winlogbeat_record};
+use super::windows::{Record, flat_record, integrity_level, names_sysmon, winlogbeat_record};
 
 /// Sysmon's process-creation event id.
 const PROCESS_CREATE: u64 = 1;
@@ -53,13 +53,7 @@ pub(crate) fn parse_flat(obj: &Map<String, Value>) -> Result<Event, EventError> 
 
 /// A Sysmon record as an event; any id but 1 is [`EventError::NotProcessCreation`].
 pub(crate) fn map(mut r: Record) -> Result<Event, EventError> {
-    if r.event_id != PROCESS_CREATE {
-        return Err(EventError::NotProcessCreation {
-            format: Format::Sysmon,
-            found: format!("event id {}", r.event_id),
-            expected: "id 1",
-        });
-    }
+    r.expect_id(Format::Sysmon, PROCESS_CREATE, "id 1")?;
     let mut e = Event::new(Format::Sysmon, Os::Unknown);
     e.process_path = r.take("Image");
     e.command_line = r.take("CommandLine");
@@ -77,12 +71,11 @@ pub(crate) fn map(mut r: Record) -> Result<Event, EventError> {
             e.hashes.insert(k, v);
         }
     }
-    let what = match r.shape {
-        Shape::Xml => "EventData Image or CommandLine",
-        Shape::Winlogbeat => "winlog.event_data.Image or winlog.event_data.CommandLine",
-        Shape::Flat => "Image or CommandLine",
-    };
-    let mut e = e.finish(what)?;
+    let mut e = e.finish(r.spelled([
+        "EventData Image or CommandLine",
+        "winlog.event_data.Image or winlog.event_data.CommandLine",
+        "Image or CommandLine",
+    ]))?;
     if e.os == Os::Unknown {
         let linux = r.provider.as_deref().is_some_and(|p| p.starts_with("Linux"));
         e.os = if linux { Os::Linux } else { Os::Windows };

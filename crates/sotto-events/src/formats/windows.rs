@@ -93,6 +93,25 @@ impl Record {
         }
     }
 
+    /// Ok when the record has the provider's process-creation id `id`, else
+    /// [`EventError::NotProcessCreation`] naming both.
+    pub fn expect_id(&self, format: Format, id: u64, expected: &'static str) -> Result<(), EventError> {
+        if self.event_id == id {
+            return Ok(());
+        }
+        Err(EventError::NotProcessCreation { format, found: format!("event id {}", self.event_id), expected })
+    }
+
+    /// Of the same field list spelled for the XML (and converter), winlogbeat and flat
+    /// shapes, the one this record's shape uses: "has no ..." errors name fields as sent.
+    pub fn spelled(&self, [xml, winlogbeat, flat]: [&'static str; 3]) -> &'static str {
+        match self.shape {
+            Shape::Xml => xml,
+            Shape::Winlogbeat => winlogbeat,
+            Shape::Flat => flat,
+        }
+    }
+
     /// The event data field `key`; Windows writes "-" for a value it does not know.
     pub fn take(&mut self, key: &str) -> Option<String> {
         self.data.remove(key).filter(|v| !v.trim().is_empty() && v != "-")
