@@ -55,10 +55,10 @@ pub(crate) fn parse_winlogbeat(obj: &Map<String, Value>) -> Result<Event, EventE
         ("CommandLine", "process.command_line"),
         ("ParentProcessName", "process.parent.executable"),
     ] {
-        if !record.data.contains_key(key) {
-            if let Some(v) = d.str(ecs)? {
-                record.data.insert(key.to_string(), v);
-            }
+        if !record.data.contains_key(key)
+            && let Some(v) = d.str(ecs)?
+        {
+            record.data.insert(key.to_string(), v);
         }
     }
     map(record)

@@ -410,10 +410,11 @@ fn read_event_data(event_data: &Value, out: &mut HashMap<String, String>) {
                     out.insert(name, element_text(item).unwrap_or_default());
                 }
             }
-        } else if !key.starts_with('@') && !key.starts_with('#') {
-            if let Some(text) = element_text(value) {
-                out.insert(key.clone(), text);
-            }
+        } else if !key.starts_with('@')
+            && !key.starts_with('#')
+            && let Some(text) = element_text(value)
+        {
+            out.insert(key.clone(), text);
         }
     }
 }
