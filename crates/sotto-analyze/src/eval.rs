@@ -48,7 +48,11 @@ pub struct ClassScores {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub events: usize,
+    /// MEASURING.md's accuracy: a malicious or suspicious event is right when flagged (either
+    /// label), a benign one when not.
     pub accuracy: f64,
+    /// Exact three-way agreement.
+    pub exact: f64,
     pub macro_f1: f64,
     pub classes: Vec<ClassScores>,
     /// `confusion[expected][predicted]`, in the order malicious, suspicious, benign, none.
@@ -66,6 +70,8 @@ pub struct Report {
     pub latency_p95_ms: f64,
     pub latency_p99_ms: f64,
     pub latency_mean_ms: f64,
+    /// Process CPU time over the run divided by the events (filled in by [`run_suite`]).
+    pub cpu_s_per_event: f64,
 }
 
 fn index(label: Label) -> usize {
@@ -97,6 +103,7 @@ pub fn score(outcomes: &[Outcome]) -> Report {
         confusion[index(o.expected)][col] += 1;
     }
     let correct: usize = (0..3).map(|i| confusion[i][i]).sum();
+    let flag_correct = confusion[0][0] + confusion[0][1] + confusion[1][0] + confusion[1][1] + confusion[2][2];
     let classes: Vec<ClassScores> = LABELS
         .iter()
         .enumerate()
@@ -121,7 +128,8 @@ pub fn score(outcomes: &[Outcome]) -> Report {
     latencies.sort_by(f64::total_cmp);
     Report {
         events: outcomes.len(),
-        accuracy: ratio(correct, outcomes.len()),
+        accuracy: ratio(flag_correct, outcomes.len()),
+        exact: ratio(correct, outcomes.len()),
         macro_f1: classes.iter().map(|c| c.f1).sum::<f64>() / 3.0,
         classes,
         confusion,
@@ -137,6 +145,7 @@ pub fn score(outcomes: &[Outcome]) -> Report {
         } else {
             latencies.iter().sum::<f64>() / latencies.len() as f64
         },
+        cpu_s_per_event: 0.0,
     }
 }
 
@@ -160,16 +169,19 @@ const RETRIEVED: usize = 4;
 pub struct Design {
     pub name: String,
     pub options: Options,
+    /// A head other than the shipped one (`head-lexical` is trained by the caller).
+    pub head: Option<Arc<crate::head::Head>>,
 }
 
 impl Design {
     /// The names `parse` reads; `-retrieval` takes an optional `:K` (examples per event).
-    pub const NAMES: &'static str = "fast, fast-calibrated, fast-retrieval[:K], constrained, constrained-retrieval[:K],                                      constrained-zero-shot, naive, vote[:K]";
+    pub const NAMES: &'static str = "head, head-lexical, retrieval[:K], fast, fast-calibrated, fast-blend, fast-retrieval[:K], constrained, constrained-retrieval[:K], constrained-zero-shot, naive";
 
     /// Every design, for `--designs all`: the four configurations, with and without
     /// retrieval where it applies, and the model-free vote.
     pub fn all() -> Vec<Design> {
         [
+            "head",
             "retrieval",
             "fast-blend",
             "fast-retrieval",
@@ -206,12 +218,13 @@ impl Design {
             "constrained-zero-shot" => with(Mode::ConstrainedZeroShot, false, 0),
             "naive" => with(Mode::Naive, false, 0),
             "retrieval" => with(Mode::Retrieval, false, k_or(crate::DEFAULT_RETRIEVE)),
+            "head" | "head-lexical" => with(Mode::Head, false, 0),
             _ => return Err(format!("unknown design `{name}`: expected one of {}", Design::NAMES)),
         };
         if k.is_some() && !base.contains("retrieval") {
             return Err(format!("`{name}`: only the retrieval designs take an example count"));
         }
-        Ok(Design { name: name.to_string(), options })
+        Ok(Design { name: name.to_string(), options, head: None })
     }
 }
 
@@ -226,8 +239,12 @@ pub fn run_suite(
     let mut runs = Vec::new();
     for d in designs {
         let design = d.name.clone();
-        let analyzer = Analyzer::new(engine.clone(), Options { max_field_chars, ..d.options });
+        let mut analyzer = Analyzer::new(engine.clone(), Options { max_field_chars, ..d.options });
+        if let Some(head) = &d.head {
+            analyzer = analyzer.with_head(head.clone());
+        }
         let started = Instant::now();
+        let cpu_start = sotto_engine::process_cpu_time();
         let mut outcomes = Vec::with_capacity(suite.len());
         for (i, item) in suite.iter().enumerate() {
             let t = Instant::now();
@@ -256,7 +273,9 @@ pub fn run_suite(
             });
             progress(&design, i + 1, suite.len());
         }
-        let report = score(&outcomes);
+        let mut report = score(&outcomes);
+        report.cpu_s_per_event =
+            (sotto_engine::process_cpu_time() - cpu_start).as_secs_f64() / suite.len().max(1) as f64;
         runs.push(Run { design, report, outcomes, wall_s: started.elapsed().as_secs_f64() });
     }
     Ok(runs)
@@ -265,26 +284,24 @@ pub fn run_suite(
 /// A Markdown table, one row per design.
 pub fn table(model: &Path, runs: &[Run]) -> String {
     let mut t = format!(
-        "model: {}\n\n| design | acc | macro F1 | malicious P/R/F1 | suspicious P/R/F1 | benign P/R/F1 | detect | FP | tech hit | no answer | p50 ms | p95 ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "model: {}\n\n| design | accuracy | exact | malicious recall | benign FPR | technique hit | no answer | verdict p50 / p95 / p99 ms | CPU-s per event |\n|---|---|---|---|---|---|---|---|---|\n",
         model.file_name().unwrap_or_default().to_string_lossy()
     );
     for run in runs {
         let r = &run.report;
-        let c = |i: usize| format!("{:.2}/{:.2}/{:.2}", r.classes[i].precision, r.classes[i].recall, r.classes[i].f1);
         t.push_str(&format!(
-            "| {} | {:.3} | {:.3} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.0} |\n",
+            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {:.1} / {:.1} / {:.1} | {:.4} |\n",
             run.design,
             r.accuracy,
-            r.macro_f1,
-            c(0),
-            c(1),
-            c(2),
+            r.exact,
             r.detection_rate,
             r.false_positive_rate,
             r.technique_hit_rate,
             r.unanswered,
             r.latency_p50_ms,
-            r.latency_p95_ms
+            r.latency_p95_ms,
+            r.latency_p99_ms,
+            r.cpu_s_per_event,
         ));
     }
     t
@@ -322,7 +339,9 @@ mod tests {
         ];
         let r = score(&run);
         assert_eq!(r.events, 6);
-        assert!((r.accuracy - 3.0 / 6.0).abs() < 1e-12);
+        assert!((r.exact - 3.0 / 6.0).abs() < 1e-12);
+        // Flagged malicious (2 of 3), the suspicious one, and one benign left alone.
+        assert!((r.accuracy - 4.0 / 6.0).abs() < 1e-12);
         assert_eq!(r.confusion[0], [1, 1, 0, 1]);
         assert_eq!(r.unanswered, 1);
         // Malicious: precision 1/2 (one benign called malicious), recall 1/3.

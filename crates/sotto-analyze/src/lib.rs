@@ -8,9 +8,10 @@
 mod analyzer;
 pub mod bank;
 pub mod eval;
+pub mod head;
 mod prompt;
 pub mod verdict;
 
-pub use analyzer::{Admission, Analysis, AnalyzeError, Analyzer, DEFAULT_RETRIEVE, Detail, Mode, Options};
+pub use analyzer::{Admission, Analysis, AnalyzeError, Analyzer, DEFAULT_RETRIEVE, Detail, Mode, Options, Rationale};
 pub use prompt::{Style, event_block};
 pub use verdict::{LabelScores, Severity, Verdict};

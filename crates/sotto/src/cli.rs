@@ -63,6 +63,36 @@ pub enum Command {
     /// Measure the promises
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Train the verdict head from the labelled corpus and score it on the held-out families
+    #[command(subcommand)]
+    Head(HeadCommand),
+}
+
+/// A side of the family split.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum EvalSplit {
+    Test,
+    Train,
+    All,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HeadCommand {
+    /// Train on the corpus's training families, write the head, print the test-split figures
+    Train(HeadTrainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HeadTrainArgs {
+    /// The labelled corpus [default: eval/corpus/events.jsonl of the source tree]
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Where to write the head [default: the shipped head in the source tree]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// List every wrong test-split verdict with its evidence
+    #[arg(long)]
+    pub show_errors: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,14 +146,19 @@ pub struct EvalArgs {
     /// A GGUF path or a catalog id (overrides model.path)
     #[arg(long, short)]
     pub model: Option<String>,
-    /// Designs to run: retrieval[:K] (the default design), fast, fast-calibrated, fast-blend,
-    /// fast-retrieval[:K], constrained, constrained-retrieval[:K], constrained-zero-shot,
-    /// naive, or all
-    #[arg(long, value_delimiter = ',', default_value = "retrieval")]
+    /// Designs to run: head (the default design), head-lexical (trained here without the
+    /// evidence features), retrieval[:K] (the bank vote), fast (label scoring),
+    /// fast-calibrated, fast-blend, fast-retrieval[:K], constrained, constrained-retrieval[:K],
+    /// constrained-zero-shot, naive, or all
+    #[arg(long, value_delimiter = ',', default_value = "head")]
     pub designs: Vec<String>,
-    /// The labelled suite [default: eval/events.jsonl of the source tree]
+    /// The labelled file [default: eval/corpus/events.jsonl of the source tree]
     #[arg(long)]
     pub suite: Option<PathBuf>,
+    /// Which side of the family split to score: the held-out test families, the training
+    /// families, or every event
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: EvalSplit,
     /// Keep only every K-th event (a spread sample)
     #[arg(long, value_name = "K")]
     pub every: Option<usize>,

@@ -99,8 +99,15 @@ pub const KEYS: &[Key] = &[
     key("cache.prefix", "64MiB", Text, "memory for prefix KV snapshots (0: off)"),
     key("cache.persist", "true", Bool, "keep prefix snapshots on disk across restarts"),
     key("cache.dir", "", Text, "where snapshots are kept (empty: <state dir>/prefix)"),
-    key("analyze.mode", "retrieval", Text, "retrieval, fast, constrained, constrained-zero-shot or naive"),
-    key("analyze.detail", "verdict", Text, "verdict (reasons for non-benign events only) or full"),
+    key("analyze.mode", "head", Text, "head, retrieval, fast, constrained, constrained-zero-shot or naive"),
+    key("analyze.detail", "verdict", Text, "verdict (no generated rationale unless analyze.rationale says) or full"),
+    key(
+        "analyze.rationale",
+        "never",
+        Text,
+        "when the model writes a rationale: never, flagged or always (detail=full: always)",
+    ),
+    key("analyze.head", "", Text, "a verdict head file from `sotto head train` (empty: the shipped head)"),
     key("analyze.max_field_chars", "2000", Integer, "event fields longer than this are cut and marked"),
     key("analyze.retrieve", "0", Integer, "similar bank examples shown to the model before the event (0: none)"),
 ];
@@ -232,6 +239,10 @@ pub struct Analyze {
     /// Checked against `sotto_analyze::Mode`; kept as text so `--mode` can override it.
     pub mode: String,
     pub detail: String,
+    /// When a rationale is generated.
+    pub rationale: sotto_analyze::Rationale,
+    /// `None`: the shipped head.
+    pub head: Option<PathBuf>,
     pub max_field_chars: usize,
     /// Bank examples retrieved per event.
     pub retrieve: usize,
@@ -309,8 +320,10 @@ impl Config {
             },
             cache: Cache { prefix: 64 << 20, persist: true, dir: None },
             analyze: Analyze {
-                mode: "retrieval".into(),
+                mode: "head".into(),
                 detail: "verdict".into(),
+                rationale: sotto_analyze::Rationale::Never,
+                head: None,
                 max_field_chars: 2000,
                 retrieve: sotto_analyze::DEFAULT_RETRIEVE,
             },
@@ -375,6 +388,8 @@ impl Config {
             "cache.dir" => c.dir = unless(v, &[""], |p| Ok(PathBuf::from(p)))?,
             "analyze.mode" => a.mode = v.parse::<sotto_analyze::Mode>().map(|_| v.to_string())?,
             "analyze.detail" => a.detail = v.parse::<sotto_analyze::Detail>().map(|_| v.to_string())?,
+            "analyze.rationale" => a.rationale = v.parse()?,
+            "analyze.head" => a.head = unless(v, &[""], |p| Ok(PathBuf::from(p)))?,
             "analyze.max_field_chars" => a.max_field_chars = parse_int(v, 1, 1_000_000)?,
             "analyze.retrieve" => a.retrieve = parse_int(v, 0, 16)?,
             _ => unreachable!("every key in KEYS has a parser"),
@@ -570,6 +585,10 @@ impl Config {
             "cache.dir" => path(&c.dir),
             "analyze.mode" => a.mode.clone(),
             "analyze.detail" => a.detail.clone(),
+            "analyze.rationale" => {
+                serde_json::to_value(a.rationale).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+            }
+            "analyze.head" => path(&a.head),
             "analyze.max_field_chars" => a.max_field_chars.to_string(),
             "analyze.retrieve" => a.retrieve.to_string(),
             _ => String::new(),

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sotto_analyze::{Admission, AnalyzeError, Analyzer, Detail, Mode, Options, Style};
+use sotto_analyze::{Admission, AnalyzeError, Analyzer, Detail, Mode, Options, Rationale, Style};
 use sotto_engine::{Engine, EngineConfig, NoPacing};
 use sotto_events::{Event, Label};
 use sotto_models::{catalog, store};
@@ -44,9 +44,7 @@ async fn fast_path_scores_the_labels_and_reuses_the_examples_prefix() {
     assert!((sum - 1.0).abs() < 1e-9, "{scores:?}");
     let best = scores.malicious.max(scores.suspicious).max(scores.benign);
     assert!((first.verdict.confidence - best).abs() < 1e-12, "confidence is the chosen label's probability");
-    if first.verdict.verdict != Label::Benign {
-        assert!(first.verdict.rationale.is_some(), "non-benign verdicts carry a rationale: {first:?}");
-    }
+    assert!(first.verdict.rationale.is_none(), "the verdict comes first; no rationale unless asked: {first:?}");
     let second = a.analyze(&service_host(), Detail::Full, Admission::default()).await.unwrap();
     // Instructions and eleven examples are shared: only the event's own tokens are evaluated.
     assert!(second.cached_tokens > 500, "{second:?}");
@@ -85,7 +83,7 @@ async fn retrieved_examples_go_after_the_cached_prefix_and_cost_their_own_tokens
     none.analyze(&service_host(), Detail::Verdict, Admission::default()).await.unwrap();
     let plain = none.analyze(&download(), Detail::Verdict, Admission::default()).await.unwrap();
     let retrieved = three.analyze(&download(), Detail::Verdict, Admission::default()).await.unwrap();
-    assert!(plain.cached_tokens > 500 && retrieved.cached_tokens >= plain.cached_tokens, "{plain:?}\n{retrieved:?}");
+    assert!(plain.cached_tokens > 500 && retrieved.cached_tokens > 500, "{plain:?}\n{retrieved:?}");
     let own = |a: &sotto_analyze::Analysis| a.prompt_tokens - a.cached_tokens;
     // Three examples of roughly 60-150 tokens each on top of the event's own tokens.
     assert!(own(&retrieved) > own(&plain) + 120, "{plain:?}\n{retrieved:?}");
@@ -95,7 +93,8 @@ async fn retrieved_examples_go_after_the_cached_prefix_and_cost_their_own_tokens
 #[tokio::test]
 async fn retrieval_labels_from_the_bank_and_the_model_explains_only_what_is_flagged() {
     let engine = engine("smollm2-135m");
-    let a = analyzer(&engine, Mode::Retrieval);
+    let options = Options { mode: Mode::Retrieval, rationale: Rationale::Flagged, ..Options::default() };
+    let a = Analyzer::new(engine.clone(), options);
     let quiet = a.analyze(&service_host(), Detail::Verdict, Admission::default()).await.unwrap();
     assert_eq!(quiet.verdict.verdict, Label::Benign, "the bank has many service hosts: {quiet:?}");
     assert_eq!((quiet.prompt_tokens, quiet.generated_tokens), (0, 0), "a benign vote costs no inference: {quiet:?}");
@@ -106,6 +105,30 @@ async fn retrieval_labels_from_the_bank_and_the_model_explains_only_what_is_flag
     assert!(flagged.verdict.techniques.iter().all(|t| sotto_events::techniques::is_valid(t)));
     let scores = flagged.verdict.scores.unwrap();
     assert!((scores.malicious + scores.suspicious + scores.benign - 1.0).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn the_head_answers_without_inference_and_the_model_explains_on_request() {
+    let engine = engine("gemma3-270m");
+    let a = analyzer(&engine, Mode::Head);
+    let flagged = a.analyze(&download(), Detail::Verdict, Admission::default()).await.unwrap();
+    assert_ne!(flagged.verdict.verdict, Label::Benign, "{flagged:?}");
+    assert_eq!((flagged.prompt_tokens, flagged.generated_tokens), (0, 0), "a verdict costs no inference: {flagged:?}");
+    assert!(flagged.verdict.rationale.is_none() && !flagged.evidence.is_empty(), "{flagged:?}");
+    assert!(!flagged.verdict.techniques.is_empty(), "{flagged:?}");
+    let explained = a.analyze(&download(), Detail::Full, Admission::default()).await.unwrap();
+    assert_eq!(explained.verdict.verdict, flagged.verdict.verdict, "the rationale does not change the verdict");
+    assert!(explained.generated_tokens > 0 && explained.verdict.rationale.is_some(), "{explained:?}");
+    let quiet = a.analyze(&service_host(), Detail::Verdict, Admission::default()).await.unwrap();
+    assert_eq!(quiet.verdict.verdict, Label::Benign, "{quiet:?}");
+    let policy = Analyzer::new(
+        engine.clone(),
+        Options { mode: Mode::Head, rationale: Rationale::Flagged, ..Options::default() },
+    );
+    let quiet = policy.analyze(&service_host(), Detail::Verdict, Admission::default()).await.unwrap();
+    assert!(quiet.verdict.rationale.is_none() && quiet.generated_tokens == 0, "benign: nothing to explain");
+    let loud = policy.analyze(&download(), Detail::Verdict, Admission::default()).await.unwrap();
+    assert!(loud.verdict.rationale.is_some(), "flagged: explained under rationale=flagged");
 }
 
 #[tokio::test]

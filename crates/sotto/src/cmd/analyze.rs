@@ -6,7 +6,7 @@
 //! poll while the followed file is quiet (it blocks on inotify on Linux).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -34,15 +34,29 @@ pub fn start_engine(models_dir: &Path, config: &crate::config::Config) -> anyhow
     Ok(Arc::new(engine))
 }
 
+/// The analyzer the configuration describes (`mode` overrides `analyze.mode`): its design,
+/// rationale policy and verdict head.
+pub fn analyzer(engine: Arc<Engine>, config: &crate::config::Config, mode: Option<&str>) -> anyhow::Result<Analyzer> {
+    let mode = mode.unwrap_or(&config.analyze.mode).parse().map_err(anyhow::Error::msg)?;
+    let options = Options {
+        mode,
+        rationale: config.analyze.rationale,
+        max_field_chars: config.analyze.max_field_chars,
+        retrieve: config.analyze.retrieve,
+        ..Options::default()
+    };
+    let analyzer = Analyzer::new(engine, options);
+    Ok(match &config.analyze.head {
+        Some(path) => analyzer.with_head(Arc::new(sotto_analyze::head::Head::load(path)?)),
+        None => analyzer,
+    })
+}
+
 pub fn run(models_dir: &Path, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let mut config = args.config.load()?;
     if let Some(m) = &args.model {
         config.model.path = m.clone();
     }
-    let mode = match &args.mode {
-        Some(m) => m.parse().map_err(anyhow::Error::msg)?,
-        None => config.analyze.mode.parse().map_err(anyhow::Error::msg)?,
-    };
     let detail: Detail =
         args.detail.as_deref().unwrap_or(&config.analyze.detail).parse().map_err(anyhow::Error::msg)?;
     if args.follow {
@@ -50,70 +64,191 @@ pub fn run(models_dir: &Path, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         install_stop_handlers();
     }
     let engine = start_engine(models_dir, &config)?;
-    let analyzer = Analyzer::new(
-        engine,
-        Options {
-            mode,
-            max_field_chars: config.analyze.max_field_chars,
-            retrieve: config.analyze.retrieve,
-            ..Options::default()
-        },
-    );
+    let analyzer = analyzer(engine, &config, args.mode.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     let mut out = std::io::stdout().lock();
-    let mut failures = 0usize;
+    let mut summary = Summary::new(progress_bar(&args.input, args.follow));
     let mut handle = |n: usize, parsed: Result<Event, String>, out: &mut dyn Write| -> anyhow::Result<()> {
         let line = match parsed {
             Ok(event) => match runtime.block_on(analyzer.analyze(&event, detail, Admission::default())) {
                 Ok(a) => {
+                    summary.verdict(a.verdict.verdict);
                     let mut v = serde_json::to_value(&a)?;
                     v["line"] = json!(n);
                     v["source"] = json!(event.source);
                     v
                 }
                 Err(e) => {
-                    failures += 1;
-                    eprintln!("sotto: line {n}: analysis failed: {e}");
+                    summary.refused("analysis failed", &e.to_string());
+                    summary.say(&format!("sotto: line {n}: analysis failed: {e}"));
                     json!({ "line": n, "error": e.to_string() })
                 }
             },
             Err(e) => {
-                failures += 1;
-                eprintln!("sotto: line {n}: {e}");
+                summary.refused("unreadable", &e);
+                summary.say(&format!("sotto: line {n}: {e}"));
                 json!({ "line": n, "error": e })
             }
         };
+        // Each verdict is written the moment it exists.
         writeln!(out, "{line}")?;
         out.flush()?;
         Ok(())
     };
+    let mut note = None;
     match (&args.input, args.follow) {
         (Some(path), true) => follow(path, &mut |n, parsed, out| handle(n, parsed, out), &mut out)?,
         (None, true) => anyhow::bail!("--follow needs a file to follow"),
-        (input, false) => {
-            let mut text = String::new();
-            match input {
-                Some(p) if p.as_os_str() != "-" => {
-                    File::open(p).with_context(|| format!("cannot open {}", p.display()))?.read_to_string(&mut text)?
-                }
-                _ => std::io::stdin().read_to_string(&mut text)?,
-            };
-            if text.trim_start().starts_with("type=") {
-                // Raw auditd: one event per msg=audit(...) group, not per line.
-                for (i, group) in sotto_events::parse_auditd(&text).into_iter().enumerate() {
-                    handle(i + 1, group.map_err(|e| e.to_string()), &mut out)?;
-                }
-            } else {
-                for (i, line) in text.lines().enumerate() {
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    handle(i + 1, sotto_events::parse_line(line).map_err(|e| e.to_string()), &mut out)?;
-                }
+        (Some(path), false) if path.as_os_str() != "-" && starts_with_evtx_magic(path) => {
+            let mut records = sotto_events::read_evtx(path)?;
+            let mut n = 0;
+            for record in records.by_ref() {
+                n += 1;
+                handle(n, record.map_err(|e| e.to_string()), &mut out)?;
             }
+            let c = records.counts();
+            note = Some(format!(
+                "{} records read, {} process creations kept, {} other events skipped, {} unreadable",
+                c.read, c.kept, c.skipped_other_events, c.errors
+            ));
+        }
+        (input, false) => {
+            let reader: Box<dyn BufRead> = match input {
+                Some(p) if p.as_os_str() != "-" => {
+                    Box::new(BufReader::new(File::open(p).with_context(|| format!("cannot open {}", p.display()))?))
+                }
+                _ => Box::new(BufReader::new(std::io::stdin())),
+            };
+            read_batch(reader, &mut |n, parsed| handle(n, parsed, &mut out))?;
         }
     }
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    drop(handle);
+    summary.notes.extend(note);
+    Ok(summary.finish())
+}
+
+/// Whether the file starts with the EVTX magic.
+fn starts_with_evtx_magic(path: &Path) -> bool {
+    let mut magic = [0u8; 8];
+    File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && sotto_events::is_evtx(&magic)
+}
+
+/// Reads JSONL (or raw XML lines) one line at a time, so a 200 MB export is never held in
+/// memory; a line that is not UTF-8 becomes an error record and the run goes on. Raw auditd
+/// text (first line `type=` or `node=`) is grouped into events instead.
+fn read_batch(
+    mut reader: Box<dyn BufRead>,
+    handle: &mut dyn FnMut(usize, Result<Event, String>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut buf = Vec::new();
+    let mut n = 0;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(());
+        }
+        n += 1;
+        let line = match std::str::from_utf8(&buf) {
+            Ok(l) => l,
+            Err(e) => {
+                handle(n, Err(format!("line is not UTF-8 ({e})")))?;
+                continue;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        if n == 1 && (line.starts_with("type=") || line.starts_with("node=")) {
+            // Raw auditd: one event per msg=audit(...) group, not per line.
+            let mut rest = Vec::new();
+            reader.read_to_end(&mut rest)?;
+            let text = format!("{line}{}", String::from_utf8_lossy(&rest));
+            for (i, group) in sotto_events::parse_auditd(&text).into_iter().enumerate() {
+                handle(i + 1, group.map_err(|e| e.to_string()))?;
+            }
+            return Ok(());
+        }
+        handle(n, sotto_events::parse_line(line.trim_end()).map_err(|e| e.to_string()))?;
+    }
+}
+
+/// A progress bar on stderr for a file read in one go (hidden when stderr is not a terminal,
+/// and for `--follow`, which never ends).
+fn progress_bar(input: &Option<PathBuf>, follow: bool) -> indicatif::ProgressBar {
+    let size = input.as_ref().filter(|p| !follow && p.as_os_str() != "-").and_then(|p| std::fs::metadata(p).ok());
+    match size {
+        Some(m) if std::io::stderr().is_terminal() => {
+            let bar = indicatif::ProgressBar::new(m.len());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {pos} events {msg} [{elapsed_precise}] {per_sec}")
+                    .expect("template"),
+            );
+            bar
+        }
+        _ => indicatif::ProgressBar::hidden(),
+    }
+}
+
+/// What a run did: verdicts by label, refusals by reason, and how fast.
+struct Summary {
+    bar: indicatif::ProgressBar,
+    started: std::time::Instant,
+    labels: std::collections::BTreeMap<&'static str, usize>,
+    refused: std::collections::BTreeMap<String, usize>,
+    notes: Vec<String>,
+}
+
+impl Summary {
+    fn new(bar: indicatif::ProgressBar) -> Summary {
+        Summary {
+            bar,
+            started: std::time::Instant::now(),
+            labels: Default::default(),
+            refused: Default::default(),
+            notes: Vec::new(),
+        }
+    }
+
+    fn verdict(&mut self, label: sotto_events::eval::Label) {
+        *self.labels.entry(label.as_str()).or_default() += 1;
+        self.bar.inc(1);
+    }
+
+    /// Counts a refusal under its kind and the first words of its reason.
+    fn refused(&mut self, kind: &str, reason: &str) {
+        let short: String = reason.chars().take(70).collect();
+        *self.refused.entry(format!("{kind}: {short}")).or_default() += 1;
+        self.bar.inc(1);
+    }
+
+    /// A message that does not tear the progress bar.
+    fn say(&self, line: &str) {
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
+
+    /// Prints the summary; the exit code says whether anything was refused.
+    fn finish(self) -> ExitCode {
+        self.bar.finish_and_clear();
+        let verdicts: usize = self.labels.values().sum();
+        let refused: usize = self.refused.values().sum();
+        let secs = self.started.elapsed().as_secs_f64();
+        let by_label: Vec<String> = self.labels.iter().map(|(l, n)| format!("{n} {l}")).collect();
+        eprintln!(
+            "sotto: {} events read: {} verdicts ({}), {} refused; {:.1} events/s",
+            verdicts + refused,
+            verdicts,
+            if by_label.is_empty() { "none".to_string() } else { by_label.join(", ") },
+            refused,
+            (verdicts + refused) as f64 / secs.max(1e-9)
+        );
+        for (reason, n) in &self.refused {
+            eprintln!("sotto:   {n} × {reason}");
+        }
+        for note in &self.notes {
+            eprintln!("sotto: {note}");
+        }
+        if refused == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    }
 }
 
 /// Where the read offset of `path` is kept: one small file per followed path.

@@ -1,27 +1,37 @@
-//! `sotto eval`: run the committed evaluation suite through one or more analysis designs and
-//! print the table (accuracy, per-class precision/recall/F1, detection and false-positive
-//! rates, technique hit rate, latency), with every outcome as JSON.
+//! `sotto eval`: run a labelled file (by default the corpus's held-out test families) through
+//! one or more analysis designs and print one row per design (accuracy, malicious recall,
+//! benign false-positive rate, technique hit rate, verdict latency, CPU-seconds per event),
+//! with every outcome as JSON.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use std::sync::Arc;
+
 use sotto_analyze::eval::{Design, run_suite, table};
-use sotto_events::eval::load_suite;
+use sotto_analyze::head::train::{Split, TrainOptions, train};
+use sotto_events::LabelledEvent;
+use sotto_events::eval::Side;
 
-use crate::cli::EvalArgs;
+use crate::cli::{EvalArgs, EvalSplit};
 
-/// The suite committed with the sources.
-pub fn default_suite() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../eval/events.jsonl")
-}
-
-fn designs(names: &[String]) -> anyhow::Result<Vec<Design>> {
-    if names.iter().any(|n| n == "all") {
-        return Ok(Design::all());
+/// The designs named, with `head-lexical` trained here on the training side of `split`.
+fn designs(names: &[String], split: &Split) -> anyhow::Result<Vec<Design>> {
+    let mut designs = if names.iter().any(|n| n == "all") {
+        Design::all()
+    } else {
+        names.iter().map(|n| Design::parse(n).map_err(anyhow::Error::msg)).collect::<anyhow::Result<Vec<_>>>()?
+    };
+    for d in &mut designs {
+        if d.name == "head-lexical" {
+            let samples = split.training_samples().map_err(anyhow::Error::msg)?;
+            let options = TrainOptions { evidence: false, ..TrainOptions::default() };
+            d.head = Some(Arc::new(train(&samples, split.sha256.clone(), &options)?));
+        }
     }
-    names.iter().map(|n| Design::parse(n).map_err(anyhow::Error::msg)).collect()
+    Ok(designs)
 }
 
 pub fn run(models_dir: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -29,9 +39,14 @@ pub fn run(models_dir: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     if let Some(m) = &args.model {
         config.model.path = m.clone();
     }
-    let designs = designs(&args.designs)?;
-    let suite_path = args.suite.clone().unwrap_or_else(default_suite);
-    let mut suite = load_suite(&suite_path).with_context(|| format!("reading {}", suite_path.display()))?;
+    let suite_path = args.suite.clone().unwrap_or_else(super::head::default_corpus);
+    let split = Split::load(&suite_path).with_context(|| format!("reading {}", suite_path.display()))?;
+    let designs = designs(&args.designs, &split)?;
+    let mut suite: Vec<LabelledEvent> = match args.split {
+        EvalSplit::All => split.items.clone(),
+        EvalSplit::Test => split.side(Side::Test).into_iter().cloned().collect(),
+        EvalSplit::Train => split.side(Side::Train).into_iter().cloned().collect(),
+    };
     if let Some(k) = args.every.filter(|&k| k > 1) {
         suite = suite.into_iter().enumerate().filter(|(i, _)| i % k == 0).map(|(_, e)| e).collect();
     }
@@ -59,6 +74,8 @@ pub fn run(models_dir: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
             "threads": [info.threads, info.threads_batch],
             "budget": { "cpu_mean": config.budget.cpu_mean, "cpu_peak": config.budget.cpu_peak },
             "suite": suite_path.display().to_string(),
+            "split": format!("{:?}", args.split).to_lowercase(),
+            "events": suite.len(),
             "runs": runs,
         });
         std::fs::write(path, serde_json::to_string_pretty(&json)?)

@@ -2,13 +2,14 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{BenchCommand, Cli, Command, ModelsCommand};
+use crate::cli::{BenchCommand, Cli, Command, HeadCommand, ModelsCommand};
 
 mod analyze;
 mod bench;
 pub mod config;
 mod eval;
 mod generate;
+mod head;
 mod models;
 mod serve;
 pub mod service;
@@ -27,5 +28,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Service(cmd) => service::run(&models_dir, cmd),
         Command::Bench(BenchCommand::Governor(args)) => bench::governor(&models_dir, args),
         Command::Bench(BenchCommand::Serve(args)) => bench::serve(&models_dir, args),
+        Command::Head(HeadCommand::Train(args)) => head::train_cmd(args),
     }
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use anyhow::Context;
-use sotto_analyze::{Analyzer, Options};
 use sotto_engine::{Engine, EngineConfig};
 use sotto_governor::{CgroupMode, Governor, available_cpus};
 use sotto_models::{catalog, store};
@@ -101,14 +100,7 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
         Engine::start(engine_config, Box::new(governor)).with_context(|| format!("loading {}", path.display()))?,
     );
     let info = engine.info().clone();
-    let mode = config.analyze.mode.parse().map_err(anyhow::Error::msg)?;
-    let options = Options {
-        mode,
-        max_field_chars: config.analyze.max_field_chars,
-        retrieve: config.analyze.retrieve,
-        ..Options::default()
-    };
-    let analyzer = Arc::new(Analyzer::new(engine.clone(), options));
+    let analyzer = Arc::new(super::analyze::analyzer(engine.clone(), &config, None)?);
     let settings = Settings {
         token: config.server.token.clone(),
         max_body: config.server.max_body as usize,

@@ -183,6 +183,10 @@ fn analyze_follow_resumes_after_a_restart_without_repeating() {
     assert!(again.is_empty());
 }
 
+fn corpus() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../eval/corpus/events.jsonl")
+}
+
 #[test]
 fn eval_scores_the_default_design_and_names_unknown_ones() {
     let dir = tempfile::tempdir().unwrap();
@@ -193,9 +197,9 @@ fn eval_scores_the_default_design_and_names_unknown_ones() {
             "--model",
             "smollm2-135m",
             "--designs",
-            "retrieval,fast",
+            "head,fast",
             "--every",
-            "69",
+            "100",
             "--set",
             "cache.persist=false",
             // Other tests share the two CPUs; an idle-class eval would only wait for them.
@@ -208,15 +212,19 @@ fn eval_scores_the_default_design_and_names_unknown_ones() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("| retrieval |") && table.contains("| fast |"), "{table}");
+    assert!(table.contains("| head |") && table.contains("| fast |"), "{table}");
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
-    assert!(saved["command"].as_str().unwrap().contains("--designs retrieval,fast"), "{saved}");
+    assert!(saved["command"].as_str().unwrap().contains("--designs head,fast"), "{saved}");
+    assert_eq!(saved["split"], "test");
+    // The corpus's test families, every 100th event; each scored (an unreadable answer counts as wrong).
+    let split = sotto_events::load_suite(corpus()).unwrap();
+    let test =
+        sotto_events::eval::family_split(&split).iter().filter(|s| **s == sotto_events::eval::Side::Test).count();
     let runs = saved["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     for run in runs {
-        // 205 events, every 69th: 3 of them, each scored (an unreadable answer counts as wrong).
-        assert_eq!(run["report"]["events"], 3, "{run}");
-        assert_eq!(run["outcomes"].as_array().unwrap().len(), 3);
+        assert_eq!(run["report"]["events"], test.div_ceil(100), "{run}");
+        assert_eq!(run["outcomes"].as_array().unwrap().len(), test.div_ceil(100));
     }
     let bad = sotto(&["eval", "--designs", "clever"], Some(&real_models()));
     assert_eq!(bad.status.code(), Some(1));
