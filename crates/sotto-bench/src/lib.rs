@@ -4,6 +4,7 @@
 //! Benchmarks are not tests: nothing here asserts a timing. They report, and say whether each
 //! promise held.
 
+pub mod analyze;
 pub mod governor;
 pub mod serve;
 pub mod workload;

@@ -326,8 +326,9 @@ impl Event {
         ]
     }
 
-    /// Shortens every string field longer than `max_chars_per_field` characters at a char
-    /// boundary, appends `…[+N chars truncated]`, and sets `truncated`. The marker is outside
+    /// Shortens every string field longer than `max_chars_per_field` characters (or bytes,
+    /// which bounds its tokens) at a char boundary, appends `…[+N chars truncated]`, and sets
+    /// `truncated`. The marker is outside
     /// the budget so the reader always sees how much was cut.
     pub fn truncate(&mut self, max_chars_per_field: usize) {
         let mut cut = false;
@@ -388,8 +389,14 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// Cuts `s` to `max` chars plus a marker; returns whether it cut.
+///
+/// `max` bounds the bytes as well as the characters: every token of a byte-level or
+/// byte-fallback vocabulary covers at least one byte, so a byte bound is a token bound, and a
+/// field of emoji or rare scripts cannot cost four times the tokens of one of ASCII.
 fn truncate_string(s: &mut String, max: usize) -> bool {
-    let Some((byte_end, _)) = s.char_indices().nth(max) else {
+    let by_chars = s.char_indices().nth(max).map(|(i, _)| i);
+    let by_bytes = (s.len() > max).then(|| (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0));
+    let Some(byte_end) = [by_chars, by_bytes].into_iter().flatten().min() else {
         return false;
     };
     let removed = s[byte_end..].chars().count();
@@ -553,8 +560,18 @@ mod tests {
     #[test]
     fn truncate_respects_multibyte_chars() {
         let mut s = "ééééé".to_string();
-        assert!(truncate_string(&mut s, 2));
-        assert_eq!(s, "éé…[+3 chars truncated]");
+        assert!(truncate_string(&mut s, 4));
+        assert_eq!(s, "éé…[+3 chars truncated]", "4 bytes hold two two-byte chars");
+    }
+
+    #[test]
+    fn truncate_bounds_bytes_so_emoji_cost_no_more_tokens_than_ascii() {
+        let mut emoji = "😀".repeat(1900);
+        assert!(truncate_string(&mut emoji, 2000));
+        let kept = emoji.split('…').next().unwrap();
+        assert!(kept.len() <= 2000 && kept.chars().count() == 500, "{}", kept.len());
+        let mut ascii = "A".repeat(1900);
+        assert!(!truncate_string(&mut ascii, 2000), "under the bound: untouched");
     }
 
     #[test]

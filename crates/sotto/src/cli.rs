@@ -101,6 +101,30 @@ pub enum BenchCommand {
     Governor(BenchGovernorArgs),
     /// The HTTP path: sequential chat requests sharing a system prompt, prefix cache on and off
     Serve(BenchServeArgs),
+    /// The analysis path: a host-shaped event stream paced and flat out, and rationales
+    Analyze(BenchAnalyzeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchAnalyzeArgs {
+    /// A GGUF path or a catalog id
+    #[arg(long, default_value = "gemma3-270m")]
+    pub model: String,
+    /// Events per stream phase
+    #[arg(long, default_value_t = 2000)]
+    pub events: usize,
+    /// The sustained phase's rate, events per second
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// Flagged events analysed with detail=full
+    #[arg(long, default_value_t = 40)]
+    pub rationales: usize,
+    /// Labelled events to draw the stream from [default: the corpus's test families]
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Write the raw data (JSON) here
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -108,7 +108,12 @@ pub const KEYS: &[Key] = &[
         "when the model writes a rationale: never, flagged or always (detail=full: always)",
     ),
     key("analyze.head", "", Text, "a verdict head file from `sotto head train` (empty: the shipped head)"),
-    key("analyze.max_field_chars", "2000", Integer, "event fields longer than this are cut and marked"),
+    key(
+        "analyze.max_field_chars",
+        "2000",
+        Integer,
+        "event fields longer than this many characters or bytes (a bound on tokens) are cut and marked",
+    ),
     key("analyze.retrieve", "0", Integer, "similar bank examples shown to the model before the event (0: none)"),
 ];
 

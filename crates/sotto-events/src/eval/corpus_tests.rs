@@ -86,7 +86,10 @@ fn corpus_counts_meet_the_minimums() {
     assert!(benign >= 0.5, "benign share {benign}");
     let share = |os: &str| corpus.iter().filter(|i| i.os == os).count() as f64 / n as f64;
     let (windows, linux, macos) = (share("windows"), share("linux"), share("macos"));
-    assert!((0.5..=0.7).contains(&windows) && (0.18..=0.32).contains(&linux) && (0.1..=0.2).contains(&macos), "OS mix {windows} {linux} {macos}");
+    assert!(
+        (0.5..=0.7).contains(&windows) && (0.18..=0.32).contains(&linux) && (0.1..=0.2).contains(&macos),
+        "OS mix {windows} {linux} {macos}"
+    );
 
     for (name, _) in SUITE_FORMATS {
         assert!(per_format.get(name).copied().unwrap_or(0) >= 15, "format {name}: {per_format:?}");

@@ -60,6 +60,29 @@ fn cpu_model() -> String {
         .unwrap_or_default()
 }
 
+pub fn analyze(models_dir: &Path, args: crate::cli::BenchAnalyzeArgs) -> anyhow::Result<ExitCode> {
+    let path = store::resolve(Some(&args.model), models_dir);
+    anyhow::ensure!(path.exists(), "model `{}` not found at {}; run `sotto models fetch`", args.model, path.display());
+    let file = args.corpus.clone().unwrap_or_else(super::head::default_corpus);
+    let split = sotto_analyze::head::train::Split::load(&file)?;
+    let side =
+        if args.corpus.is_some() { split.items.iter().collect() } else { split.side(sotto_events::eval::Side::Test) };
+    let corpus = side.into_iter().map(|i| (i.label.to_string(), i.event.clone())).collect();
+    let options = sotto_bench::analyze::Options {
+        model: path.clone(),
+        model_id: args.model.clone(),
+        corpus,
+        events: args.events,
+        rate: args.rate,
+        rationales: args.rationales,
+    };
+    let mut data = sotto_bench::analyze::run(&options)?;
+    data["command"] = std::env::args().collect::<Vec<_>>().join(" ").into();
+    data["model"] = serde_json::json!({"model": args.model, "sha256": fetch::sha256_file(&path)?});
+    data["cpu"] = cpu_model().into();
+    save(&data, args.out.as_deref())
+}
+
 pub fn serve(models_dir: &Path, args: BenchServeArgs) -> anyhow::Result<ExitCode> {
     let path = store::resolve(Some(&args.model), models_dir);
     anyhow::ensure!(path.exists(), "model `{}` not found at {}; run `sotto models fetch`", args.model, path.display());

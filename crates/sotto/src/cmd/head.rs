@@ -48,6 +48,26 @@ pub fn train_cmd(args: HeadTrainArgs) -> anyhow::Result<ExitCode> {
     eprintln!("head: wrote {}", out.display());
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", test_report(&head, &split, args.show_errors)?)?;
+    // A second held-out check: the older suite, written separately and never trained on.
+    let suite = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../eval/events.jsonl");
+    if let Ok(items) = sotto_events::load_suite(&suite) {
+        let mut truth = Vec::new();
+        let mut predicted = Vec::new();
+        for item in &items {
+            let event = item.parse().map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
+            truth.push(item.label);
+            predicted.push(head.judge(&event).verdict.verdict);
+        }
+        let f = Figures::of(&truth, &predicted);
+        writeln!(
+            stdout,
+            "older suite (eval/events.jsonl, {} events, never trained on): accuracy {:.3}, malicious recall {:.3}, benign FPR {:.3}",
+            items.len(),
+            f.accuracy,
+            f.recall,
+            f.fpr
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
