@@ -316,18 +316,24 @@ fn follow(path: &Path, handle: &mut Handler<'_>, out: &mut dyn Write) -> anyhow:
         let mut reader = BufReader::new(file);
         reader.seek(SeekFrom::Start(pos))?;
         tracing::info!(path = %path.display(), offset = pos, state = %offsets.display(), "following");
-        let mut buf = String::new();
+        let mut buf = Vec::new();
         loop {
             if STOP.load(Ordering::Relaxed) {
                 return Ok(());
             }
             buf.clear();
-            let n = reader.read_line(&mut buf)?;
-            if n > 0 && buf.ends_with('\n') {
+            let n = reader.read_until(b'\n', &mut buf)?;
+            if n > 0 && buf.ends_with(b"\n") {
                 pos += n as u64;
                 line_no += 1;
-                if !buf.trim().is_empty() {
-                    handle(line_no, sotto_events::parse_line(buf.trim_end()).map_err(|e| e.to_string()), out)?;
+                // A line that is not UTF-8 is an error record, and the offset moves past it:
+                // one bad byte must not stop the follower, nor every restart after it.
+                match std::str::from_utf8(&buf) {
+                    Ok(line) if line.trim().is_empty() => {}
+                    Ok(line) => {
+                        handle(line_no, sotto_events::parse_line(line.trim_end()).map_err(|e| e.to_string()), out)?
+                    }
+                    Err(e) => handle(line_no, Err(format!("line is not UTF-8 ({e})")), out)?,
                 }
                 save_offset(&offsets, ino, pos)?;
                 continue;

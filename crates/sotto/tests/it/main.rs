@@ -117,6 +117,35 @@ fn analyze_writes_a_verdict_per_line_and_names_unreadable_lines() {
     assert!(stderr(&out).contains("line 2:"), "{}", stderr(&out));
 }
 
+/// Issue 11, item 2: one bad byte stopped `sotto analyze` before any verdict was written.
+#[test]
+fn a_line_that_is_not_utf8_is_an_error_record_and_the_rest_is_analysed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("three.jsonl");
+    let mut bytes = b"{\"command_line\": \"whoami\", \"os\": \"windows\"}\n".to_vec();
+    bytes.extend_from_slice(b"{\"command_line\": \"caf\xe9\"}\n");
+    bytes.extend_from_slice(b"{\"command_line\": \"id -a\", \"os\": \"linux\"}\n");
+    std::fs::write(&file, bytes).unwrap();
+    // The head design: the verdicts do not depend on what a small model writes.
+    let out = Command::new(env!("CARGO_BIN_EXE_sotto"))
+        .args(["analyze", "--model", "smollm2-135m", "--mode", "head", "--set", "cache.persist=false"])
+        .arg(&file)
+        .env("SOTTO_MODELS", real_models())
+        .env("XDG_STATE_HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a refused line makes the exit status non-zero");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0]["verdict"].is_string() && lines[2]["verdict"].is_string(), "{lines:?}");
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["error"].as_str().unwrap().contains("not UTF-8"), "{}", lines[1]);
+    assert!(stderr(&out).contains("3 events read: 2 verdicts"), "{}", stderr(&out));
+}
+
 #[test]
 fn analyze_follow_resumes_after_a_restart_without_repeating() {
     let dir = tempfile::tempdir().unwrap();
