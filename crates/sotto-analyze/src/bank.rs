@@ -179,7 +179,9 @@ fn vectorise(features: &HashMap<String, f32>, vocabulary: &HashMap<String, (u32,
     v
 }
 
-fn cosine(a: &Vector, b: &Vector) -> f32 {
+/// Cosine of two L2-normalised sparse vectors sorted by index (their dot product). Also the
+/// verdict head's neighbour similarity.
+pub(crate) fn cosine(a: &[(u32, f32)], b: &[(u32, f32)]) -> f32 {
     let (mut i, mut j, mut dot) = (0, 0, 0.0);
     while i < a.len() && j < b.len() {
         match a[i].0.cmp(&b[j].0) {

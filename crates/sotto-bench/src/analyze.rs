@@ -18,7 +18,7 @@ use sotto_governor::sampler::{Sampler, figures};
 use sotto_governor::{Budgets, Governor, SchedClass, available_cpus, process_cpu_time};
 use sotto_server::{AppState, Governance, ModelName, Settings};
 
-use crate::serve::http;
+use crate::serve::{Daemon, http};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -102,14 +102,8 @@ pub fn run(options: &Options) -> anyhow::Result<Value> {
     let gov = Governance::new(&budgets, cpus, plan.decode, plan.prefill);
     let name = ModelName { id: options.model_id.clone(), aliases: Vec::new(), created: 0 };
     let state = AppState::new(engine, Some(analyzer), name, Settings::default(), gov, paced);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let router = sotto_server::app(state.clone());
-    let server = runtime.spawn(sotto_server::serve(listener, router, state, async {
-        let _ = stop_rx.await;
-    }));
+    let daemon = Daemon::start(state)?;
+    let addr = daemon.addr;
 
     let stream = host_stream(&options.corpus, options.events);
     let send = |i: usize, path: &str| -> anyhow::Result<(f64, Value)> {
@@ -164,8 +158,7 @@ pub fn run(options: &Options) -> anyhow::Result<Value> {
         process: report.process,
         generated_tokens: generated,
     });
-    let _ = stop_tx.send(());
-    runtime.block_on(server)??;
+    daemon.stop()?;
 
     println!(
         "{} events per stream phase (1 in 20 an attack, background with repeats), one per POST /v1/analyze; \

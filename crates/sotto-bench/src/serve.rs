@@ -82,6 +82,35 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow::R
     Ok((status, raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string()))
 }
 
+/// The daemon's HTTP server on a free loopback port, in this process, for a benchmark.
+pub(crate) struct Daemon {
+    pub addr: SocketAddr,
+    runtime: tokio::runtime::Runtime,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Daemon {
+    pub fn start(state: AppState) -> anyhow::Result<Daemon> {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let router = sotto_server::app(state.clone());
+        let server = runtime.spawn(sotto_server::serve(listener, router, state, async {
+            let _ = stop_rx.await;
+        }));
+        Ok(Daemon { addr, runtime, stop, server })
+    }
+
+    /// Graceful shutdown; waits for the server to end.
+    pub fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.runtime.block_on(self.server)??;
+        Ok(())
+    }
+}
+
 struct Run {
     label: &'static str,
     latency_ms: Vec<f64>,
@@ -116,14 +145,8 @@ fn one(options: &Options, label: &'static str, prefix_cache: usize, cpus: f64) -
     let gov = Governance::new(&budgets, cpus, plan.decode, plan.prefill);
     let name = ModelName { id: options.model_id.clone(), aliases: Vec::new(), created: 0 };
     let state = AppState::new(engine, None, name, Settings::default(), gov, paced);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let router = sotto_server::app(state.clone());
-    let server = runtime.spawn(sotto_server::serve(listener, router, state, async {
-        let _ = stop_rx.await;
-    }));
+    let daemon = Daemon::start(state)?;
+    let addr = daemon.addr;
 
     let system = system_prompt();
     let probing = Arc::new(AtomicBool::new(true));
@@ -162,8 +185,7 @@ fn one(options: &Options, label: &'static str, prefix_cache: usize, cpus: f64) -
     let (report, _) = sampler.finish();
     probing.store(false, Ordering::Relaxed);
     let health_ms = prober.join().expect("prober");
-    let _ = stop_tx.send(());
-    runtime.block_on(server)??;
+    daemon.stop()?;
     Ok(Run { label, latency_ms, health_ms, prompt_tokens, cached_tokens, cpu_s, report })
 }
 

@@ -255,7 +255,7 @@ impl Head {
             if n.label == Label::Benign || n.techniques.is_empty() {
                 continue;
             }
-            let s = dot(&q, &n.x);
+            let s = crate::bank::cosine(&q, &n.x);
             if best.is_none_or(|(b, _)| s > b) {
                 best = Some((s, n));
             }
@@ -297,23 +297,6 @@ pub fn sparse(x: &[f32]) -> Vec<(u32, f32)> {
         }
     }
     v
-}
-
-/// Dot product of two sparse vectors sorted by index.
-fn dot(a: &[(u32, f32)], b: &[(u32, f32)]) -> f32 {
-    let (mut i, mut j, mut s) = (0, 0, 0.0);
-    while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                s += a[i].1 * b[j].1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    s
 }
 
 #[cfg(test)]
