@@ -91,7 +91,10 @@ fn wait_busy(addr: SocketAddr) {
     let start = Instant::now();
     loop {
         let (_, metrics) = http(addr, "GET", "/metrics", None);
-        if metrics.contains("sotto_engine_busy 1") {
+        // The sample line exactly: `contains` also matched the metric's HELP text ("1 while a
+        // request is being evaluated"), so this did not wait at all, and a SIGTERM could reach
+        // the daemon before its handlers were in place (issue 11, item 12).
+        if metrics.lines().any(|l| l.trim() == "sotto_engine_busy 1") {
             return;
         }
         assert!(start.elapsed() < Duration::from_secs(30), "the engine never got busy");
