@@ -271,21 +271,26 @@ pub(crate) fn rationale(style: Style, event: &Event, label: Label, evidence: &[S
         format!("{block}Verdict: {label}\nEvidence: {evidence}\n")
     };
     // Four curated examples (cached with the instructions): they show the length and tone.
-    let shots: Vec<(String, String)> = [1, 0, 6, 3]
-        .iter()
-        .map(|&i| {
-            let shot = Shot::curated(&EXAMPLES[i]);
-            let value: serde_json::Value = serde_json::from_str(EXAMPLES[i].event).expect("example events are JSON");
-            let example = sotto_events::parse_json(&value).expect("example events parse");
-            let evidence = crate::head::Head::shipped().judge(&example).evidence;
-            (facts(&shot.block, shot.label, &evidence), shot.rationale)
-        })
-        .collect();
+    // Built once: they are the same for every event.
+    static SHOTS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    let shots = SHOTS.get_or_init(|| {
+        [1, 0, 6, 3]
+            .iter()
+            .map(|&i| {
+                let shot = Shot::curated(&EXAMPLES[i]);
+                let value: serde_json::Value =
+                    serde_json::from_str(EXAMPLES[i].event).expect("example events are JSON");
+                let example = sotto_events::parse_json(&value).expect("example events parse");
+                let evidence = crate::head::Head::shipped().judge(&example).evidence;
+                (facts(&shot.block, shot.label, &evidence), shot.rationale)
+            })
+            .collect()
+    });
     let asked = facts(&event_block(&event), label, evidence);
     match style {
         Style::Completion => {
             let mut text = format!("{RATIONALE_INSTRUCTIONS}\n\n");
-            for (f, r) in &shots {
+            for (f, r) in shots {
                 text.push_str(&format!("{f}Rationale: {r}\n\n"));
             }
             let fixed = text.len();
@@ -293,7 +298,7 @@ pub(crate) fn rationale(style: Style, event: &Event, label: Label, evidence: &[S
         }
         Style::Chat => {
             let mut messages = vec![Message::new("system", RATIONALE_INSTRUCTIONS)];
-            for (f, r) in &shots {
+            for (f, r) in shots {
                 messages.push(Message::new("user", f.trim_end()));
                 messages.push(Message::new("assistant", format!("Rationale: {r}")));
             }

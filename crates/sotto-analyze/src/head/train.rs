@@ -285,9 +285,11 @@ impl Split {
     /// Loads a labelled file (the corpus, or the older suite) and splits it by family.
     pub fn load(path: &std::path::Path) -> Result<Split, sotto_events::SuiteError> {
         use sha2::Digest;
-        let items = sotto_events::load_suite(path)?;
-        let bytes = std::fs::read(path).unwrap_or_default();
-        let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));
+        // One read: the text that is parsed is the text that is hashed.
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| sotto_events::SuiteError::Io { path: path.display().to_string(), reason: e.to_string() })?;
+        let items = sotto_events::eval::parse_suite(&text)?;
+        let sha256 = format!("{:x}", sha2::Sha256::digest(text.as_bytes()));
         let sides = sotto_events::eval::family_split(&items);
         Ok(Split { items, sides, sha256 })
     }
