@@ -122,10 +122,39 @@ impl std::str::FromStr for Rationale {
     }
 }
 
+/// When the head design asks the model for its embedding of the event (only with a head
+/// trained on the loaded model's embeddings; without one, never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Embeddings {
+    /// The lexical head alone: no model work for a verdict.
+    Off,
+    /// Only when the lexical head is unsure (its confidence under the head's cut).
+    #[default]
+    Cascade,
+    /// For every event.
+    Always,
+}
+
+impl std::str::FromStr for Embeddings {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "off" => Ok(Embeddings::Off),
+            "cascade" => Ok(Embeddings::Cascade),
+            "always" => Ok(Embeddings::Always),
+            other => Err(format!("unknown embeddings policy `{other}`: expected off, cascade or always")),
+        }
+    }
+}
+
 /// Analyzer settings.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     pub mode: Mode,
+    /// Head design: when to add the model's embedding of the event.
+    pub embeddings: Embeddings,
     /// Head design: when to generate a rationale.
     pub rationale: Rationale,
     /// Fast path: subtract the label scores of a content-free event (contextual calibration),
@@ -155,6 +184,7 @@ impl Default for Options {
         // the trained head beat the bank vote and every design that lets the model pick the label.
         Options {
             mode: Mode::Head,
+            embeddings: Embeddings::Cascade,
             rationale: Rationale::Never,
             calibrate: false,
             retrieve: DEFAULT_RETRIEVE,
@@ -194,6 +224,9 @@ pub struct Analysis {
     /// The features that drove the verdict, in words (head design).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<String>,
+    /// The model's embedding of the event was part of the verdict (head design).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub embedded: bool,
 }
 
 /// Admission of one event's requests.
@@ -206,8 +239,10 @@ pub struct Admission {
 /// Analyses events with one engine.
 pub struct Analyzer {
     engine: Arc<Engine>,
-    /// The verdict head the head design asks.
+    /// The verdict head the head design asks first (lexical and evidence features).
     head: Arc<Head>,
+    /// The head that also reads the loaded model's embedding, if there is one for it.
+    embedded: Option<Arc<Head>>,
     style: Style,
     options: Options,
     /// Label log-probabilities of the content-free event, computed on first use.
@@ -223,13 +258,44 @@ impl Analyzer {
             TemplateUsed::Completion => Style::Completion,
             _ => Style::Chat,
         };
-        Analyzer { engine, head: Arc::new(Head::shipped().clone()), style, options, calibration: Mutex::new(None) }
+        let embedded = match options.mode {
+            Mode::Head => crate::head::embedding::shipped_for(&engine.info().path),
+            _ => None,
+        };
+        Analyzer {
+            engine,
+            head: Arc::new(Head::shipped().clone()),
+            embedded,
+            style,
+            options,
+            calibration: Mutex::new(None),
+        }
     }
 
-    /// Uses `head` instead of the shipped one.
-    pub fn with_head(mut self, head: Arc<Head>) -> Self {
-        self.head = head;
-        self
+    /// Uses `head` instead of the shipped one: as the embedding head if it reads the model's
+    /// embeddings (it must have been trained on the loaded model), else as the lexical head.
+    pub fn with_head(mut self, head: Arc<Head>) -> Result<Self, crate::head::HeadError> {
+        match &head.embedding {
+            Some(spec) => {
+                let path = &self.engine.info().path;
+                let found = crate::head::embedding::sha256_file(path).unwrap_or_default();
+                if found != spec.model_sha256 {
+                    return Err(crate::head::HeadError::Model {
+                        path: "the configured head".into(),
+                        wanted: spec.model_file.clone(),
+                        found: path.display().to_string(),
+                    });
+                }
+                self.embedded = Some(head);
+            }
+            None => self.head = head,
+        }
+        Ok(self)
+    }
+
+    /// The embedding head in use, if any.
+    pub fn embedding_head(&self) -> Option<&Head> {
+        self.embedded.as_deref()
     }
 
     pub fn style(&self) -> Style {
@@ -249,7 +315,7 @@ impl Analyzer {
         let mut evidence = Vec::new();
         let near = self.neighbours(&event);
         let verdict = match self.options.mode {
-            Mode::Head => self.head(&event, detail, admission, &mut cost, &mut evidence).await?,
+            Mode::Head => self.head_design(&event, detail, admission, &mut cost, &mut evidence).await?,
             Mode::Fast => self.fast(&event, &near, detail, admission, &mut cost).await?,
             Mode::Constrained => self.constrained(&event, &near, true, admission, &mut cost).await?,
             Mode::ConstrainedZeroShot => self.constrained(&event, &near, false, admission, &mut cost).await?,
@@ -265,12 +331,13 @@ impl Analyzer {
             generated_tokens: cost.generated,
             truncated: event.truncated,
             evidence,
+            embedded: cost.embedded,
         })
     }
 
     /// The head design: the trained head's verdict and evidence; a rationale, given the
     /// verdict, only when asked.
-    async fn head(
+    async fn head_design(
         &self,
         event: &Event,
         detail: Detail,
@@ -278,7 +345,21 @@ impl Analyzer {
         cost: &mut Cost,
         evidence: &mut Vec<String>,
     ) -> Result<Verdict, AnalyzeError> {
-        let judged = self.head.judge(event);
+        let lexical = self.head.judge(event);
+        let judged = match (&self.embedded, self.options.embeddings) {
+            (Some(head), policy) if policy != Embeddings::Off => {
+                let cut = head.embedding.as_ref().map_or(1.0, |s| f64::from(s.embed_below));
+                if policy == Embeddings::Always || lexical.verdict.confidence < cut {
+                    let request = self.admitted(Request::embed(crate::head::embedding::text(event)), admission);
+                    let reply = self.run(request, admission, cost).await?;
+                    cost.embedded = true;
+                    head.judge_with(event, reply.embedding.as_deref())
+                } else {
+                    lexical
+                }
+            }
+            _ => lexical,
+        };
         let mut verdict = judged.verdict;
         *evidence = judged.evidence;
         let label = verdict.verdict;
@@ -291,7 +372,7 @@ impl Analyzer {
                 stop: vec!["\n".into()],
                 ..self.admitted(prompt::request(prompt::rationale(self.style, event, label, evidence), 60), admission)
             };
-            let (text, _) = self.run(request, admission, cost).await?;
+            let text = self.run(request, admission, cost).await?.text;
             verdict.rationale = Some(text.trim().to_string()).filter(|r| !r.is_empty());
         }
         Ok(verdict)
@@ -342,7 +423,7 @@ impl Analyzer {
             grammar: Some(prompt::details_grammar()),
             ..self.admitted(prompt::request(layout, 80), admission)
         };
-        let (text, _) = self.run(request, admission, cost).await?;
+        let text = self.run(request, admission, cost).await?.text;
         let (techniques, rationale) = parse_details(&text);
         Ok((if label == Label::Benign { Vec::new() } else { techniques }, rationale))
     }
@@ -414,7 +495,7 @@ impl Analyzer {
             answer_prefix: Some("Verdict:".into()),
             ..self.admitted(prompt::request(layout, 0), admission)
         };
-        let (_, scores) = self.run(request, admission, cost).await?;
+        let scores = self.run(request, admission, cost).await?.scores;
         let scores = scores.ok_or(AnalyzeError::Engine(EngineError::Stopped))?;
         Ok([scores[0], scores[1], scores[2]])
     }
@@ -452,13 +533,13 @@ impl Analyzer {
             grammar: Some(grammar),
             ..self.admitted(prompt::request(layout, 160), admission)
         };
-        let (text, _) = self.run(request, admission, cost).await?;
+        let text = self.run(request, admission, cost).await?.text;
         verdict::from_json(text.trim()).map_err(AnalyzeError::Unparsed)
     }
 
     async fn naive(&self, event: &Event, admission: Admission, cost: &mut Cost) -> Result<Verdict, AnalyzeError> {
         let request = self.admitted(prompt::naive(event), admission);
-        let (text, _) = self.run(request, admission, cost).await?;
+        let text = self.run(request, admission, cost).await?.text;
         let label = verdict::lenient_label(&text).ok_or_else(|| AnalyzeError::Unparsed(text.clone()))?;
         let rationale = text.trim().lines().next().map(str::to_string);
         Ok(Verdict {
@@ -493,13 +574,8 @@ impl Analyzer {
         Request { priority: admission.priority, deadline: admission.deadline, ..request }
     }
 
-    /// Submit and await: the generated text and the scores, if any.
-    async fn run(
-        &self,
-        request: Request,
-        admission: Admission,
-        cost: &mut Cost,
-    ) -> Result<(String, Option<Vec<f64>>), AnalyzeError> {
+    /// Submit and await the whole reply.
+    async fn run(&self, request: Request, admission: Admission, cost: &mut Cost) -> Result<Reply, AnalyzeError> {
         let mut events = self.engine.submit(request)?;
         let first = match admission.deadline {
             Some(d) => tokio::time::timeout_at(d.into(), events.recv()).await.map_err(|_| AnalyzeError::Deadline)?,
@@ -511,15 +587,15 @@ impl Analyzer {
             Some(EngineEvent::Failed(e)) => return Err(e.into()),
             _ => return Err(EngineError::Stopped.into()),
         }
-        let mut text = String::new();
-        let mut scores = None;
+        let mut reply = Reply::default();
         loop {
             match events.recv().await {
-                Some(EngineEvent::Text(t)) => text.push_str(&t),
-                Some(EngineEvent::Scores(s)) => scores = Some(s),
+                Some(EngineEvent::Text(t)) => reply.text.push_str(&t),
+                Some(EngineEvent::Scores(s)) => reply.scores = Some(s),
+                Some(EngineEvent::Embedding(e)) => reply.embedding = Some(e),
                 Some(EngineEvent::Done(stats)) => {
                     cost.add(&stats);
-                    return Ok((text, scores));
+                    return Ok(reply);
                 }
                 Some(EngineEvent::Failed(e)) => return Err(e.into()),
                 Some(EngineEvent::Started) => {}
@@ -529,11 +605,20 @@ impl Analyzer {
     }
 }
 
+/// What the engine answered one request with.
+#[derive(Debug, Default)]
+struct Reply {
+    text: String,
+    scores: Option<Vec<f64>>,
+    embedding: Option<Vec<f32>>,
+}
+
 #[derive(Debug, Default)]
 struct Cost {
     prompt: usize,
     cached: usize,
     generated: usize,
+    embedded: bool,
 }
 
 impl Cost {

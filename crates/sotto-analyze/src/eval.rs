@@ -13,7 +13,7 @@ use serde::Serialize;
 use sotto_engine::Engine;
 use sotto_events::eval::{Label, LabelledEvent};
 
-use crate::{Admission, Analyzer, Detail, Mode, Options};
+use crate::{Admission, Analyzer, Detail, Embeddings, Mode, Options};
 
 const LABELS: [Label; 3] = [Label::Malicious, Label::Suspicious, Label::Benign];
 
@@ -30,6 +30,8 @@ pub struct Outcome {
     pub expected_techniques: Vec<String>,
     pub predicted_techniques: Vec<String>,
     pub latency_ms: f64,
+    /// The model's embedding of the event was part of the verdict.
+    pub embedded: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -72,6 +74,8 @@ pub struct Report {
     pub latency_mean_ms: f64,
     /// Process CPU time over the run divided by the events (filled in by [`run_suite`]).
     pub cpu_s_per_event: f64,
+    /// Share of events whose verdict used the model's embedding.
+    pub embedded_share: f64,
 }
 
 fn index(label: Label) -> usize {
@@ -146,6 +150,7 @@ pub fn score(outcomes: &[Outcome]) -> Report {
             latencies.iter().sum::<f64>() / latencies.len() as f64
         },
         cpu_s_per_event: 0.0,
+        embedded_share: outcomes.iter().filter(|o| o.embedded).count() as f64 / outcomes.len().max(1) as f64,
     }
 }
 
@@ -175,13 +180,15 @@ pub struct Design {
 
 impl Design {
     /// The names `parse` reads; `-retrieval` takes an optional `:K` (examples per event).
-    pub const NAMES: &'static str = "head, head-lexical, retrieval[:K], fast, fast-calibrated, fast-blend, fast-retrieval[:K], constrained, constrained-retrieval[:K], constrained-zero-shot, naive";
+    pub const NAMES: &'static str = "head, head-embed, head-evidence, head-lexical, retrieval[:K], fast, fast-calibrated, fast-blend, fast-retrieval[:K], constrained, constrained-retrieval[:K], constrained-zero-shot, naive";
 
     /// Every design, for `--designs all`: the four configurations, with and without
     /// retrieval where it applies, and the model-free vote.
     pub fn all() -> Vec<Design> {
         [
             "head",
+            "head-embed",
+            "head-evidence",
             "retrieval",
             "fast-blend",
             "fast-retrieval",
@@ -218,7 +225,11 @@ impl Design {
             "constrained-zero-shot" => with(Mode::ConstrainedZeroShot, false, 0),
             "naive" => with(Mode::Naive, false, 0),
             "retrieval" => with(Mode::Retrieval, false, k_or(crate::DEFAULT_RETRIEVE)),
-            "head" | "head-lexical" => with(Mode::Head, false, 0),
+            "head" => with(Mode::Head, false, 0),
+            // The head without the model (lexical and evidence features), and with the model's
+            // embedding of every event instead of only the unsure ones.
+            "head-evidence" | "head-lexical" => Options { embeddings: Embeddings::Off, ..with(Mode::Head, false, 0) },
+            "head-embed" => Options { embeddings: Embeddings::Always, ..with(Mode::Head, false, 0) },
             _ => return Err(format!("unknown design `{name}`: expected one of {}", Design::NAMES)),
         };
         if k.is_some() && !base.contains("retrieval") {
@@ -241,7 +252,7 @@ pub fn run_suite(
         let design = d.name.clone();
         let mut analyzer = Analyzer::new(engine.clone(), Options { max_field_chars, ..d.options });
         if let Some(head) = &d.head {
-            analyzer = analyzer.with_head(head.clone());
+            analyzer = analyzer.with_head(head.clone()).map_err(std::io::Error::other)?;
         }
         let started = Instant::now();
         let cpu_start = sotto_engine::process_cpu_time();
@@ -255,9 +266,9 @@ pub fn run_suite(
                 Err(e) => Err(format!("unreadable: {e}")),
             };
             let latency_ms = t.elapsed().as_secs_f64() * 1e3;
-            let (predicted, confidence, techniques, error) = match result {
-                Ok(a) => (Some(a.verdict.verdict), Some(a.verdict.confidence), a.verdict.techniques, None),
-                Err(e) => (None, None, Vec::new(), Some(e)),
+            let (predicted, confidence, techniques, embedded, error) = match result {
+                Ok(a) => (Some(a.verdict.verdict), Some(a.verdict.confidence), a.verdict.techniques, a.embedded, None),
+                Err(e) => (None, None, Vec::new(), false, Some(e)),
             };
             outcomes.push(Outcome {
                 id: item.id.clone(),
@@ -269,6 +280,7 @@ pub fn run_suite(
                 expected_techniques: item.techniques.clone(),
                 predicted_techniques: techniques,
                 latency_ms,
+                embedded,
                 error,
             });
             progress(&design, i + 1, suite.len());
@@ -284,13 +296,13 @@ pub fn run_suite(
 /// A Markdown table, one row per design.
 pub fn table(model: &Path, runs: &[Run]) -> String {
     let mut t = format!(
-        "model: {}\n\n| design | accuracy | exact | malicious recall | benign FPR | technique hit | no answer | verdict p50 / p95 / p99 ms | CPU-s per event |\n|---|---|---|---|---|---|---|---|---|\n",
+        "model: {}\n\n| design | accuracy | exact | malicious recall | benign FPR | technique hit | no answer | verdict p50 / p95 / p99 ms | CPU-s per event | embedded |\n|---|---|---|---|---|---|---|---|---|---|\n",
         model.file_name().unwrap_or_default().to_string_lossy()
     );
     for run in runs {
         let r = &run.report;
         t.push_str(&format!(
-            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {:.1} / {:.1} / {:.1} | {:.4} |\n",
+            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {:.1} / {:.1} / {:.1} | {:.4} | {:.2} |\n",
             run.design,
             r.accuracy,
             r.exact,
@@ -302,6 +314,7 @@ pub fn table(model: &Path, runs: &[Run]) -> String {
             r.latency_p95_ms,
             r.latency_p99_ms,
             r.cpu_s_per_event,
+            r.embedded_share,
         ));
     }
     t
@@ -322,6 +335,7 @@ mod tests {
             expected_techniques: exp_t.iter().map(|s| s.to_string()).collect(),
             predicted_techniques: pred_t.iter().map(|s| s.to_string()).collect(),
             latency_ms: ms,
+            embedded: false,
             error: None,
         }
     }

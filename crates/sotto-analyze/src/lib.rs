@@ -12,6 +12,8 @@ pub mod head;
 mod prompt;
 pub mod verdict;
 
-pub use analyzer::{Admission, Analysis, AnalyzeError, Analyzer, DEFAULT_RETRIEVE, Detail, Mode, Options, Rationale};
+pub use analyzer::{
+    Admission, Analysis, AnalyzeError, Analyzer, DEFAULT_RETRIEVE, Detail, Embeddings, Mode, Options, Rationale,
+};
 pub use prompt::{Style, event_block};
 pub use verdict::{LabelScores, Severity, Verdict};

@@ -95,6 +95,8 @@ pub struct ModelInfo {
     pub n_ctx_train: u32,
     pub n_ctx: u32,
     pub n_vocab: i32,
+    /// Width of the model's hidden state: the length of an embedding.
+    pub n_embd: i32,
     pub template: TemplateUsed,
     pub threads: u32,
     pub threads_batch: u32,
@@ -192,7 +194,7 @@ impl Engine {
         let mut text = String::new();
         while let Some(event) = events.blocking_recv() {
             match event {
-                Event::Started | Event::Scores(_) => {}
+                Event::Started | Event::Scores(_) | Event::Embedding(_) => {}
                 Event::Text(t) => text.push_str(&t),
                 Event::Done(stats) => return Ok((text, stats)),
                 Event::Failed(e) => return Err(e),
@@ -212,7 +214,22 @@ impl Engine {
                     return scores.map(|s| (s, stats)).ok_or(EngineError::Stopped);
                 }
                 Event::Failed(e) => return Err(e),
-                Event::Started | Event::Text(_) => {}
+                Event::Started | Event::Text(_) | Event::Embedding(_) => {}
+            }
+        }
+        Err(EngineError::Stopped)
+    }
+
+    /// The embedding of `text` (see [`crate::Task::Embed`]), on a thread that may block.
+    pub fn embed_blocking(&self, request: Request) -> Result<(Vec<f32>, Stats), EngineError> {
+        let mut events = self.submit(request)?;
+        let mut embedding = None;
+        while let Some(event) = events.blocking_recv() {
+            match event {
+                Event::Embedding(e) => embedding = Some(e),
+                Event::Done(stats) => return embedding.map(|e| (e, stats)).ok_or(EngineError::Stopped),
+                Event::Failed(e) => return Err(e),
+                Event::Started | Event::Text(_) | Event::Scores(_) => {}
             }
         }
         Err(EngineError::Stopped)

@@ -23,7 +23,8 @@ pub use engine::{Engine, EngineConfig, EngineStatus, ModelInfo};
 pub use error::EngineError;
 pub use queue::Priority;
 pub use request::{
-    Event, FinishReason, Grammar, Message, NoPacing, Phase, Prompt, Request, Sampling, Stats, StepHook, Task,
+    EMBED_TOKENS, Event, FinishReason, Grammar, Message, NoPacing, Phase, Prompt, Request, Sampling, Stats, StepHook,
+    Task,
 };
 pub use sotto_governor::process_cpu_time;
 pub use sotto_models::memory::{KvType, MemoryEstimate};

@@ -56,7 +56,16 @@ pub enum Task {
     /// Do not generate: after the prompt, compute the log-probability of each continuation
     /// (summed over its tokens) and answer with [`Event::Scores`]. One prefill serves them all.
     Score(Vec<String>),
+    /// Do not generate: answer the mean of the model's last hidden states over the prompt's
+    /// tokens, L2-normalised, as [`Event::Embedding`]. The prompt is cut to
+    /// [`EMBED_TOKENS`] tokens. Runs in a context of its own, so the prefix cache is untouched.
+    Embed,
 }
+
+/// The most prompt tokens an [`Task::Embed`] request reads; the rest is ignored. The
+/// embeddings context outputs every token (llama.cpp computes the vocabulary logits for each),
+/// so its cost grows with this and with the vocabulary.
+pub const EMBED_TOKENS: usize = 96;
 
 /// One request.
 #[derive(Debug, Clone)]
@@ -100,6 +109,11 @@ impl Request {
             fixed_prefix: None,
             answer_prefix: None,
         }
+    }
+
+    /// A request for the embedding of `text` (see [`Task::Embed`]).
+    pub fn embed(text: impl Into<String>) -> Self {
+        Request { task: Task::Embed, ..Request::new(Prompt::Text(text.into()), 0) }
     }
 
     /// A request that scores `continuations` after `prompt` instead of generating.
@@ -206,6 +220,8 @@ pub enum Event {
     Text(String),
     /// The log-probability of each continuation of a [`Task::Score`] request, in order.
     Scores(Vec<f64>),
+    /// The embedding of a [`Task::Embed`] request's prompt.
+    Embedding(Vec<f32>),
     /// The request finished; always the last event of a successful request.
     Done(Stats),
     /// The request failed; always the last event of a failed one.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::KvCacheType;
-use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::context::session::{LlamaStateSeqFlags, SeqState};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -32,8 +32,8 @@ use crate::queue::{Job, Pop, Queue};
 use crate::template::{Renderer, Specials};
 use crate::text::{StopMatcher, Utf8Stream};
 use crate::{
-    EngineConfig, EngineError, Event, FinishReason, Grammar, Message, ModelInfo, Phase, Prompt, Request, Sampling,
-    Stats, StepHook, Task,
+    EMBED_TOKENS, EngineConfig, EngineError, Event, FinishReason, Grammar, Message, ModelInfo, Phase, Prompt, Request,
+    Sampling, Stats, StepHook, Task,
 };
 use sotto_governor::process_cpu_time;
 
@@ -230,7 +230,22 @@ struct Worker<'m> {
     /// Reused for every token's bytes: nothing in the token loop allocates per token except
     /// the text sent to the caller.
     piece: Vec<u8>,
+    /// The context embeddings are computed in, made on the first [`Task::Embed`] request.
+    embedder: Option<Embedder<'m>>,
+    /// What the embeddings context is made with (threads, KV type).
+    context_params: LlamaContextParams,
 }
+
+/// A context with embeddings on: llama.cpp then outputs every token of every batch, which
+/// the generation context must not pay for, so embeddings get their own small context.
+struct Embedder<'m> {
+    ctx: LlamaContext<'m>,
+    batch: LlamaBatch<'static>,
+}
+
+/// Tokens per decode call in the embeddings context. Every token is an output there, so the
+/// logits buffer is this many rows of the vocabulary (32 × 262k floats for Gemma 3: 34 MB).
+const EMBED_BATCH: usize = 32;
 
 impl<'m> Worker<'m> {
     fn new(
@@ -257,7 +272,7 @@ impl<'m> Worker<'m> {
             // llama.cpp keeps a quantized V cache only with flash attention.
             params = params.with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED);
         }
-        let ctx = model.new_context(backend()?, params).map_err(|e| EngineError::Context(e.to_string()))?;
+        let ctx = model.new_context(backend()?, params.clone()).map_err(|e| EngineError::Context(e.to_string()))?;
         let renderer = Renderer::resolve(model, &config.template)?;
         let info = ModelInfo {
             path: config.model.clone(),
@@ -268,6 +283,7 @@ impl<'m> Worker<'m> {
             n_ctx_train,
             n_ctx: ctx.n_ctx(),
             n_vocab: model.n_vocab(),
+            n_embd: model.n_embd(),
             template: renderer.used(),
             threads: config.threads,
             threads_batch: config.threads_batch,
@@ -308,6 +324,8 @@ impl<'m> Worker<'m> {
             snapshots: Snapshots::new(config.prefix_cache),
             persist,
             piece: Vec::with_capacity(64),
+            embedder: None,
+            context_params: params,
         })
     }
 
@@ -406,6 +424,9 @@ impl<'m> Worker<'m> {
         queued: Duration,
     ) -> Result<Stats, EngineError> {
         request.validate()?;
+        if request.task == Task::Embed {
+            return self.embed(request, reply, queued);
+        }
         let cpu_start = process_cpu_time();
         let prompt = self.tokenize(request)?;
         let mut stats = Stats {
@@ -454,10 +475,87 @@ impl<'m> Worker<'m> {
                 let _ = reply.send(Event::Scores(scores));
                 stats.finish = FinishReason::Stop;
             }
+            Task::Embed => unreachable!("answered before the prefill"),
         }
         stats.decode = decode_start.elapsed();
         stats.cpu = process_cpu_time() - cpu_start;
         Ok(stats)
+    }
+
+    /// A [`Task::Embed`] request: the prompt's first [`EMBED_TOKENS`] tokens, evaluated in
+    /// paced chunks in the embeddings context; the mean of their last hidden states (the
+    /// beginning-of-sequence token left out: it is the same for every prompt), L2-normalised.
+    fn embed(
+        &mut self,
+        request: &Request,
+        reply: &UnboundedSender<Event>,
+        queued: Duration,
+    ) -> Result<Stats, EngineError> {
+        let cpu_start = process_cpu_time();
+        let Prompt::Text(text) = &request.prompt else {
+            return Err(EngineError::InvalidRequest("an embedding is of plain text, not a chat".into()));
+        };
+        let mut tokens = self.model.vocab().tokenize(text.as_bytes(), true, false);
+        tokens.truncate(EMBED_TOKENS);
+        if tokens.is_empty() {
+            return Err(EngineError::InvalidRequest("the prompt has no tokens".into()));
+        }
+        let skip = usize::from(tokens.len() > 1 && tokens[0] == self.model.vocab().bos());
+        if self.embedder.is_none() {
+            let params = self
+                .context_params
+                .clone()
+                .with_n_ctx(NonZeroU32::new((EMBED_TOKENS as u32).next_multiple_of(256)))
+                .with_n_batch(EMBED_BATCH as u32)
+                .with_n_ubatch(EMBED_BATCH as u32)
+                .with_embeddings(true)
+                .with_pooling_type(LlamaPoolingType::None);
+            let ctx = self.model.new_context(backend()?, params).map_err(|e| EngineError::Context(e.to_string()))?;
+            self.embedder = Some(Embedder { ctx, batch: LlamaBatch::new(EMBED_BATCH, 1) });
+        }
+        self.hook.on_request_start(request.priority);
+        let started = Instant::now();
+        let chunk_cap = self.chunk.min(EMBED_BATCH);
+        let e = self.embedder.as_mut().expect("made above");
+        e.ctx.clear_kv_cache();
+        let mut sum = vec![0f64; self.info.n_embd.max(0) as usize];
+        let mut start = 0;
+        while start < tokens.len() {
+            if reply.is_closed() || self.shared.cancel.load(Ordering::Relaxed) {
+                return Err(EngineError::Stopped);
+            }
+            let size = self.hook.next_chunk(chunk_cap).clamp(1, chunk_cap);
+            let chunk = &tokens[start..(start + size).min(tokens.len())];
+            e.batch.clear();
+            for (j, &token) in chunk.iter().enumerate() {
+                e.batch.add(token, (start + j) as i32, &[0], true).map_err(|e| EngineError::Decode(e.to_string()))?;
+            }
+            e.ctx.decode(&mut e.batch).map_err(|e| EngineError::Decode(e.to_string()))?;
+            for j in 0..chunk.len() {
+                if start + j < skip {
+                    continue;
+                }
+                let row = e.ctx.embeddings_ith(j as i32).map_err(|e| EngineError::Decode(e.to_string()))?;
+                for (s, v) in sum.iter_mut().zip(row) {
+                    *s += f64::from(*v);
+                }
+            }
+            start += chunk.len();
+            self.hook.after_step(Phase::Prefill, chunk.len());
+        }
+        let norm = sum.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let embedding: Vec<f32> = sum.iter().map(|v| if norm > 0.0 { (v / norm) as f32 } else { 0.0 }).collect();
+        let _ = reply.send(Event::Embedding(embedding));
+        Ok(Stats {
+            prompt_tokens: tokens.len(),
+            cached_tokens: 0,
+            queued,
+            generated_tokens: 0,
+            prefill: started.elapsed(),
+            decode: Duration::ZERO,
+            cpu: process_cpu_time() - cpu_start,
+            finish: FinishReason::Stop,
+        })
     }
 
     /// Put the KV cache in the best state to start `prompt` from; returns how many of its

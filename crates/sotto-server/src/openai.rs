@@ -454,7 +454,7 @@ async fn generate(
                 return Json(whole(kind, &id, &model, &text, &stats)).into_response();
             }
             Some(Event::Failed(e)) => return outcome.error(ApiError::from_engine(e, 1)).into_response(),
-            Some(Event::Started | Event::Scores(_)) => {}
+            Some(Event::Started | Event::Scores(_) | Event::Embedding(_)) => {}
             None => return outcome.error(ApiError::from_engine(sotto_engine::EngineError::Stopped, 1)).into_response(),
         }
     }
@@ -574,7 +574,7 @@ fn sse_stream(
                     }
                     s.finished = true;
                 }
-                Some(Event::Started | Event::Scores(_)) => {}
+                Some(Event::Started | Event::Scores(_) | Event::Embedding(_)) => {}
                 None => {
                     s.finished = true;
                 }

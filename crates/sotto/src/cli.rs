@@ -93,6 +93,13 @@ pub struct HeadTrainArgs {
     /// List every wrong test-split verdict with its evidence
     #[arg(long)]
     pub show_errors: bool,
+    /// Also train the head that reads this model's embeddings (a catalogue id or a GGUF
+    /// path); it is written to heads/<id or file stem>.json unless --out says otherwise
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Threads for computing the embeddings (they run unpaced: training is offline work)
+    #[arg(long, default_value_t = 2)]
+    pub threads: u32,
 }
 
 #[derive(Debug, Subcommand)]

@@ -107,7 +107,13 @@ pub const KEYS: &[Key] = &[
         Text,
         "when the model writes a rationale: never, flagged or always (detail=full: always)",
     ),
-    key("analyze.head", "", Text, "a verdict head file from `sotto head train` (empty: the shipped head)"),
+    key(
+        "analyze.embeddings",
+        "cascade",
+        Text,
+        "when the head adds the model's embedding of the event: off, cascade (when the lexical head is unsure) or always",
+    ),
+    key("analyze.head", "", Text, "a verdict head file from `sotto head train` (empty: the shipped heads)"),
     key(
         "analyze.max_field_chars",
         "2000",
@@ -246,6 +252,8 @@ pub struct Analyze {
     pub detail: String,
     /// When a rationale is generated.
     pub rationale: sotto_analyze::Rationale,
+    /// When the model's embedding joins the head's features.
+    pub embeddings: sotto_analyze::Embeddings,
     /// `None`: the shipped head.
     pub head: Option<PathBuf>,
     pub max_field_chars: usize,
@@ -328,6 +336,7 @@ impl Config {
                 mode: "head".into(),
                 detail: "verdict".into(),
                 rationale: sotto_analyze::Rationale::Never,
+                embeddings: sotto_analyze::Embeddings::Cascade,
                 head: None,
                 max_field_chars: 2000,
                 retrieve: sotto_analyze::DEFAULT_RETRIEVE,
@@ -394,6 +403,7 @@ impl Config {
             "analyze.mode" => a.mode = v.parse::<sotto_analyze::Mode>().map(|_| v.to_string())?,
             "analyze.detail" => a.detail = v.parse::<sotto_analyze::Detail>().map(|_| v.to_string())?,
             "analyze.rationale" => a.rationale = v.parse()?,
+            "analyze.embeddings" => a.embeddings = v.parse()?,
             "analyze.head" => a.head = unless(v, &[""], |p| Ok(PathBuf::from(p)))?,
             "analyze.max_field_chars" => a.max_field_chars = parse_int(v, 1, 1_000_000)?,
             "analyze.retrieve" => a.retrieve = parse_int(v, 0, 16)?,
@@ -592,6 +602,9 @@ impl Config {
             "analyze.detail" => a.detail.clone(),
             "analyze.rationale" => {
                 serde_json::to_value(a.rationale).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+            }
+            "analyze.embeddings" => {
+                serde_json::to_value(a.embeddings).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
             }
             "analyze.head" => path(&a.head),
             "analyze.max_field_chars" => a.max_field_chars.to_string(),

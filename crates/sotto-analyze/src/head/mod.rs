@@ -10,6 +10,7 @@
 //! writes it again, byte for byte. Must not: learn or change at run time, or load a file
 //! whose feature layout differs from this build's (the layout is checked on load).
 
+pub mod embedding;
 pub mod evidence;
 pub mod features;
 pub mod train;
@@ -92,6 +93,9 @@ pub struct Head {
     /// Whether the evidence block is used (false: a lexical-only head, for comparison).
     pub evidence: bool,
     pub neighbours: Vec<Neighbour>,
+    /// Present when the features end with one model's embedding of the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<embedding::Spec>,
 }
 
 /// Why a head file was refused.
@@ -105,6 +109,10 @@ pub enum HeadError {
     Format { path: String, found: u32 },
     #[error("the head file {path} was trained on another feature layout; train it again with `sotto head train`")]
     Layout { path: String },
+    #[error(
+        "the head file {path} reads the embeddings of {wanted}, not of the loaded model ({found}); train one with `sotto head train --model`"
+    )]
+    Model { path: String, wanted: String, found: String },
 }
 
 /// The head's answer for one event.
@@ -138,8 +146,12 @@ impl Head {
         if head.format != FORMAT {
             return Err(HeadError::Format { path: path.into(), found: head.format });
         }
-        let dim = features::dimension();
-        if head.layout != Layout::current() || head.weights.iter().any(|w| w.len() != dim) {
+        let dim = features::dimension() + head.embedding.as_ref().map_or(0, |s| s.dim);
+        let block_fits = head
+            .embedding
+            .as_ref()
+            .is_none_or(|s| s.rendering == embedding::RENDERING && s.mean.len() == s.dim && s.std.len() == s.dim);
+        if head.layout != Layout::current() || head.weights.iter().any(|w| w.len() != dim) || !block_fits {
             return Err(HeadError::Layout { path: path.into() });
         }
         Ok(head)
@@ -171,7 +183,19 @@ impl Head {
 
     /// Labels one event.
     pub fn judge(&self, event: &Event) -> Judgement {
-        let f = self.features(event);
+        self.judge_with(event, None)
+    }
+
+    /// Labels one event, given the model's embedding of [`embedding::text`] when the head
+    /// reads one (without it, the block sits at the training mean: no pull either way).
+    pub fn judge_with(&self, event: &Event, embedded: Option<&[f32]>) -> Judgement {
+        let mut f = self.features(event);
+        if let Some(spec) = &self.embedding {
+            match embedded.filter(|e| e.len() == spec.dim) {
+                Some(e) => f.x.extend(spec.block(e)),
+                None => f.x.resize(f.x.len() + spec.dim, 0.0),
+            }
+        }
         let p = self.probabilities(&f.x);
         let label = self.decide(p);
         let c = CLASSES.iter().position(|l| *l == label).expect("a class");
@@ -226,6 +250,12 @@ impl Head {
         for (bucket, shown) in &f.tokens {
             named.push((margin(TOKENS_AT + bucket), shown.clone()));
         }
+        let block = features::dimension()..f.x.len();
+        if !block.is_empty() {
+            let pull = |k: usize| block.clone().map(|i| f.x[i] * self.weights[k][i]).sum::<f32>();
+            let others = (0..3).filter(|&k| k != c).map(pull).fold(f32::NEG_INFINITY, f32::max);
+            named.push((pull(c) - others, "the model's reading of the event".to_string()));
+        }
         named.retain(|(m, _)| *m > 0.0);
         named.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         named.dedup_by(|a, b| a.1 == b.1);
@@ -249,7 +279,7 @@ impl Head {
 
     /// Technique ids of the closest flagged training event, if any is close enough.
     fn neighbour_techniques(&self, f: &Features) -> Vec<String> {
-        let q = sparse(&f.x);
+        let q = sparse(&f.x[..features::dimension()]);
         let mut best: Option<(f32, &Neighbour)> = None;
         for n in &self.neighbours {
             if n.label == Label::Benign || n.techniques.is_empty() {

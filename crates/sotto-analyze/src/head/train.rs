@@ -138,6 +138,16 @@ fn log_loss(logits: &Array2<f64>, y: &Array1<usize>) -> f64 {
 
 /// Trains a head on `samples` (training families only).
 pub fn train(samples: &[Sample], corpus_sha256: String, options: &TrainOptions) -> Result<Head, TrainError> {
+    train_with_oof(samples, corpus_sha256, options).map(|(head, _)| head)
+}
+
+/// Trains a head, and returns with it the calibrated out-of-fold probabilities of every
+/// sample (each from a fold that never saw the sample's family).
+pub fn train_with_oof(
+    samples: &[Sample],
+    corpus_sha256: String,
+    options: &TrainOptions,
+) -> Result<(Head, Vec<[f64; 3]>), TrainError> {
     let families = {
         let mut f: Vec<&str> = samples.iter().map(|s| s.family.as_str()).collect();
         f.sort();
@@ -151,7 +161,7 @@ pub fn train(samples: &[Sample], corpus_sha256: String, options: &TrainOptions) 
     let rows: Vec<&[f32]> = samples.iter().map(|s| s.x.as_slice()).collect();
     let mut x = matrix(&rows);
     if !options.evidence {
-        x.slice_mut(ndarray::s![.., super::features::EVIDENCE_AT..]).fill(0.0);
+        x.slice_mut(ndarray::s![.., super::features::EVIDENCE_AT..super::features::dimension()]).fill(0.0);
     }
     let y: Array1<usize> = samples.iter().map(|s| class_index(s.label)).collect();
     let k = options.folds.clamp(2, families);
@@ -218,13 +228,14 @@ pub fn train(samples: &[Sample], corpus_sha256: String, options: &TrainOptions) 
         shift,
         flag_below,
         evidence: options.evidence,
+        embedding: None,
         neighbours: samples
             .iter()
             .filter(|s| s.label != Label::Benign)
             .map(|s| Neighbour {
                 label: s.label,
                 techniques: s.techniques.clone(),
-                x: sparse(&s.x).into_iter().map(|(i, v)| (i, round(v))).collect(),
+                x: sparse(&s.x[..super::features::dimension()]).into_iter().map(|(i, v)| (i, round(v))).collect(),
             })
             .collect(),
     };
@@ -234,6 +245,66 @@ pub fn train(samples: &[Sample], corpus_sha256: String, options: &TrainOptions) 
     head.provenance.oof_accuracy = figures.accuracy;
     head.provenance.oof_recall = figures.recall;
     head.provenance.oof_fpr = figures.fpr;
+    Ok((head, probs))
+}
+
+/// Trains a head whose features end with a model's embeddings, and the cascade threshold
+/// that decides when they are worth computing.
+///
+/// `lexical` and `embedded` are the same events in the same order, without and with the
+/// embedding block (`spec.block` of each event's embedding). The lexical head trained here
+/// equals the shipped one when both come from the same corpus (training is deterministic).
+/// The cut is the lowest lexical confidence under which embedding every event keeps the
+/// out-of-fold accuracy of always embedding (within half a point).
+pub fn train_embedded(
+    lexical: &[Sample],
+    embedded: &[Sample],
+    corpus_sha256: String,
+    mut spec: super::embedding::Spec,
+    options: &TrainOptions,
+) -> Result<Head, TrainError> {
+    let (lex_head, lex_oof) = train_with_oof(lexical, corpus_sha256.clone(), options)?;
+    let (mut head, emb_oof) = train_with_oof(embedded, corpus_sha256, options)?;
+    let truth: Vec<Label> = lexical.iter().map(|s| s.label).collect();
+    let confidence = |p: &[f64; 3]| {
+        let label = lex_head.decide(*p);
+        p[class_index(label)]
+    };
+    let cascade = |cut: f64| -> (Figures, f64) {
+        let mut embedded_n = 0usize;
+        let predicted: Vec<Label> = lex_oof
+            .iter()
+            .zip(&emb_oof)
+            .map(|(l, e)| {
+                if confidence(l) < cut {
+                    embedded_n += 1;
+                    head.decide(*e)
+                } else {
+                    lex_head.decide(*l)
+                }
+            })
+            .collect();
+        (Figures::of(&truth, &predicted), embedded_n as f64 / truth.len().max(1) as f64)
+    };
+    let (always, _) = cascade(f64::INFINITY);
+    let (lexical_only, _) = cascade(0.0);
+    let mut cuts: Vec<f64> = lex_oof.iter().map(confidence).map(|c| c + 1e-9).collect();
+    cuts.sort_by(f64::total_cmp);
+    cuts.dedup();
+    cuts.push(1.0 + 1e-6);
+    let (cut, (figures, share)) = cuts
+        .iter()
+        .map(|&c| (c, cascade(c)))
+        .find(|(_, (f, _))| f.accuracy >= always.accuracy - 0.005 && f.recall >= always.recall - 0.01)
+        .unwrap_or((1.0 + 1e-6, cascade(1.0 + 1e-6)));
+    spec.embed_below = cut as f32;
+    spec.cascade = super::embedding::CascadeFigures {
+        lexical_accuracy: lexical_only.accuracy,
+        always_accuracy: always.accuracy,
+        cascade_accuracy: figures.accuracy,
+        embedded_share: share,
+    };
+    head.embedding = Some(spec);
     Ok(head)
 }
 

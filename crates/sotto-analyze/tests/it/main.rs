@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sotto_analyze::{Admission, AnalyzeError, Analyzer, Detail, Mode, Options, Rationale, Style};
+use sotto_analyze::{Admission, AnalyzeError, Analyzer, Detail, Embeddings, Mode, Options, Rationale, Style};
 use sotto_engine::{Engine, EngineConfig, NoPacing};
 use sotto_events::{Event, Label};
 use sotto_models::{catalog, store};
@@ -113,7 +113,12 @@ async fn the_head_answers_without_inference_and_the_model_explains_on_request() 
     let a = analyzer(&engine, Mode::Head);
     let flagged = a.analyze(&download(), Detail::Verdict, Admission::default()).await.unwrap();
     assert_ne!(flagged.verdict.verdict, Label::Benign, "{flagged:?}");
-    assert_eq!((flagged.prompt_tokens, flagged.generated_tokens), (0, 0), "a verdict costs no inference: {flagged:?}");
+    assert!(!flagged.embedded, "the lexical head is sure of this one: {flagged:?}");
+    assert_eq!(
+        (flagged.prompt_tokens, flagged.generated_tokens),
+        (0, 0),
+        "a sure verdict costs no inference: {flagged:?}"
+    );
     assert!(flagged.verdict.rationale.is_none() && !flagged.evidence.is_empty(), "{flagged:?}");
     assert!(!flagged.verdict.techniques.is_empty(), "{flagged:?}");
     let explained = a.analyze(&download(), Detail::Full, Admission::default()).await.unwrap();
@@ -129,6 +134,70 @@ async fn the_head_answers_without_inference_and_the_model_explains_on_request() 
     assert!(quiet.verdict.rationale.is_none() && quiet.generated_tokens == 0, "benign: nothing to explain");
     let loud = policy.analyze(&download(), Detail::Verdict, Admission::default()).await.unwrap();
     assert!(loud.verdict.rationale.is_some(), "flagged: explained under rationale=flagged");
+}
+
+/// Launches between plainly fine and plainly bad: admin and recon commands, scripts run by the
+/// task scheduler, installers piped from the web.
+fn mixed_events() -> Vec<Event> {
+    let launches = [
+        ("windows", "C:\\Windows\\System32\\whoami.exe", "cmd.exe", "whoami /groups"),
+        ("windows", "C:\\Windows\\System32\\net.exe", "cmd.exe", "net localgroup administrators"),
+        ("windows", "C:\\Windows\\System32\\schtasks.exe", "powershell.exe", "schtasks /query /fo LIST /v"),
+        (
+            "windows",
+            "C:\\Windows\\System32\\reg.exe",
+            "cmd.exe",
+            "reg query HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Run",
+        ),
+        (
+            "windows",
+            "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+            "svchost.exe",
+            "powershell.exe -ExecutionPolicy Bypass -File C:\\IT\\inventory.ps1",
+        ),
+        ("linux", "/usr/bin/curl", "bash", "curl -fsSL https://get.example.org/install.sh"),
+        ("linux", "/usr/bin/nc", "bash", "nc -zv 10.0.4.12 1-1024"),
+    ];
+    let mut events: Vec<Event> = launches
+        .iter()
+        .map(|(os, image, parent, cmd)| {
+            event(serde_json::json!({"os": os, "process_name": image, "parent_name": parent, "command_line": cmd}))
+        })
+        .collect();
+    events.extend([download(), service_host()]);
+    events
+}
+
+#[tokio::test]
+async fn the_cascade_embeds_exactly_the_events_the_lexical_head_is_unsure_of() {
+    let engine = engine("smollm2-135m");
+    let cascade = analyzer(&engine, Mode::Head);
+    let head = cascade.embedding_head().expect("sotto ships a head for SmolLM2's embeddings");
+    let cut = f64::from(head.embedding.as_ref().unwrap().embed_below);
+    let lexical = sotto_analyze::head::Head::shipped();
+    let (mut sure, mut unsure) = (0, 0);
+    for e in mixed_events() {
+        let confidence = lexical.judge(&e).verdict.confidence;
+        let a = cascade.analyze(&e, Detail::Verdict, Admission::default()).await.unwrap();
+        assert_eq!(a.embedded, confidence < cut, "lexical confidence {confidence:.3}, cut {cut:.3}: {a:?}");
+        assert_eq!(a.prompt_tokens > 0, a.embedded, "only an embedding costs prompt tokens: {a:?}");
+        assert_eq!(a.generated_tokens, 0, "a verdict generates nothing: {a:?}");
+        if a.embedded {
+            unsure += 1;
+        } else {
+            sure += 1;
+        }
+    }
+    assert!(sure > 0 && unsure > 0, "the events must include both kinds: {sure} sure, {unsure} unsure");
+    let always = Analyzer::new(engine.clone(), Options { embeddings: Embeddings::Always, ..Options::default() });
+    let never = Analyzer::new(engine.clone(), Options { embeddings: Embeddings::Off, ..Options::default() });
+    let a = always.analyze(&service_host(), Detail::Verdict, Admission::default()).await.unwrap();
+    assert!(a.embedded && a.prompt_tokens > 0, "{a:?}");
+    for e in mixed_events() {
+        let a = never.analyze(&e, Detail::Verdict, Admission::default()).await.unwrap();
+        assert!(!a.embedded && a.prompt_tokens == 0, "{a:?}");
+        assert_eq!(a.verdict.verdict, lexical.judge(&e).verdict.verdict);
+    }
 }
 
 #[tokio::test]

@@ -451,3 +451,42 @@ fn answer_prefix_and_fixed_chat_messages_are_honoured() {
     assert!(second.cached_tokens > first.cached_tokens);
     assert!(!text.starts_with("Verdict"), "the answer continues after the prefix: {text:?}");
 }
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn embeddings_are_unit_vectors_that_do_not_depend_on_chunking_and_leave_generation_alone() {
+    let text = "Process: C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe\n\
+                Parent: C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE\n\
+                Command: powershell.exe -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIAA=";
+    let engine = start(EngineConfig { chunk: 4, ..EngineConfig::new(smollm()) });
+    let prompt = Prompt::Text("The capital of France is".into());
+    let before = engine.generate_blocking(Request::new(prompt.clone(), 8)).unwrap().0;
+    let (small, stats) = engine.embed_blocking(Request::embed(text)).unwrap();
+    assert_eq!(small.len(), engine.info().n_embd as usize);
+    assert!((cosine(&small, &small) - 1.0).abs() < 1e-4, "not unit length");
+    assert!(stats.prompt_tokens > 8 && stats.generated_tokens == 0, "{stats:?}");
+    // The embeddings context is separate: the generation context's state is untouched.
+    assert_eq!(engine.generate_blocking(Request::new(prompt, 8)).unwrap().0, before);
+    let large = start(EngineConfig::new(smollm())).embed_blocking(Request::embed(text)).unwrap().0;
+    assert!(cosine(&small, &large) > 0.999, "chunking changed the embedding: {}", cosine(&small, &large));
+    let again = engine.embed_blocking(Request::embed(text)).unwrap().0;
+    assert_eq!(small, again, "the same text embeds differently");
+}
+
+#[test]
+fn embeddings_put_like_events_closer_than_unlike_ones_and_long_prompts_are_cut() {
+    let engine = start(EngineConfig::new(smollm()));
+    let embed = |t: &str| engine.embed_blocking(Request::embed(t)).unwrap().0;
+    let a = embed("Process: powershell.exe\nParent: winword.exe\nCommand: powershell -nop -w hidden -enc SQBFAFgA");
+    let b = embed("Process: powershell.exe\nParent: excel.exe\nCommand: powershell -w hidden -nop -e JABzAD0A");
+    let c = embed("Process: /usr/bin/apt-get\nParent: /usr/bin/sudo\nCommand: apt-get install -y nginx");
+    assert!(cosine(&a, &b) > cosine(&a, &c), "{} vs {}", cosine(&a, &b), cosine(&a, &c));
+    // A prompt far over the embedding's token limit costs what the limit allows, no more.
+    let (_, stats) = engine.embed_blocking(Request::embed(" word".repeat(5000))).unwrap();
+    assert_eq!(stats.prompt_tokens, sotto_engine::EMBED_TOKENS);
+    let chat = Request { task: sotto_engine::Task::Embed, ..Request::new(chat("hi"), 0) };
+    assert!(matches!(engine.embed_blocking(chat), Err(EngineError::InvalidRequest(_))));
+}

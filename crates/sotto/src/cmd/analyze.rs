@@ -41,13 +41,14 @@ pub fn analyzer(engine: Arc<Engine>, config: &crate::config::Config, mode: Optio
     let options = Options {
         mode,
         rationale: config.analyze.rationale,
+        embeddings: config.analyze.embeddings,
         max_field_chars: config.analyze.max_field_chars,
         retrieve: config.analyze.retrieve,
         ..Options::default()
     };
     let analyzer = Analyzer::new(engine, options);
     Ok(match &config.analyze.head {
-        Some(path) => analyzer.with_head(Arc::new(sotto_analyze::head::Head::load(path)?)),
+        Some(path) => analyzer.with_head(Arc::new(sotto_analyze::head::Head::load(path)?))?,
         None => analyzer,
     })
 }

@@ -61,7 +61,7 @@ pub fn run(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<ExitCode> {
                 text.push_str(&t);
             }
             Some(Event::Done(stats)) => break stats,
-            Some(Event::Started | Event::Scores(_)) => {}
+            Some(Event::Started | Event::Scores(_) | Event::Embedding(_)) => {}
             Some(Event::Failed(e)) => return Err(e).context("generation failed"),
             None => anyhow::bail!("the engine stopped unexpectedly"),
         }

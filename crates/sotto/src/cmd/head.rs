@@ -28,6 +28,9 @@ pub fn shipped_head_path() -> PathBuf {
 pub fn train_cmd(args: HeadTrainArgs) -> anyhow::Result<ExitCode> {
     let corpus = args.corpus.clone().unwrap_or_else(default_corpus);
     let split = Split::load(&corpus).with_context(|| format!("reading {}", corpus.display()))?;
+    if let Some(model) = &args.model {
+        return train_model_head(&args, model, &split);
+    }
     let samples = split.training_samples().map_err(anyhow::Error::msg)?;
     let started = std::time::Instant::now();
     let head = train(&samples, split.sha256.clone(), &TrainOptions::default())?;
@@ -133,4 +136,182 @@ pub fn test_report(head: &Head, split: &Split, show_errors: bool) -> anyhow::Res
     }
     s.push_str(&shown);
     Ok(s)
+}
+
+/// `sotto head train --model M`: embeds every corpus event with the model (cached), trains
+/// the head that reads the embeddings and its cascade cut, writes it, and compares on the test
+/// families: the lexical head alone, always embedding, and the cascade.
+fn train_model_head(args: &HeadTrainArgs, model: &str, split: &Split) -> anyhow::Result<ExitCode> {
+    use sotto_analyze::head::embedding::{self, Spec};
+    use sotto_analyze::head::train::{Sample, train_embedded};
+
+    let models_dir = sotto_models::store::models_dir();
+    let path = sotto_models::store::resolve(Some(model), &models_dir);
+    anyhow::ensure!(path.exists(), "model `{model}` is not at {}; run `sotto models fetch` first", path.display());
+    let name = match sotto_models::catalog::find(model) {
+        Some(spec) => spec.id.to_string(),
+        None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
+    };
+    let sha = embedding::sha256_file(&path).with_context(|| format!("hashing {}", path.display()))?;
+    let size = std::fs::metadata(&path)?.len();
+    let embeddings = embed_corpus(&path, &sha, split, args.threads)?;
+    let embedding_of = |item: &sotto_events::LabelledEvent| -> anyhow::Result<&Vec<f32>> {
+        let event = item.parse().map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
+        embeddings.get(&text_key(&embedding::text(&event))).context("an event was not embedded")
+    };
+
+    let lexical = split.training_samples().map_err(anyhow::Error::msg)?;
+    let train_items = split.side(Side::Train);
+    let train_embeddings: Vec<Vec<f32>> =
+        train_items.iter().map(|i| embedding_of(i).cloned()).collect::<anyhow::Result<_>>()?;
+    let (mean, std) = Spec::moments(&train_embeddings);
+    let spec = Spec {
+        model_sha256: sha,
+        model_size: size,
+        model_file: path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        dim: train_embeddings.first().map_or(0, Vec::len),
+        rendering: embedding::RENDERING,
+        mean,
+        std,
+        embed_below: 1.0,
+        cascade: Default::default(),
+    };
+    let embedded: Vec<Sample> = lexical
+        .iter()
+        .zip(&train_embeddings)
+        .map(|(s, e)| Sample {
+            x: s.x.iter().copied().chain(spec.block(e)).collect(),
+            label: s.label,
+            techniques: s.techniques.clone(),
+            family: s.family.clone(),
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let head = train_embedded(&lexical, &embedded, split.sha256.clone(), spec, &TrainOptions::default())?;
+    let s = head.embedding.as_ref().expect("an embedding head");
+    eprintln!(
+        "head: trained on {} dimensions of {} in {:.1} s; out of fold: lexical accuracy {:.3}, always embedding {:.3}, cascade {:.3} embedding {:.0}% (below confidence {:.3})",
+        s.dim,
+        s.model_file,
+        started.elapsed().as_secs_f64(),
+        s.cascade.lexical_accuracy,
+        s.cascade.always_accuracy,
+        s.cascade.cascade_accuracy,
+        s.cascade.embedded_share * 100.0,
+        s.embed_below
+    );
+    let out = args.out.clone().unwrap_or_else(|| shipped_head_path().with_file_name(format!("{name}.json")));
+    std::fs::write(&out, head.to_json() + "\n").with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("head: wrote {}", out.display());
+
+    // The three ways of using it, on the test families.
+    let lexical_head = Head::shipped();
+    let mut rows =
+        String::from("| design | accuracy | malicious recall | benign FPR | embedded |\n|---|---|---|---|---|\n");
+    let mut errors: BTreeMap<String, (usize, usize, Label)> = BTreeMap::new();
+    for (design, policy) in [("head-evidence", 0), ("head-embed", 2), ("head (cascade)", 1)] {
+        let (mut truth, mut predicted, mut n_embedded) = (Vec::new(), Vec::new(), 0usize);
+        for item in split.side(Side::Test) {
+            let event = item.parse().map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
+            let lexical = lexical_head.judge(&event);
+            let embed = policy == 2 || (policy == 1 && lexical.verdict.confidence < f64::from(s.embed_below));
+            let verdict = if embed {
+                n_embedded += 1;
+                head.judge_with(&event, Some(embedding_of(item)?)).verdict.verdict
+            } else {
+                lexical.verdict.verdict
+            };
+            if policy == 1 {
+                let e = errors.entry(item.family_or_id().to_string()).or_insert((0, 0, item.label));
+                e.1 += 1;
+                e.0 += usize::from((item.label == Label::Benign) != (verdict == Label::Benign));
+            }
+            truth.push(item.label);
+            predicted.push(verdict);
+        }
+        let f = Figures::of(&truth, &predicted);
+        rows.push_str(&format!(
+            "| {design} | {:.3} | {:.3} | {:.3} | {:.2} |\n",
+            f.accuracy,
+            f.recall,
+            f.fpr,
+            n_embedded as f64 / truth.len().max(1) as f64
+        ));
+    }
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "test split: {} events; model {}\n\n{rows}", split.side(Side::Test).len(), s.model_file)?;
+    writeln!(stdout, "cascade errors by family (wrong / events):")?;
+    for (family, (wrong, n, label)) in errors.iter().filter(|(_, (w, _, _))| *w > 0) {
+        writeln!(stdout, "- {family} ({label}): {wrong}/{n}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The key of a rendering in the embeddings cache.
+fn text_key(text: &str) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(text.as_bytes()))[..24].to_string()
+}
+
+/// The model's embedding of every corpus event's rendering, from the cache where it has them
+/// and computed (unpaced, `threads` threads) where not; new ones are added to the cache.
+fn embed_corpus(
+    path: &std::path::Path,
+    sha: &str,
+    split: &Split,
+    threads: u32,
+) -> anyhow::Result<std::collections::HashMap<String, Vec<f32>>> {
+    use sotto_analyze::head::embedding;
+    use sotto_engine::{Engine, EngineConfig, NoPacing, Request};
+
+    let cache_dir = crate::config::state_dir().join("embeddings");
+    std::fs::create_dir_all(&cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
+    let cache = cache_dir.join(format!("{}-r{}.jsonl", &sha[..16], embedding::RENDERING));
+    let mut known: std::collections::HashMap<String, Vec<f32>> = std::collections::HashMap::new();
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        for line in text.lines() {
+            if let Ok((k, v)) = serde_json::from_str::<(String, Vec<f32>)>(line) {
+                known.insert(k, v);
+            }
+        }
+    }
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    for item in &split.items {
+        let event = item.parse().map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
+        let text = embedding::text(&event);
+        let key = text_key(&text);
+        if !known.contains_key(&key) && !wanted.iter().any(|(k, _)| *k == key) {
+            wanted.push((key, text));
+        }
+    }
+    if wanted.is_empty() {
+        eprintln!("head: {} embeddings from {}", known.len(), cache.display());
+        return Ok(known);
+    }
+    let config =
+        EngineConfig { threads, threads_batch: threads, prefix_cache: 0, prefix_dir: None, ..EngineConfig::new(path) };
+    let engine = Engine::start(config, Box::new(NoPacing)).with_context(|| format!("loading {}", path.display()))?;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&cache)?;
+    let bar = indicatif::ProgressBar::new(wanted.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("embedding {pos}/{len} [{elapsed_precise} < {eta_precise}] {per_sec}")
+            .expect("template"),
+    );
+    let started = std::time::Instant::now();
+    let mut tokens = 0usize;
+    for (key, text) in wanted {
+        let (e, stats) = engine.embed_blocking(Request::embed(text))?;
+        tokens += stats.prompt_tokens;
+        writeln!(file, "{}", serde_json::to_string(&(&key, &e))?)?;
+        known.insert(key, e);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "head: embedded {} renderings ({tokens} tokens) in {:.1} s at {threads} threads; cached in {}",
+        bar.position(),
+        started.elapsed().as_secs_f64(),
+        cache.display()
+    );
+    Ok(known)
 }
