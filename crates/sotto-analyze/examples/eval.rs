@@ -1,20 +1,23 @@
 //! Run the evaluation suite without the CLI's configuration layer:
 //! `cargo run --release -p sotto-analyze --example eval -- MODEL.gguf THREADS DESIGNS OUT.json [LIMIT]`
-//! where DESIGNS is `all` or a comma list of the names in `Design::NAMES`. Ungoverned
+//! where DESIGNS is `all` or a comma list of the names in `Candidate::NAMES`. Ungoverned
 //! (NoPacing): for accuracy runs.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sotto_analyze::eval::Design;
+use sotto_analyze::eval::Candidate;
 use sotto_engine::{Engine, EngineConfig, NoPacing};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let model = PathBuf::from(&args[1]);
     let threads: u32 = args[2].parse().unwrap();
-    let designs: Vec<Design> =
-        if args[3] == "all" { Design::all() } else { args[3].split(',').map(|d| Design::parse(d).unwrap()).collect() };
+    let designs: Vec<Candidate> = if args[3] == "all" {
+        Candidate::all()
+    } else {
+        args[3].split(',').map(|d| Candidate::parse(d).unwrap()).collect()
+    };
     let out = PathBuf::from(&args[4]);
     let suite_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../eval/events.jsonl");
     let mut suite = sotto_events::eval::load_suite(&suite_path).unwrap();

@@ -164,27 +164,26 @@ pub struct Run {
     pub wall_s: f64,
 }
 
-/// Run `suite` through each design on `engine`, one event at a time, as a deployed daemon
-/// would see them. `progress` is called after each event with (design, done, total).
 /// Examples the `-retrieval` designs that let the model pick the label show by default.
 const RETRIEVED: usize = 4;
 
-/// One design the evaluation compares: a name and the analyzer options it stands for.
+/// A candidate the evaluation compares: a design's name and the analyzer options it stands
+/// for.
 #[derive(Debug, Clone)]
-pub struct Design {
+pub struct Candidate {
     pub name: String,
     pub options: Options,
     /// A head other than the shipped one (`head-lexical` is trained by the caller).
     pub head: Option<Arc<crate::head::Head>>,
 }
 
-impl Design {
+impl Candidate {
     /// The names `parse` reads; `-retrieval` takes an optional `:K` (examples per event).
     pub const NAMES: &'static str = "head, head-embed, head-evidence, head-lexical, retrieval[:K], fast, fast-calibrated, fast-blend, fast-retrieval[:K], constrained, constrained-retrieval[:K], constrained-zero-shot, naive";
 
     /// Every design, for `--designs all`: the four configurations, with and without
     /// retrieval where it applies, and the model-free vote.
-    pub fn all() -> Vec<Design> {
+    pub fn all() -> Vec<Candidate> {
         [
             "head",
             "head-embed",
@@ -200,11 +199,11 @@ impl Design {
             "naive",
         ]
         .iter()
-        .map(|n| Design::parse(n).expect("known names"))
+        .map(|n| Candidate::parse(n).expect("known names"))
         .collect()
     }
 
-    pub fn parse(name: &str) -> Result<Design, String> {
+    pub fn parse(name: &str) -> Result<Candidate, String> {
         let (base, k) = match name.split_once(':') {
             Some((b, k)) => {
                 let k: usize = k.parse().map_err(|_| format!("`{k}` in `{name}` is not an example count"))?;
@@ -230,19 +229,21 @@ impl Design {
             // embedding of every event instead of only the unsure ones.
             "head-evidence" | "head-lexical" => Options { embeddings: Embeddings::Off, ..with(Mode::Head, false, 0) },
             "head-embed" => Options { embeddings: Embeddings::Always, ..with(Mode::Head, false, 0) },
-            _ => return Err(format!("unknown design `{name}`: expected one of {}", Design::NAMES)),
+            _ => return Err(format!("unknown design `{name}`: expected one of {}", Candidate::NAMES)),
         };
         if k.is_some() && !base.contains("retrieval") {
             return Err(format!("`{name}`: only the retrieval designs take an example count"));
         }
-        Ok(Design { name: name.to_string(), options, head: None })
+        Ok(Candidate { name: name.to_string(), options, head: None })
     }
 }
 
+/// Run `suite` through each candidate on `engine`, one event at a time, as a deployed daemon
+/// would see them. `progress` is called after each event with (design, done, total).
 pub fn run_suite(
     engine: &Arc<Engine>,
     suite: &[LabelledEvent],
-    designs: &[Design],
+    designs: &[Candidate],
     max_field_chars: usize,
     mut progress: impl FnMut(&str, usize, usize),
 ) -> std::io::Result<Vec<Run>> {

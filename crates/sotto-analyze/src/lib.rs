@@ -7,6 +7,7 @@
 
 mod analyzer;
 pub mod bank;
+mod designs;
 pub mod eval;
 pub mod head;
 mod prompt;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use std::sync::Arc;
 
-use sotto_analyze::eval::{Design, run_suite, table};
+use sotto_analyze::eval::{Candidate, run_suite, table};
 use sotto_analyze::head::train::{Split, TrainOptions, train};
 use sotto_events::LabelledEvent;
 use sotto_events::eval::Side;
@@ -18,11 +18,11 @@ use sotto_events::eval::Side;
 use crate::cli::{EvalArgs, EvalSplit};
 
 /// The designs named, with `head-lexical` trained here on the training side of `split`.
-fn designs(names: &[String], split: &Split) -> anyhow::Result<Vec<Design>> {
+fn designs(names: &[String], split: &Split) -> anyhow::Result<Vec<Candidate>> {
     let mut designs = if names.iter().any(|n| n == "all") {
-        Design::all()
+        Candidate::all()
     } else {
-        names.iter().map(|n| Design::parse(n).map_err(anyhow::Error::msg)).collect::<anyhow::Result<Vec<_>>>()?
+        names.iter().map(|n| Candidate::parse(n).map_err(anyhow::Error::msg)).collect::<anyhow::Result<Vec<_>>>()?
     };
     for d in &mut designs {
         if d.name == "head-lexical" {
