@@ -130,7 +130,8 @@ impl std::str::FromStr for Rationale {
 pub enum Embeddings {
     /// The lexical head alone: no model work for a verdict.
     Off,
-    /// Only when the lexical head is unsure (its confidence under the head's cut).
+    /// Only when the lexical head is unsure (its confidence under the head's cut) and the
+    /// engine is free: a verdict never waits behind other work.
     #[default]
     Cascade,
     /// For every event.
@@ -225,6 +226,10 @@ pub struct Analysis {
     /// The model's embedding of the event was part of the verdict (head design).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub embedded: bool,
+    /// The lexical head was unsure, but the engine was busy with other work, so it answered
+    /// without the model's embedding rather than wait.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub embedding_skipped: bool,
 }
 
 /// Admission of one event's requests.
@@ -330,6 +335,7 @@ impl Analyzer {
             truncated: event.truncated,
             evidence: answer.evidence,
             embedded: cost.embedded,
+            embedding_skipped: cost.embedding_skipped,
         })
     }
 

@@ -1,7 +1,8 @@
 //! The head design (the default): the trained verdict head labels the event from its
 //! features; when a head for the loaded model exists and the lexical head is unsure, the
-//! model's embedding of the event joins the features (the cascade). The model writes a
-//! rationale, given the verdict, only when asked.
+//! model's embedding of the event joins the features (the cascade), if the engine is free:
+//! a verdict does not queue behind other work. The model writes a rationale, given the
+//! verdict, only when asked.
 
 use std::sync::Arc;
 
@@ -40,7 +41,15 @@ impl Design for HeadDesign {
         let judged = match (&self.embedded, cx.options.embeddings) {
             (Some(head), policy) if policy != Embeddings::Off => {
                 let cut = head.embedding.as_ref().map_or(1.0, |s| f64::from(s.embed_below));
-                if policy == Embeddings::Always || lexical.verdict.confidence < cut {
+                let unsure = lexical.verdict.confidence < cut;
+                // In the cascade a verdict never waits behind other work (a generation, another
+                // event's embedding) or a model load: the lexical head answers instead.
+                let status = cx.engine.status();
+                let free = status.loaded && !status.busy && status.queued == 0;
+                if policy == Embeddings::Cascade && unsure && !free {
+                    cost.embedding_skipped = true;
+                }
+                if policy == Embeddings::Always || (unsure && free) {
                     let request = cx.admitted(Request::embed(embedding::text(event)), admission);
                     let reply = cx.run(request, admission, cost).await?;
                     cost.embedded = true;

@@ -73,6 +73,8 @@ pub(crate) struct Cost {
     pub generated: usize,
     /// The model's embedding of the event was computed.
     pub embedded: bool,
+    /// The cascade wanted the embedding, but the engine was busy, so the lexical head answered.
+    pub embedding_skipped: bool,
 }
 
 impl Cost {

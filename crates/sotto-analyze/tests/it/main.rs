@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use sotto_analyze::{Admission, AnalyzeError, Analyzer, Detail, Embeddings, Mode, Options, Rationale, Style};
-use sotto_engine::{Engine, EngineConfig, NoPacing};
+use sotto_engine::{Engine, EngineConfig, NoPacing, Prompt, Request};
 use sotto_events::{Event, Label};
 use sotto_models::{catalog, store};
 
@@ -189,6 +189,22 @@ async fn the_cascade_embeds_exactly_the_events_the_lexical_head_is_unsure_of() {
         }
     }
     assert!(sure > 0 && unsure > 0, "the events must include both kinds: {sure} sure, {unsure} unsure");
+
+    // While the engine is busy with other work, an unsure event does not wait for it: the
+    // lexical head answers, and says the model's reading was skipped.
+    let doubtful = mixed_events().into_iter().find(|e| lexical.judge(e).verdict.confidence < cut).unwrap();
+    let long = Request::new(Prompt::Text("Write a long story about a lighthouse keeper.".into()), 4000);
+    let running = engine.submit(long).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !engine.status().busy {
+        assert!(std::time::Instant::now() < deadline, "the long generation never started");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let a = cascade.analyze(&doubtful, Detail::Verdict, Admission::default()).await.unwrap();
+    assert!(engine.status().busy, "the generation must still be running for this check to mean anything");
+    assert!(!a.embedded && a.embedding_skipped && a.prompt_tokens == 0, "{a:?}");
+    assert_eq!(a.verdict.verdict, lexical.judge(&doubtful).verdict.verdict);
+    drop(running);
     let always = Analyzer::new(engine.clone(), Options { embeddings: Embeddings::Always, ..Options::default() });
     let never = Analyzer::new(engine.clone(), Options { embeddings: Embeddings::Off, ..Options::default() });
     let a = always.analyze(&service_host(), Detail::Verdict, Admission::default()).await.unwrap();
