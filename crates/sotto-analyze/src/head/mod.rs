@@ -168,8 +168,8 @@ impl Head {
         let mut out = self.intercept.map(f64::from);
         for (i, &v) in x.iter().enumerate() {
             if v != 0.0 {
-                for c in 0..3 {
-                    out[c] += f64::from(v) * f64::from(self.weights[c][i]);
+                for (o, w) in out.iter_mut().zip(&self.weights) {
+                    *o += f64::from(v) * f64::from(w[i]);
                 }
             }
         }
