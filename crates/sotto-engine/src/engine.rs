@@ -41,6 +41,10 @@ pub struct EngineConfig {
     pub prefix_dir: Option<PathBuf>,
     /// Unload the model after this long without requests; the next request loads it again.
     pub keep_alive: Option<Duration>,
+    /// Test-only fault injection: a request whose prompt contains this text makes the engine
+    /// thread panic (to test recovery). Never set outside tests.
+    #[doc(hidden)]
+    pub inject_panic: Option<String>,
 }
 
 impl EngineConfig {
@@ -60,6 +64,7 @@ impl EngineConfig {
             prefix_cache: 64 << 20,
             prefix_dir: None,
             keep_alive: None,
+            inject_panic: None,
         }
     }
 
@@ -121,6 +126,11 @@ pub struct EngineStatus {
     pub loaded: bool,
     /// Loads so far: 1, plus one per reload after idling.
     pub loads: u64,
+    /// The engine thread panicked and is reloading the model (or failed to): requests wait
+    /// in the queue meanwhile, and readiness should say no.
+    pub down: bool,
+    /// Panics caught on the engine thread so far.
+    pub panics: u64,
     /// Prefix snapshots held in memory, and their bytes.
     pub prefix_entries: u64,
     pub prefix_bytes: u64,
@@ -173,6 +183,8 @@ impl Engine {
             busy: s.busy.load(Ordering::Relaxed),
             loaded: s.loaded.load(Ordering::Acquire),
             loads: s.loads.load(Ordering::Relaxed),
+            down: s.down.load(Ordering::Acquire),
+            panics: s.panics.load(Ordering::Relaxed),
             prefix_entries: s.prefix_entries.load(Ordering::Relaxed),
             prefix_bytes: s.prefix_bytes.load(Ordering::Relaxed),
         }

@@ -43,4 +43,7 @@ pub enum EngineError {
     /// llama.cpp failed while evaluating a batch.
     #[error("llama.cpp decode failed: {0}")]
     Decode(String),
+    /// The engine thread panicked on this request; it reloads the model and serves the next.
+    #[error("the engine failed on this request ({0}); the model is being reloaded")]
+    Panicked(String),
 }

@@ -46,8 +46,12 @@ pub(crate) struct Shared {
     pub busy: AtomicBool,
     /// Set at shutdown: the running request stops at its next step.
     pub cancel: AtomicBool,
-    /// How many times the model has been loaded (1 + reloads after idling).
+    /// How many times the model has been loaded (1 + reloads after idling or a panic).
     pub loads: AtomicU64,
+    /// A panic took the worker down; set until the model is loaded again.
+    pub down: AtomicBool,
+    /// Panics caught so far.
+    pub panics: AtomicU64,
     /// Bytes held by prefix snapshots in memory, and how many there are.
     pub prefix_bytes: AtomicU64,
     pub prefix_entries: AtomicU64,
@@ -61,6 +65,8 @@ impl Shared {
             busy: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
             loads: AtomicU64::new(0),
+            down: AtomicBool::new(false),
+            panics: AtomicU64::new(0),
             prefix_bytes: AtomicU64::new(0),
             prefix_entries: AtomicU64::new(0),
         }
@@ -113,6 +119,7 @@ pub(crate) fn run(
         };
         shared.loads.fetch_add(1, Ordering::Relaxed);
         shared.loaded.store(true, Ordering::Release);
+        shared.down.store(false, Ordering::Release);
         match ready.take() {
             Some(tx) => {
                 if tx.send(Ok(worker.info.clone())).is_err() {
@@ -122,9 +129,25 @@ pub(crate) fn run(
             None => tracing::info!(ms = started.elapsed().as_millis() as u64, "model reloaded"),
         }
         // Blocking wait: between requests this thread sleeps in the kernel.
+        let mut panicked = false;
         let closed = loop {
             match shared.queue.pop(config.keep_alive) {
-                Pop::Job(job) => worker.serve(*job),
+                Pop::Job(job) => {
+                    let reply = job.reply.clone();
+                    // A panic must not leave a daemon whose requests hang: fail this request,
+                    // drop the model and context (their state is not trusted) and load again.
+                    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.serve(*job)));
+                    if let Err(payload) = served {
+                        let what = panic_message(payload.as_ref());
+                        tracing::error!(panic = %what, "the engine thread panicked; reloading the model");
+                        shared.busy.store(false, Ordering::Relaxed);
+                        shared.down.store(true, Ordering::Release);
+                        shared.panics.fetch_add(1, Ordering::Relaxed);
+                        let _ = reply.send(Event::Failed(EngineError::Panicked(what)));
+                        panicked = true;
+                        break false;
+                    }
+                }
                 Pop::Idle => break false,
                 Pop::Closed => break true,
             }
@@ -138,11 +161,23 @@ pub(crate) fn run(
             tracing::debug!("engine queue closed; engine thread exits");
             return;
         }
+        if panicked {
+            continue;
+        }
         tracing::info!(keep_alive_s = config.keep_alive.map(|d| d.as_secs()), "idle: model unloaded");
         if !shared.queue.wait_for_work() {
             return;
         }
     }
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// A load failed. The first one is reported to `Engine::start`; a reload failure fails the
@@ -234,6 +269,8 @@ struct Worker<'m> {
     embedder: Option<Embedder<'m>>,
     /// What the embeddings context is made with (threads, KV type).
     context_params: LlamaContextParams,
+    /// Test-only: panic on a prompt containing this.
+    inject_panic: Option<String>,
 }
 
 /// A context with embeddings on: llama.cpp then outputs every token of every batch, which
@@ -326,6 +363,7 @@ impl<'m> Worker<'m> {
             piece: Vec::with_capacity(64),
             embedder: None,
             context_params: params,
+            inject_panic: config.inject_panic.clone(),
         })
     }
 
@@ -424,6 +462,13 @@ impl<'m> Worker<'m> {
         queued: Duration,
     ) -> Result<Stats, EngineError> {
         request.validate()?;
+        if let Some(trigger) = &self.inject_panic {
+            let text = match &request.prompt {
+                Prompt::Text(t) => t.contains(trigger.as_str()),
+                Prompt::Chat(m) => m.iter().any(|m| m.content.contains(trigger.as_str())),
+            };
+            assert!(!text, "injected panic (EngineConfig::inject_panic)");
+        }
         if request.task == Task::Embed {
             return self.embed(request, reply, queued);
         }

@@ -216,12 +216,14 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 /// Readiness: 200 while requests can be served (the model is loaded, or unloaded after
-/// `keep_alive` and reloaded by the next request); 503 once shutdown has begun.
+/// `keep_alive` and reloaded by the next request); 503 once shutdown has begun, and while
+/// the engine reloads after a panic.
 async fn ready(State(state): State<AppState>) -> Response {
     let status = state.0.engine.status();
-    let stopping = state.0.stopping.load(Ordering::Relaxed);
+    let stopping = state.0.stopping.load(Ordering::Relaxed) || status.down;
     let body = serde_json::json!({
         "ready": !stopping,
+        "engine_down": status.down,
         "model": state.0.model.id,
         "loaded": status.loaded,
         "busy": status.busy,

@@ -183,7 +183,24 @@ impl Metrics {
         );
         gauge("sotto_engine_busy", "1 while a request is being evaluated.", "gauge", f64::from(u8::from(engine.busy)));
         gauge("sotto_model_loaded", "1 while the model is in memory.", "gauge", f64::from(u8::from(engine.loaded)));
-        gauge("sotto_model_loads_total", "Model loads (1 + reloads after keep_alive).", "counter", engine.loads as f64);
+        gauge(
+            "sotto_model_loads_total",
+            "Model loads (1 + reloads after keep_alive or a panic).",
+            "counter",
+            engine.loads as f64,
+        );
+        gauge(
+            "sotto_engine_panics_total",
+            "Panics caught on the engine thread (each failed one request and reloaded the model).",
+            "counter",
+            engine.panics as f64,
+        );
+        gauge(
+            "sotto_engine_down",
+            "1 while the engine reloads after a panic.",
+            "gauge",
+            f64::from(u8::from(engine.down)),
+        );
         gauge(
             "sotto_prefix_cache_entries",
             "Prefix KV snapshots held in memory.",
@@ -319,6 +336,8 @@ mod tests {
             busy: true,
             loaded: true,
             loads: 1,
+            down: false,
+            panics: 0,
             prefix_entries: 1,
             prefix_bytes: 10,
         };

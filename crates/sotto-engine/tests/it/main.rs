@@ -490,3 +490,17 @@ fn embeddings_put_like_events_closer_than_unlike_ones_and_long_prompts_are_cut()
     let chat = Request { task: sotto_engine::Task::Embed, ..Request::new(chat("hi"), 0) };
     assert!(matches!(engine.embed_blocking(chat), Err(EngineError::InvalidRequest(_))));
 }
+
+#[test]
+fn a_panic_fails_its_request_and_the_engine_reloads_and_serves_the_next() {
+    let engine = start(EngineConfig { inject_panic: Some("PANIC-HERE".into()), ..EngineConfig::new(smollm()) });
+    let bad = engine.generate_blocking(Request::new(Prompt::Text("please PANIC-HERE now".into()), 4));
+    assert!(matches!(bad, Err(EngineError::Panicked(ref m)) if m.contains("injected")), "{bad:?}");
+    // Queued while the model reloads: it waits, then is served.
+    let (text, stats) =
+        engine.generate_blocking(Request::new(Prompt::Text("The capital of France is".into()), 4)).unwrap();
+    assert!(!text.is_empty() && stats.generated_tokens > 0);
+    let status = engine.status();
+    assert!(!status.down && status.loaded, "{status:?}");
+    assert_eq!((status.panics, status.loads), (1, 2), "{status:?}");
+}

@@ -346,3 +346,29 @@ async fn analyze_answers_verdicts_and_names_what_an_unreadable_event_lacks() {
     let detail = call(&r, post("/v1/analyze?detail=everything", json!({"command_line": "id"}).to_string())).await;
     assert_eq!(detail.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_panic_is_a_500_and_the_daemon_recovers_instead_of_hanging() {
+    let config = EngineConfig { inject_panic: Some("PANIC-HERE".into()), ..EngineConfig::new(smollm()) };
+    let state = state_with(config, Settings::default());
+    let router = router(&state);
+    let failed = call(&router, post("/v1/chat/completions", chat_body("PANIC-HERE", 4))).await;
+    assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", failed.text);
+    assert_eq!(failed.error_code(), "inference_failed");
+    // Until the model is loaded again, readiness says no; then yes, and requests are served.
+    let start = Instant::now();
+    loop {
+        let ready = get(&router, "/ready").await;
+        let body: serde_json::Value = serde_json::from_str(&ready.text).unwrap();
+        assert_eq!(ready.status == StatusCode::OK, !body["engine_down"].as_bool().unwrap(), "{}", ready.text);
+        if ready.status == StatusCode::OK {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the engine never came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ok = call(&router, post("/v1/chat/completions", chat_body("Say hello.", 4))).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    let metrics = get(&router, "/metrics").await.text;
+    assert!(metrics.lines().any(|l| l == "sotto_engine_panics_total 1"), "{metrics}");
+}
