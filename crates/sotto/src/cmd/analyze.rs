@@ -123,7 +123,7 @@ pub fn run(models_dir: &Path, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             read_batch(reader, &mut |n, parsed| handle(n, parsed, &mut out))?;
         }
     }
-    drop(handle);
+    // The closure borrows `summary` mutably; its last use above ends that borrow.
     summary.notes.extend(note);
     Ok(summary.finish())
 }
