@@ -39,6 +39,9 @@ pub struct EngineConfig {
     pub prefix_cache: usize,
     /// Where to persist prefix states so that a restart does not pay for them again.
     pub prefix_dir: Option<PathBuf>,
+    /// Bytes of persisted prefix states kept on disk for one model and context shape; the
+    /// least recently used go first.
+    pub prefix_disk: u64,
     /// Unload the model after this long without requests; the next request loads it again.
     pub keep_alive: Option<Duration>,
     /// Test-only fault injection: a request whose prompt contains this text makes the engine
@@ -63,6 +66,7 @@ impl EngineConfig {
             mem_budget: None,
             prefix_cache: 64 << 20,
             prefix_dir: None,
+            prefix_disk: 256 << 20,
             keep_alive: None,
             inject_panic: None,
         }

@@ -12,6 +12,7 @@
 mod engine;
 mod error;
 pub mod grammar;
+mod persist;
 mod prefix;
 mod queue;
 mod request;

@@ -271,6 +271,8 @@ struct Worker<'m> {
     context_params: LlamaContextParams,
     /// Test-only: panic on a prompt containing this.
     inject_panic: Option<String>,
+    /// Bytes of persisted states kept on disk.
+    prefix_disk: u64,
 }
 
 /// A context with embeddings on: llama.cpp then outputs every token of every batch, which
@@ -330,12 +332,15 @@ impl<'m> Worker<'m> {
             memory,
         };
         let persist = match &config.prefix_dir {
-            Some(dir) if config.prefix_cache > 0 => {
-                let dir = dir.join(context_key(&info));
-                match std::fs::create_dir_all(&dir) {
-                    Ok(()) => Some(dir),
+            Some(root) if config.prefix_cache > 0 => {
+                let dir = std::fs::create_dir_all(root)
+                    .and_then(|()| crate::persist::model_sha256(root, &config.model))
+                    .map(|sha| root.join(context_key(&info, &sha)))
+                    .and_then(|dir| crate::persist::prepare(&dir).map(|()| dir));
+                match dir {
+                    Ok(dir) => Some(dir),
                     Err(e) => {
-                        tracing::warn!(dir = %dir.display(), error = %e, "cannot create the prefix directory; prefixes are kept in memory only");
+                        tracing::warn!(dir = %root.display(), error = %e, "cannot use the prefix directory; prefixes are kept in memory only");
                         None
                     }
                 }
@@ -364,6 +369,7 @@ impl<'m> Worker<'m> {
             embedder: None,
             context_params: params,
             inject_panic: config.inject_panic.clone(),
+            prefix_disk: config.prefix_disk,
         })
     }
 
@@ -669,6 +675,7 @@ impl<'m> Worker<'m> {
         self.live.clear();
         match self.ctx.state_seq_load_file(&path, 0, boundary + 1) {
             Ok((tokens, _)) if tokens.iter().map(|t| t.0).eq(prefix.iter().copied()) => {
+                crate::persist::touch(&path);
                 self.live.extend_from_slice(prefix);
                 self.keep_snapshot(prefix, false);
                 tracing::debug!(
@@ -714,14 +721,21 @@ impl<'m> Worker<'m> {
             let path = dir.join(prefix_file_name(prefix));
             let tmp = path.with_extension("partial");
             let tokens: Vec<LlamaToken> = prefix.iter().map(|&t| LlamaToken(t)).collect();
-            let saved = self
-                .ctx
-                .state_seq_save_file(&tmp, 0, &tokens)
-                .map_err(|e| e.to_string())
-                .and_then(|_| std::fs::rename(&tmp, &path).map_err(|e| e.to_string()));
-            if let Err(e) = saved {
-                let _ = std::fs::remove_file(&tmp);
-                tracing::warn!(path = %path.display(), error = %e, "cannot persist the prefix");
+            let saved = self.ctx.state_seq_save_file(&tmp, 0, &tokens).map_err(|e| e.to_string()).and_then(|_| {
+                crate::persist::private_file(&tmp);
+                std::fs::rename(&tmp, &path).map_err(|e| e.to_string())
+            });
+            match saved {
+                Ok(()) => {
+                    let removed = crate::persist::evict(dir, self.prefix_disk);
+                    if removed > 0 {
+                        tracing::debug!(bytes = removed, "least recently used prefix states removed from disk");
+                    }
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    tracing::warn!(path = %path.display(), error = %e, "cannot persist the prefix");
+                }
             }
         }
     }
@@ -916,12 +930,10 @@ fn log_softmax_row(row: &[f32]) -> impl Fn(i32) -> f64 + '_ {
     move |id| row.get(id as usize).map_or(f64::NEG_INFINITY, |&x| x as f64 - log_z)
 }
 
-/// A folder name that changes whenever a saved state would no longer fit: another model file,
-/// context size, KV type or chunk shape.
-fn context_key(info: &ModelInfo) -> String {
-    let name = info.path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
-    let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-    format!("{safe}-{}-ctx{}-{:?}", info.file_size, info.n_ctx, info.kv_type).to_lowercase()
+/// A folder name that changes whenever a saved state would no longer fit: another model file
+/// (by content), context size or KV type.
+fn context_key(info: &ModelInfo, sha256: &str) -> String {
+    format!("{}-ctx{}-{:?}", &sha256[..sha256.len().min(16)], info.n_ctx, info.kv_type).to_lowercase()
 }
 
 /// The file a prefix's state is persisted in: a 64-bit FNV-1a hash of its token ids (the file

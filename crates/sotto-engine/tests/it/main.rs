@@ -282,6 +282,33 @@ fn prefix_cache_reuses_the_system_prompt_without_changing_the_answer() {
     assert!(warm.status().prefix_bytes > 0);
 }
 
+/// Every persisted prefix state under `root` (one folder per model and context shape).
+fn persisted_states(root: &std::path::Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root)
+        .unwrap()
+        .flatten()
+        .filter(|d| d.path().is_dir())
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "state"))
+        .collect()
+}
+
+#[test]
+fn persisted_prefixes_are_bounded_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig { prefix_dir: Some(dir.path().into()), prefix_disk: 1, ..EngineConfig::new(smollm()) };
+    let engine = start(config);
+    let preamble = format!("{ANALYST}\n\nEvent: ");
+    let request = Request {
+        fixed_prefix: Some(preamble.len()),
+        ..Request::new(Prompt::Text(format!("{preamble}whoami /all\nAnswer:")), 2)
+    };
+    let (_, stats) = engine.generate_blocking(request).unwrap();
+    assert!(stats.prompt_tokens > 80, "the prefix is long enough to be snapshot: {stats:?}");
+    assert!(persisted_states(dir.path()).is_empty(), "a 1-byte bound keeps no state on disk");
+}
+
 #[test]
 fn prefix_snapshot_survives_other_prompts_and_a_restart_from_disk() {
     let dir = tempfile::tempdir().unwrap();
@@ -299,8 +326,15 @@ fn prefix_snapshot_survives_other_prompts_and_a_restart_from_disk() {
     let (_, s2) = engine.generate_blocking(text_request("net user /domain")).unwrap();
     assert!(s2.cached_tokens >= 80, "{s2:?}");
     drop(engine);
-    let files = std::fs::read_dir(dir.path()).unwrap().flatten().flat_map(|d| std::fs::read_dir(d.path()).unwrap());
-    assert_eq!(files.count(), 1, "one persisted prefix");
+    let states = persisted_states(dir.path());
+    assert_eq!(states.len(), 1, "one persisted prefix");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&states[0]), 0o600, "a prefix state holds the prompt: readable by its user only");
+        assert_eq!(mode(states[0].parent().unwrap()), 0o700);
+    }
 
     let restarted = start(config);
     let (again, s3) = restarted.generate_blocking(text_request("whoami /all")).unwrap();
