@@ -13,6 +13,7 @@ mod analyze;
 mod error;
 pub mod metrics;
 mod openai;
+mod schema;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use tokio::net::TcpListener;
 
 pub use error::ApiError;
 pub use metrics::{Governance, Metrics};
+pub use schema::SchemaLimits;
 
 /// Settings the HTTP layer needs.
 #[derive(Debug, Clone)]
@@ -48,6 +50,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// `/v1/analyze` detail when the request does not say.
     pub default_detail: sotto_analyze::Detail,
+    /// Bounds on a `response_format` JSON schema, checked before it is converted.
+    pub schema_limits: SchemaLimits,
 }
 
 impl Default for Settings {
@@ -59,6 +63,7 @@ impl Default for Settings {
             default_max_tokens: 512,
             shutdown_grace: Duration::from_secs(10),
             default_detail: sotto_analyze::Detail::Verdict,
+            schema_limits: SchemaLimits::default(),
         }
     }
 }

@@ -15,6 +15,8 @@ use sotto_models::{catalog, store};
 use sotto_server::{AppState, Governance, ModelName, Settings, app};
 use tower::ServiceExt;
 
+mod hardening;
+
 fn smollm() -> std::path::PathBuf {
     let path = store::models_dir().join(catalog::find("smollm2-135m").unwrap().file_name);
     assert!(path.exists(), "{} is missing: run `sotto models fetch` first", path.display());
