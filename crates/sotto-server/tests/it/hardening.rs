@@ -1,11 +1,19 @@
-//! Issue 11: bounded JSON schemas converted off the runtime (item 1).
+//! Issue 11: bounded JSON schemas converted off the runtime (item 1) and HTTP hardening (item 8:
+//! any content type, case-insensitive `Bearer`, loopback `Host` without a token, a connection
+//! limit and read timeouts).
 
-use axum::http::StatusCode;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use sotto_engine::EngineConfig;
-use sotto_server::Settings;
+use sotto_server::{AppState, Settings, app};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
-use super::{call, get, post, router, smollm, state_with};
+use super::{call, chat_body, get, post, router, smollm, state_with};
 
 /// A chat request whose answer must follow a schema of `n` empty properties.
 fn schema_request(n: usize) -> String {
@@ -53,4 +61,153 @@ async fn a_schema_is_converted_off_the_runtime_while_health_answers() {
         "converted, then refused by the closed engine: {}",
         reply.text
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_json_body_is_read_whatever_its_content_type() {
+    let state = state_with(EngineConfig::new(smollm()), Settings::default());
+    let r = router(&state);
+    // What `curl -d` sends: a form content type.
+    let form = Request::post("/v1/completions")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(json!({"prompt": "Hello", "max_tokens": 2}).to_string()))
+        .unwrap();
+    let reply = call(&r, form).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let bare = Request::post("/v1/chat/completions").body(Body::from(chat_body("hi", 2))).unwrap();
+    let reply = call(&r, bare).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let not_json = Request::post("/v1/completions").header("content-type", "text/plain").body(Body::from("prompt=hi"));
+    let reply = call(&r, not_json.unwrap()).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    assert_eq!(reply.error_code(), "invalid_json");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let token = "0123456789abcdef-token";
+    let state = state_with(EngineConfig::new(smollm()), Settings { token: Some(token.into()), ..Settings::default() });
+    let r = router(&state);
+    for (value, status) in [
+        (format!("bearer {token}"), StatusCode::OK),
+        (format!("BEARER {token}"), StatusCode::OK),
+        (format!("Bearer  {token}"), StatusCode::OK),
+        (format!("Basic {token}"), StatusCode::UNAUTHORIZED),
+        (token.to_string(), StatusCode::UNAUTHORIZED),
+    ] {
+        let request = Request::get("/v1/models").header("authorization", &value).body(Body::empty()).unwrap();
+        assert_eq!(call(&r, request).await.status, status, "{value}");
+    }
+}
+
+fn with_host(uri: &str, host: &str) -> Request<Body> {
+    Request::get(uri).header("host", host).body(Body::empty()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_token_only_loopback_host_names_are_answered() {
+    let state = state_with(EngineConfig::new(smollm()), Settings::default());
+    let r = router(&state);
+    // A web page that rebinds its own name to 127.0.0.1 sends that name.
+    for host in ["attacker.example", "attacker.example:8434", "127.0.0.1.attacker.example", "localhost.attacker:1"] {
+        for uri in ["/health", "/v1/models", "/metrics"] {
+            let reply = call(&r, with_host(uri, host)).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{host} {uri}: {}", reply.text);
+            assert_eq!(reply.error_code(), "host_not_allowed");
+        }
+    }
+    for host in ["localhost", "localhost:8434", "LocalHost:1", "127.0.0.1", "127.0.0.1:8434", "[::1]", "[::1]:8434"] {
+        assert_eq!(call(&r, with_host("/v1/models", host)).await.status, StatusCode::OK, "{host}");
+    }
+    assert_eq!(get(&r, "/v1/models").await.status, StatusCode::OK, "no Host: not a browser");
+
+    let token = "0123456789abcdef-token";
+    let state = state_with(EngineConfig::new(smollm()), Settings { token: Some(token.into()), ..Settings::default() });
+    let r = router(&state);
+    let request = Request::get("/v1/models")
+        .header("host", "sotto.internal.example:8434")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&r, request).await.status, StatusCode::OK, "with a token, any Host");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_stops_arriving_is_answered_408() {
+    let settings = Settings { body_timeout: Duration::from_millis(200), ..Settings::default() };
+    let state = state_with(EngineConfig::new(smollm()), settings);
+    let r = router(&state);
+    let first = futures_util::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(b"{\"prompt\": ")) });
+    let body = Body::from_stream(futures_util::StreamExt::chain(first, futures_util::stream::pending()));
+    let stalled = call(&r, post("/v1/completions", body));
+    let reply = tokio::time::timeout(Duration::from_secs(60), stalled).await.expect("the server waited for the body");
+    assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT, "{}", reply.text);
+    assert_eq!(reply.error_code(), "body_timeout");
+}
+
+/// `serve` on a real socket; the returned sender stops it.
+async fn listening(settings: Settings) -> (SocketAddr, AppState, tokio::sync::oneshot::Sender<()>) {
+    let state = state_with(EngineConfig::new(smollm()), settings);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = sotto_server::serve(listener, app(state.clone()), state.clone(), async {
+        let _ = stopped.await;
+    });
+    tokio::spawn(server);
+    (addr, state, stop)
+}
+
+/// `GET path` on a new connection; (status, body). Fails if no answer comes within 30 s.
+async fn raw_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut raw)).await;
+    read.expect("an answer within 30 s").unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let settings = Settings { header_timeout: Duration::from_millis(300), ..Settings::default() };
+    let (addr, _state, _stop) = listening(settings).await;
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    // The server hangs up (end of stream, or a reset): the connection no longer holds a
+    // descriptor. Without a header timeout it waited forever.
+    let hung_up = tokio::time::timeout(Duration::from_secs(30), slow.read_to_end(&mut rest)).await;
+    assert!(hung_up.is_ok(), "the server kept a connection whose headers never came");
+    assert_eq!(raw_get(addr, "/health").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_over_the_limit_is_answered_503_until_one_closes() {
+    let settings = Settings { max_connections: 1, header_timeout: Duration::from_secs(120), ..Settings::default() };
+    let (addr, _state, _stop) = listening(settings).await;
+    // Accepted first (connections are accepted in order), it holds the only slot.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+    let (status, body) = raw_get(addr, "/health").await;
+    assert_eq!(status, 503, "{body}");
+    let error: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(error["error"]["code"], "too_many_connections", "{body}");
+    drop(idle);
+    let start = Instant::now();
+    loop {
+        let (status, body) = raw_get(addr, "/metrics").await;
+        if status == 200 {
+            let refused = body.lines().find_map(|l| l.strip_prefix("sotto_http_connections_refused_total "));
+            assert!(refused.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 1), "{body}");
+            assert!(body.lines().any(|l| l == "sotto_http_connections 1"), "{body}");
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(start.elapsed() < Duration::from_secs(30), "the slot was not freed when the connection closed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

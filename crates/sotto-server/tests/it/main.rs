@@ -163,9 +163,12 @@ async fn bad_input_gets_a_json_4xx_and_the_server_keeps_serving() {
         (post("/v1/chat/completions", "{\"max_tokens\": 5}"), StatusCode::UNPROCESSABLE_ENTITY, "invalid_json"),
         (post("/v1/chat/completions", "x".repeat(10_000)), StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
         (
-            Request::post("/v1/chat/completions").body(Body::from(chat_body("hi", 2))).unwrap(),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Request::post("/v1/chat/completions")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from("messages=hi"))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
         ),
         (
             post(
