@@ -132,6 +132,9 @@ pub(crate) struct CompletionRequest {
 #[derive(Debug, Clone, Copy)]
 pub struct Admission {
     pub priority: Priority,
+    /// How long the request may wait in the queue (the body, header or default deadline).
+    pub wait: Option<Duration>,
+    /// `wait` counted from when the request arrived.
     pub deadline: Option<Instant>,
 }
 
@@ -158,7 +161,13 @@ impl Admission {
             },
         };
         let wait = deadline_ms.map(Duration::from_millis).or(state.0.settings.default_deadline);
-        Ok(Admission { priority, deadline: wait.map(|d| Instant::now() + d) })
+        Ok(Admission { priority, wait, deadline: None }.from_now())
+    }
+
+    /// The same admission with its deadline counted from now: each item of an analysis batch
+    /// gets the whole wait for itself.
+    pub fn from_now(self) -> Self {
+        Admission { deadline: self.wait.map(|w| Instant::now() + w), ..self }
     }
 }
 

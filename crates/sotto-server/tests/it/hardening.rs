@@ -1,19 +1,21 @@
-//! Issue 11: bounded JSON schemas converted off the runtime (item 1) and HTTP hardening (item 8:
+//! Issue 11: bounded JSON schemas converted off the runtime (item 1), HTTP hardening (item 8:
 //! any content type, case-insensitive `Bearer`, loopback `Host` without a token, a connection
-//! limit and read timeouts).
+//! limit and read timeouts) and analysis batches whose items fail alone (item 5).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sotto_engine::EngineConfig;
 use sotto_server::{AppState, Settings, app};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
 
-use super::{call, chat_body, get, post, router, smollm, state_with};
+use super::{analyzer_with, call, chat_body, get, post, router, smollm, state_with};
 
 /// A chat request whose answer must follow a schema of `n` empty properties.
 fn schema_request(n: usize) -> String {
@@ -210,4 +212,78 @@ async fn a_connection_over_the_limit_is_answered_503_until_one_closes() {
         assert!(start.elapsed() < Duration::from_secs(30), "the slot was not freed when the connection closed");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+fn event(command_line: &str) -> Value {
+    json!({"command_line": command_line, "os": "linux"})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_item_the_engine_refuses_fails_alone_and_the_batch_keeps_the_other_verdicts() {
+    // Fields uncut, so that one event is too long for the context: the engine refuses it.
+    let state = analyzer_with(sotto_analyze::Options { max_field_chars: 1_000_000, ..Default::default() });
+    let r = router(&state);
+    let huge: String = (0..6000).map(|i| format!("x{i} ")).collect();
+    let batch = json!([event("id -un"), event(&format!("echo {huge}")), event("uname -a")]);
+    // As curl -d sends it (issue 11 item 8: this was a 415).
+    let request = Request::post("/v1/analyze")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(batch.to_string()))
+        .unwrap();
+    let reply = call(&r, request).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let results = reply.json()["results"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 3);
+    for i in [0, 2] {
+        assert!(results[i]["verdict"].is_string() && results[i]["index"] == i, "{}", results[i]);
+    }
+    let failed = &results[1];
+    assert_eq!((failed["index"].as_u64(), failed["verdict"].is_null()), (Some(1), true), "{failed}");
+    assert_eq!(failed["error"]["code"], "invalid_request", "{failed}");
+    assert!(failed["error"]["message"].as_str().unwrap().contains("tokens"), "{failed}");
+    assert_eq!(failed["event"]["os"], "linux", "{failed}");
+
+    let too_many = Value::Array(vec![event("id"); sotto_server::MAX_BATCH + 1]);
+    let reply = call(&r, post("/v1/analyze", too_many.to_string())).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    assert!(reply.text.contains("1 to 256 events, not 257"), "{}", reply.text);
+}
+
+/// The first item waits behind a running generation until its deadline passes; the second is
+/// queued after that, and starts when the generation is cancelled. With one deadline for the
+/// whole batch, the second would have expired before it was queued.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_batch_item_gets_its_own_deadline_and_a_deadline_error_names_the_wait() {
+    let state = analyzer_with(sotto_analyze::Options::default());
+    let r = router(&state);
+    let long = json!({"prompt": "Once upon a time", "max_tokens": 3000, "stream": true}).to_string();
+    let response = r.clone().oneshot(post("/v1/completions", long)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut running = response.into_body();
+    assert!(running.frame().await.expect("a first chunk").unwrap().is_data());
+
+    let r2 = r.clone();
+    let batch = json!([event("id -un"), event("uname -a")]).to_string();
+    let reply = tokio::spawn(async move { call(&r2, post("/v1/analyze?deadline_ms=2000", batch)).await });
+    // The first item stays queued (expired, never evaluated) until the engine is free, so two
+    // queued requests mean the second item has been submitted.
+    let start = Instant::now();
+    while state.engine().status().queued < 2 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the second item was never queued");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(running);
+    let reply = reply.await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let results = reply.json()["results"].as_array().unwrap().clone();
+    let expired = &results[0]["error"];
+    assert_eq!(expired["code"], "deadline_exceeded", "{}", results[0]);
+    let message = expired["message"].as_str().unwrap();
+    let waited: u64 = message
+        .split_once("after ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("no wait in {message:?}"));
+    assert!(waited >= 2000, "the error names the real wait, not 0 ms: {message}");
+    assert!(results[1]["verdict"].is_string(), "the second item had its own deadline: {}", results[1]);
 }

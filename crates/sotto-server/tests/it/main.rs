@@ -312,9 +312,14 @@ async fn health_is_public_and_the_api_needs_the_token_when_one_is_set() {
 }
 
 fn with_analyzer() -> AppState {
+    analyzer_with(sotto_analyze::Options::default())
+}
+
+/// The zero-shot constrained design (one short request per event, so tests are quick) with
+/// `options`' other fields.
+fn analyzer_with(options: sotto_analyze::Options) -> AppState {
     let engine = Arc::new(Engine::start(EngineConfig::new(smollm()), Box::new(NoPacing)).expect("engine starts"));
-    // The zero-shot constrained design: one short request per event, so the test is quick.
-    let options = sotto_analyze::Options { mode: sotto_analyze::Mode::ConstrainedZeroShot, ..Default::default() };
+    let options = sotto_analyze::Options { mode: sotto_analyze::Mode::ConstrainedZeroShot, ..options };
     let analyzer = Arc::new(sotto_analyze::Analyzer::new(engine.clone(), options));
     let model = ModelName { id: "smollm2-135m".into(), aliases: vec![], created: 1 };
     let gov = Governance::default();
