@@ -1,10 +1,14 @@
 //! `POST /v1/analyze`: one endpoint event, or a batch, in any supported format; verdicts out.
 //!
-//! A single event that cannot be read is a 422 naming what is missing; in a batch, each item
-//! gets its own result, so one bad line never loses the others.
+//! A single event that cannot be read is a 422 naming what is missing. In a batch, each item
+//! gets its own result: an item that cannot be read, or whose analysis fails (a full queue, a
+//! passed deadline, a prompt too long for the context), gets an `error` in its place and the
+//! others keep their verdicts. A deadline applies to each item from when it is queued.
 //!
 //! Must not: analyse an event it could not normalise, or hold the whole batch's verdicts back
 //! because one item failed.
+
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -45,15 +49,15 @@ fn unreadable(e: &EventError) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request_error", "unreadable_event", e.to_string())
 }
 
-fn analyze_error(state: &AppState, e: AnalyzeError) -> ApiError {
+/// `waited`: how long the event had been queued when the analysis ended (what a deadline
+/// error reports).
+fn analyze_error(state: &AppState, e: AnalyzeError, waited: Duration) -> ApiError {
     match e {
         AnalyzeError::Engine(e) => {
             let retry = state.0.metrics.retry_after(state.0.engine.status().queued);
             ApiError::from_engine(e, retry)
         }
-        AnalyzeError::Deadline => {
-            ApiError::from_engine(EngineError::DeadlineExceeded { waited: Default::default() }, 1)
-        }
+        AnalyzeError::Deadline => ApiError::from_engine(EngineError::DeadlineExceeded { waited }, 1),
         AnalyzeError::Unparsed(text) => {
             tracing::warn!(answer = %text, "the model's answer named no verdict");
             ApiError::new(
@@ -73,6 +77,25 @@ fn event_summary(e: &Event) -> Value {
         "command_line": e.command_line, "host": e.host, "user": e.user, "timestamp": e.timestamp,
         "truncated": e.truncated,
     })
+}
+
+/// The body as one event or a batch, taken apart without copying.
+enum Shape {
+    One(Value),
+    Batch(Vec<Value>),
+}
+
+fn shape(body: Value) -> Shape {
+    match body {
+        Value::Array(items) => Shape::Batch(items),
+        Value::Object(mut map) if map.len() == 1 && map.get("events").is_some_and(Value::is_array) => {
+            match map.remove("events") {
+                Some(Value::Array(items)) => Shape::Batch(items),
+                _ => Shape::One(Value::Object(map)),
+            }
+        }
+        other => Shape::One(other),
+    }
 }
 
 pub(crate) async fn analyze(
@@ -96,30 +119,28 @@ pub(crate) async fn analyze(
     };
     let admission = match crate::Admission::from_parts(&state, &headers, params.priority.as_deref(), params.deadline_ms)
     {
-        Ok(a) => Admission { priority: a.priority, deadline: a.deadline },
+        Ok(a) => a,
         Err(e) => return outcome.error(e).into_response(),
     };
-    let batch = match &body {
-        Value::Array(items) => Some(items.clone()),
-        Value::Object(map) if map.len() == 1 && map.get("events").is_some_and(Value::is_array) => {
-            map["events"].as_array().cloned()
+    let items = match shape(body) {
+        Shape::Batch(items) => items,
+        Shape::One(body) => {
+            let event = match parse_event(&body) {
+                Ok(e) => e,
+                Err(e) => return outcome.error(unreadable(&e)).into_response(),
+            };
+            let queued = Instant::now();
+            let for_engine = Admission { priority: admission.priority, deadline: admission.deadline };
+            return match analyzer.analyze(&event, detail, for_engine).await {
+                Ok(analysis) => {
+                    let mut v = serde_json::to_value(&analysis).expect("analyses serialise");
+                    v["event"] = event_summary(&event);
+                    outcome.done_analysis(analysis.prompt_tokens, analysis.cached_tokens, analysis.generated_tokens);
+                    Json(v).into_response()
+                }
+                Err(e) => outcome.error(analyze_error(&state, e, queued.elapsed())).into_response(),
+            };
         }
-        _ => None,
-    };
-    let Some(items) = batch else {
-        let event = match parse_event(&body) {
-            Ok(e) => e,
-            Err(e) => return outcome.error(unreadable(&e)).into_response(),
-        };
-        return match analyzer.analyze(&event, detail, admission).await {
-            Ok(analysis) => {
-                let mut v = serde_json::to_value(&analysis).expect("analyses serialise");
-                v["event"] = event_summary(&event);
-                outcome.done_analysis(analysis.prompt_tokens, analysis.cached_tokens, analysis.generated_tokens);
-                Json(v).into_response()
-            }
-            Err(e) => outcome.error(analyze_error(&state, e)).into_response(),
-        };
     };
     if items.is_empty() || items.len() > MAX_BATCH {
         let e = ApiError::bad_request(format!("a batch holds 1 to {MAX_BATCH} events, not {}", items.len()));
@@ -128,24 +149,33 @@ pub(crate) async fn analyze(
     let mut results = Vec::with_capacity(items.len());
     let (mut prompt, mut cached, mut generated) = (0, 0, 0);
     for (index, item) in items.iter().enumerate() {
-        let result = match parse_event(item) {
-            Err(e) => json!({ "index": index, "error": unreadable(&e).body()["error"] }),
-            Ok(event) => match analyzer.analyze(&event, detail, admission).await {
-                Ok(analysis) => {
-                    prompt += analysis.prompt_tokens;
-                    cached += analysis.cached_tokens;
-                    generated += analysis.generated_tokens;
-                    let mut v = serde_json::to_value(&analysis).expect("analyses serialise");
-                    v["index"] = json!(index);
-                    v["event"] = event_summary(&event);
-                    v
-                }
-                // The queue or the engine refused: the rest of the batch would fare no better.
-                Err(AnalyzeError::Engine(e)) if !matches!(e, EngineError::InvalidRequest(_)) => {
-                    return outcome.error(analyze_error(&state, AnalyzeError::Engine(e))).into_response();
-                }
-                Err(e) => json!({ "index": index, "error": analyze_error(&state, e).body()["error"] }),
-            },
+        let event = match parse_event(item) {
+            Ok(event) => event,
+            Err(e) => {
+                results.push(json!({ "index": index, "error": unreadable(&e).body()["error"] }));
+                continue;
+            }
+        };
+        // Each item gets the whole wait, counted from when it is queued.
+        let item = admission.from_now();
+        let queued = Instant::now();
+        let result = match analyzer
+            .analyze(&event, detail, Admission { priority: item.priority, deadline: item.deadline })
+            .await
+        {
+            Ok(analysis) => {
+                prompt += analysis.prompt_tokens;
+                cached += analysis.cached_tokens;
+                generated += analysis.generated_tokens;
+                let mut v = serde_json::to_value(&analysis).expect("analyses serialise");
+                v["index"] = json!(index);
+                v["event"] = event_summary(&event);
+                v
+            }
+            Err(e) => {
+                let error = analyze_error(&state, e, queued.elapsed());
+                json!({ "index": index, "error": error.body()["error"], "event": event_summary(&event) })
+            }
         };
         results.push(result);
     }

@@ -6,19 +6,25 @@
 //! events, so health, metrics and queue admission answer while inference runs. A client that
 //! goes away drops its event receiver, which cancels its request on the engine thread.
 //!
+//! Without a bearer token, only loopback `Host` names are answered (a web page cannot reach the
+//! API through DNS rebinding); JSON bodies are read whatever their `Content-Type` (curl `-d`
+//! sends a form type), within a time limit.
+//!
 //! Must not: call into llama.cpp, wait on the engine while holding a lock, or answer an error
 //! without a JSON body.
 
 mod analyze;
+mod conn;
 mod error;
 pub mod metrics;
 mod openai;
+mod schema;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -28,10 +34,11 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use sotto_engine::Engine;
 use sotto_governor::GovernorStats;
-use tokio::net::TcpListener;
 
+pub use conn::serve;
 pub use error::ApiError;
 pub use metrics::{Governance, Metrics};
+pub use schema::SchemaLimits;
 
 /// Settings the HTTP layer needs.
 #[derive(Debug, Clone)]
@@ -48,6 +55,16 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// `/v1/analyze` detail when the request does not say.
     pub default_detail: sotto_analyze::Detail,
+    /// Connections open at once; the next one is answered 503 and closed, so that a client
+    /// holding connections open (slowloris) cannot take every file descriptor.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers; also how long an idle keep-alive
+    /// connection stays open.
+    pub header_timeout: Duration,
+    /// Time a client has to send a request's body (408 after it).
+    pub body_timeout: Duration,
+    /// Bounds on a `response_format` JSON schema, checked before it is converted.
+    pub schema_limits: SchemaLimits,
 }
 
 impl Default for Settings {
@@ -59,6 +76,10 @@ impl Default for Settings {
             default_max_tokens: 512,
             shutdown_grace: Duration::from_secs(10),
             default_detail: sotto_analyze::Detail::Verdict,
+            max_connections: 64,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            schema_limits: SchemaLimits::default(),
         }
     }
 }
@@ -132,7 +153,8 @@ impl AppState {
     }
 }
 
-/// The router: public probes, and the API behind the bearer token (when one is set).
+/// The router: public probes, and the API behind the bearer token (when one is set); without
+/// a token, every route answers loopback `Host` names only.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(openai::chat))
@@ -148,62 +170,63 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.0.settings.max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), require_loopback_host))
         .with_state(state)
-}
-
-/// Serve until `shutdown` resolves; then stop accepting, give in-flight requests the grace
-/// period, cancel what still runs, and return once every connection has closed.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let stop_state = state.clone();
-    let graceful = async move {
-        shutdown.await;
-        stop_state.0.stopping.store(true, Ordering::Relaxed);
-        tracing::info!("shutting down: no new connections; waiting for requests in flight");
-        let _ = signalled_tx.send(());
-    };
-    let server = axum::serve(listener, router).with_graceful_shutdown(graceful).into_future();
-    tokio::pin!(server);
-    let grace = state.0.settings.shutdown_grace;
-    tokio::select! {
-        result = &mut server => return result,
-        Ok(()) = signalled_rx => {}
-    }
-    match tokio::time::timeout(grace, &mut server).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!(grace_s = grace.as_secs_f64(), "requests still running after the grace period; cancelling");
-            state.0.engine.close();
-            state.0.engine.cancel_running();
-            match tokio::time::timeout(Duration::from_secs(5), &mut server).await {
-                Ok(result) => result,
-                Err(_) => {
-                    tracing::warn!("connections still open 5 s after cancelling; closing them");
-                    Ok(())
-                }
-            }
-        }
-    }
 }
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if let Some(token) = &state.0.settings.token {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+        let given =
+            request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer).unwrap_or("");
         if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
             return ApiError::unauthorized().into_response();
         }
     }
     next.run(request).await
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
+/// (RFC 9110), as clients spell it `bearer` too.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_start())
+}
+
+/// Without a token, answer only requests addressed to a loopback name. A web page that
+/// rebinds its own DNS name to 127.0.0.1 sends its own name as `Host`, so it is refused; a
+/// request without `Host` cannot come from a browser and is let through.
+async fn require_loopback_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.0.settings.token.is_none()
+        && let Some(host) = request.headers().get(header::HOST)
+        && !host.to_str().is_ok_and(is_loopback_host)
+    {
+        let shown = String::from_utf8_lossy(host.as_bytes()).chars().take(100).collect::<String>();
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            "host_not_allowed",
+            format!(
+                "Host `{shown}` is not a loopback name; without a bearer token sotto answers only localhost, \
+                 127.0.0.1 and [::1] (this defeats DNS rebinding); set server.token to serve other names"
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// `localhost`, `127.0.0.1` or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim();
+    let name = match host.rsplit_once(':') {
+        Some((name, port))
+            if port.bytes().all(|b| b.is_ascii_digit()) && (name.ends_with(']') || !name.contains(':')) =>
+        {
+            name
+        }
+        _ => host,
+    };
+    name.eq_ignore_ascii_case("localhost") || name == "127.0.0.1" || name == "[::1]"
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -248,24 +271,37 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed", "method not allowed")
 }
 
-/// `Json<T>` whose rejections are JSON errors: 400 for malformed JSON or wrong field types
-/// (the message names the field), 413 above the body limit, 415 without a JSON content type.
+/// A JSON body, read whatever its `Content-Type` (as Ollama and llama-server do: curl `-d`
+/// sends `application/x-www-form-urlencoded`). Rejections are JSON errors: 400 for malformed
+/// JSON, 422 for wrong field types (the message names the field), 413 above the body limit,
+/// 408 when the body does not arrive within `body_timeout`.
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.0.settings.body_timeout;
+        let bytes = match tokio::time::timeout(limit, Bytes::from_request(req, state)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(rejection)) => {
+                let status = rejection.status();
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "unreadable_body" };
+                return Err(ApiError::new(status, "invalid_request_error", code, rejection.body_text()));
+            }
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "invalid_request_error",
+                    "body_timeout",
+                    format!("the request body did not arrive within {} ms", limit.as_millis()),
+                ));
+            }
+        };
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => {
-                let status = rejection.status();
-                let code = match status {
-                    StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-                    _ => "invalid_json",
-                };
-                Err(ApiError::new(status, "invalid_request_error", code, rejection.body_text()))
+                Err(ApiError::new(rejection.status(), "invalid_request_error", "invalid_json", rejection.body_text()))
             }
         }
     }

@@ -102,6 +102,9 @@ pub struct Metrics {
     /// Smoothed service time of one request in ms: what a full queue's `Retry-After` is
     /// computed from.
     service_ms: AtomicU64,
+    /// HTTP connections open now, and those refused because `max_connections` were open.
+    connections_open: AtomicU64,
+    connections_refused: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -114,6 +117,8 @@ impl Default for Metrics {
             cached_tokens: AtomicU64::new(0),
             generated_tokens: AtomicU64::new(0),
             service_ms: AtomicU64::new(1000),
+            connections_open: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
         }
     }
 }
@@ -160,6 +165,18 @@ impl Metrics {
         self.prompt_tokens.fetch_add(prompt as u64, Ordering::Relaxed);
         self.cached_tokens.fetch_add(cached as u64, Ordering::Relaxed);
         self.generated_tokens.fetch_add(generated as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Seconds a refused client should wait: the queue ahead of it at the smoothed service time.
@@ -227,6 +244,13 @@ impl Metrics {
             tokens(&self.cached_tokens),
         );
         gauge("sotto_generated_tokens_total", "Generated tokens.", "counter", tokens(&self.generated_tokens));
+        gauge("sotto_http_connections", "HTTP connections open now.", "gauge", tokens(&self.connections_open));
+        gauge(
+            "sotto_http_connections_refused_total",
+            "HTTP connections answered 503 because the connection limit was reached.",
+            "counter",
+            tokens(&self.connections_refused),
+        );
         gauge(
             "sotto_process_cpu_seconds_total",
             "CPU time of the whole process, all threads.",

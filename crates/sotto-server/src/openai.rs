@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sotto_engine::{Event, FinishReason, Grammar, Message, Priority, Prompt, Request, Sampling, Stats, grammar};
+use sotto_engine::{Event, FinishReason, Message, Priority, Prompt, Request, Sampling, Stats, grammar};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::metrics::outcome;
@@ -132,6 +132,9 @@ pub(crate) struct CompletionRequest {
 #[derive(Debug, Clone, Copy)]
 pub struct Admission {
     pub priority: Priority,
+    /// How long the request may wait in the queue (the body, header or default deadline).
+    pub wait: Option<Duration>,
+    /// `wait` counted from when the request arrived.
     pub deadline: Option<Instant>,
 }
 
@@ -158,7 +161,13 @@ impl Admission {
             },
         };
         let wait = deadline_ms.map(Duration::from_millis).or(state.0.settings.default_deadline);
-        Ok(Admission { priority, deadline: wait.map(|d| Instant::now() + d) })
+        Ok(Admission { priority, wait, deadline: None }.from_now())
+    }
+
+    /// The same admission with its deadline counted from now: each item of an analysis batch
+    /// gets the whole wait for itself.
+    pub fn from_now(self) -> Self {
+        Admission { deadline: self.wait.map(|w| Instant::now() + w), ..self }
     }
 }
 
@@ -257,7 +266,8 @@ fn request_id(prefix: &str) -> String {
     format!("{prefix}-{:x}{:06x}", now_secs(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Turn the shared fields into an engine request around `prompt`.
+/// Turn the shared fields into an engine request around `prompt`, without its grammar (see
+/// [`response_grammar`]).
 fn build(state: &AppState, headers: &HeaderMap, prompt: Prompt, c: &Common) -> Result<(Request, Admission), ApiError> {
     if let Some(model) = &c.model
         && !state.0.model.accepts(model)
@@ -299,31 +309,32 @@ fn build(state: &AppState, headers: &HeaderMap, prompt: Prompt, c: &Common) -> R
     if stop.len() > 4 {
         return Err(ApiError::bad_request("at most 4 stop sequences"));
     }
-    let grammar: Option<Grammar> = match &c.response_format {
-        None | Some(ResponseFormat::Text) => None,
-        Some(ResponseFormat::JsonObject) => Some(grammar::json_object()),
-        Some(ResponseFormat::JsonSchema { json_schema }) => {
-            let schema = json_schema
-                .schema
-                .as_ref()
-                .ok_or_else(|| ApiError::bad_request("response_format.json_schema.schema is required"))?;
-            Some(
-                grammar::from_json_schema(&schema.to_string())
-                    .map_err(|e| ApiError::bad_request(format!("response_format.json_schema.schema: {e}")))?,
-            )
-        }
-    };
     let admission = Admission::from_parts(state, headers, c.priority.as_deref(), c.deadline_ms)?;
     let request = Request {
         sampling,
         stop,
-        grammar,
         priority: admission.priority,
         deadline: admission.deadline,
         ..Request::new(prompt, max_tokens)
     };
     request.validate().map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok((request, admission))
+}
+
+/// The grammar `response_format` asks for. A JSON schema is checked against the limits first
+/// and converted off the runtime.
+async fn response_grammar(state: &AppState, c: &Common) -> Result<Option<sotto_engine::Grammar>, ApiError> {
+    match &c.response_format {
+        None | Some(ResponseFormat::Text) => Ok(None),
+        Some(ResponseFormat::JsonObject) => Ok(Some(grammar::json_object())),
+        Some(ResponseFormat::JsonSchema { json_schema }) => {
+            let schema = json_schema
+                .schema
+                .as_ref()
+                .ok_or_else(|| ApiError::bad_request("response_format.json_schema.schema is required"))?;
+            crate::schema::grammar(schema, &state.0.settings.schema_limits).await.map(Some)
+        }
+    }
 }
 
 fn messages(raw: Vec<ChatMessage>) -> Result<Vec<Message>, ApiError> {
@@ -426,8 +437,12 @@ async fn generate(
     kind: Kind,
     outcome: Outcome,
 ) -> Response {
-    let (request, admission) = match build(&state, &headers, prompt, &common) {
+    let (mut request, admission) = match build(&state, &headers, prompt, &common) {
         Ok(v) => v,
+        Err(e) => return outcome.error(e).into_response(),
+    };
+    request.grammar = match response_grammar(&state, &common).await {
+        Ok(g) => g,
         Err(e) => return outcome.error(e).into_response(),
     };
     let mut events = match admit(&state, request) {

@@ -15,6 +15,8 @@ use sotto_models::{catalog, store};
 use sotto_server::{AppState, Governance, ModelName, Settings, app};
 use tower::ServiceExt;
 
+mod hardening;
+
 fn smollm() -> std::path::PathBuf {
     let path = store::models_dir().join(catalog::find("smollm2-135m").unwrap().file_name);
     assert!(path.exists(), "{} is missing: run `sotto models fetch` first", path.display());
@@ -161,9 +163,12 @@ async fn bad_input_gets_a_json_4xx_and_the_server_keeps_serving() {
         (post("/v1/chat/completions", "{\"max_tokens\": 5}"), StatusCode::UNPROCESSABLE_ENTITY, "invalid_json"),
         (post("/v1/chat/completions", "x".repeat(10_000)), StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
         (
-            Request::post("/v1/chat/completions").body(Body::from(chat_body("hi", 2))).unwrap(),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Request::post("/v1/chat/completions")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from("messages=hi"))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
         ),
         (
             post(
@@ -307,9 +312,14 @@ async fn health_is_public_and_the_api_needs_the_token_when_one_is_set() {
 }
 
 fn with_analyzer() -> AppState {
+    analyzer_with(sotto_analyze::Options::default())
+}
+
+/// The zero-shot constrained design (one short request per event, so tests are quick) with
+/// `options`' other fields.
+fn analyzer_with(options: sotto_analyze::Options) -> AppState {
     let engine = Arc::new(Engine::start(EngineConfig::new(smollm()), Box::new(NoPacing)).expect("engine starts"));
-    // The zero-shot constrained design: one short request per event, so the test is quick.
-    let options = sotto_analyze::Options { mode: sotto_analyze::Mode::ConstrainedZeroShot, ..Default::default() };
+    let options = sotto_analyze::Options { mode: sotto_analyze::Mode::ConstrainedZeroShot, ..options };
     let analyzer = Arc::new(sotto_analyze::Analyzer::new(engine.clone(), options));
     let model = ModelName { id: "smollm2-135m".into(), aliases: vec![], created: 1 };
     let gov = Governance::default();
