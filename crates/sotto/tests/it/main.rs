@@ -82,6 +82,29 @@ fn bad_input_gets_a_message_naming_the_problem() {
     }
 }
 
+/// Issue 11, item 8: `--set server.token=...` shows the token to every user in `ps`.
+#[test]
+fn a_token_given_on_the_command_line_is_warned_about() {
+    let config_show = |token_flag: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sotto"));
+        cmd.args(["config", "show"]).env("XDG_CONFIG_HOME", "/nonexistent").env_remove("SOTTO_CONFIG");
+        cmd.env_remove("RUST_LOG").env_remove("SOTTO_SERVER_TOKEN").env_remove("SOTTO_SERVER_TOKEN_FILE");
+        if token_flag {
+            cmd.args(["--set", "server.token=0123456789abcdef-cli"]);
+        } else {
+            cmd.env("SOTTO_SERVER_TOKEN", "0123456789abcdef-env");
+        }
+        cmd.output().expect("sotto runs")
+    };
+    let flagged = config_show(true);
+    assert!(flagged.status.success(), "{}", stderr(&flagged));
+    let warning = stderr(&flagged);
+    assert!(warning.contains("process list (ps)") && warning.contains("server.token_file"), "{warning}");
+    assert!(!warning.contains("0123456789abcdef-cli") && !String::from_utf8_lossy(&flagged.stdout).contains("-cli"));
+    let from_env = config_show(false);
+    assert!(from_env.status.success() && !stderr(&from_env).contains("(ps)"), "{}", stderr(&from_env));
+}
+
 fn analyze(args: &[&str], input: &str, state: &std::path::Path) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_sotto"))
