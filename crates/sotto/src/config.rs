@@ -99,6 +99,7 @@ pub const KEYS: &[Key] = &[
     key("cache.prefix", "64MiB", Text, "memory for prefix KV snapshots (0: off)"),
     key("cache.persist", "true", Bool, "keep prefix snapshots on disk across restarts"),
     key("cache.dir", "", Text, "where snapshots are kept (empty: <state dir>/prefix)"),
+    key("cache.disk", "256MiB", Text, "disk for persisted snapshots per model; the least recently used go first"),
     key("analyze.mode", "head", Text, "head, retrieval, fast, constrained, constrained-zero-shot or naive"),
     key("analyze.detail", "verdict", Text, "verdict (no generated rationale unless analyze.rationale says) or full"),
     key(
@@ -243,6 +244,8 @@ pub struct Cache {
     pub persist: bool,
     /// `None`: `<state dir>/prefix`.
     pub dir: Option<PathBuf>,
+    /// Bytes of persisted snapshots kept per model and context shape.
+    pub disk: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -348,7 +351,7 @@ impl Config {
                 background_mean: None,
                 cgroup: CgroupMode::Off,
             },
-            cache: Cache { prefix: 64 << 20, persist: true, dir: None },
+            cache: Cache { prefix: 64 << 20, persist: true, dir: None, disk: 256 << 20 },
             analyze: Analyze {
                 mode: "head".into(),
                 detail: "verdict".into(),
@@ -417,6 +420,7 @@ impl Config {
             "cache.prefix" => c.prefix = bytes(v, 0)?,
             "cache.persist" => c.persist = parse_bool(v)?,
             "cache.dir" => c.dir = unless(v, &[""], |p| Ok(PathBuf::from(p)))?,
+            "cache.disk" => c.disk = bytes(v, 0)?,
             "analyze.mode" => a.mode = v.parse::<sotto_analyze::Mode>().map(|_| v.to_string())?,
             "analyze.detail" => a.detail = v.parse::<sotto_analyze::Detail>().map(|_| v.to_string())?,
             "analyze.rationale" => a.rationale = v.parse()?,
@@ -634,6 +638,7 @@ impl Config {
             "cache.prefix" => format_bytes(c.prefix),
             "cache.persist" => c.persist.to_string(),
             "cache.dir" => path(&c.dir),
+            "cache.disk" => format_bytes(c.disk),
             "analyze.mode" => a.mode.clone(),
             "analyze.detail" => a.detail.clone(),
             "analyze.rationale" => {

@@ -62,6 +62,7 @@ pub fn engine_config(config: &Config, models_dir: &Path, governor: &Governor) ->
         mem_budget: Some(config.budget.memory),
         prefix_cache: config.cache.prefix as usize,
         prefix_dir,
+        prefix_disk: config.cache.disk,
         keep_alive: config.model.keep_alive,
         ..EngineConfig::new(path)
     })
