@@ -5,7 +5,6 @@
 //! Must not: trust a file name for a model's identity (a model replaced in place under the
 //! same name and size would restore another model's state), or grow without bound.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The sha256 of the model file, remembered in `root/models.json` by path, size and
@@ -30,18 +29,7 @@ pub(crate) fn model_sha256(root: &Path, model: &Path) -> std::io::Result<String>
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use sha2::Digest;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(format!("{:x}", hasher.finalize()))
+    sotto_models::fetch::sha256_file(path).map_err(std::io::Error::other)
 }
 
 /// Creates `dir` (and its parents) readable by the user only, and removes partial writes

@@ -149,21 +149,9 @@ fn find_shipped(path: &Path, size: u64) -> Option<Head> {
     candidates.into_iter().find(|h| h.embedding.as_ref().is_some_and(|s| s.model_sha256 == sha))
 }
 
-/// Hex sha256 of a file, read in 1 MiB pieces.
+/// Hex sha256 of a file.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use sha2::Digest;
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(format!("{:x}", hasher.finalize()))
+    sotto_models::fetch::sha256_file(path).map_err(std::io::Error::other)
 }
 
 /// The shipped model heads, by catalogue id (for tests and `sotto head` reports).
