@@ -51,6 +51,9 @@ pub struct Settings {
     pub default_deadline: Option<Duration>,
     /// `max_tokens` when a request does not say.
     pub default_max_tokens: u32,
+    /// The most tokens one request may generate, whatever it asks: one request cannot hold
+    /// the engine for long.
+    pub max_tokens: u32,
     /// How long in-flight requests may run after a shutdown signal before they are cancelled.
     pub shutdown_grace: Duration,
     /// `/v1/analyze` detail when the request does not say.
@@ -74,6 +77,7 @@ impl Default for Settings {
             max_body: 1 << 20,
             default_deadline: None,
             default_max_tokens: 512,
+            max_tokens: 2048,
             shutdown_grace: Duration::from_secs(10),
             default_detail: sotto_analyze::Detail::Verdict,
             max_connections: 64,

@@ -286,7 +286,8 @@ fn build(state: &AppState, headers: &HeaderMap, prompt: Prompt, c: &Common) -> R
         None => state.0.settings.default_max_tokens,
         Some(n) if n < 1 => return Err(ApiError::bad_request(format!("max_tokens must be at least 1, not {n}"))),
         Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
-    };
+    }
+    .min(state.0.settings.max_tokens);
     let sampling = match c.temperature {
         None => Sampling::Greedy,
         Some(t) if !(0.0..=2.0).contains(&t) => {

@@ -78,6 +78,12 @@ pub const KEYS: &[Key] = &[
     key("server.token", "", Secret, "bearer token for /v1 and /metrics, at least 16 characters"),
     key("server.token_file", "", Text, "file holding the bearer token (instead of server.token)"),
     key("server.max_body", "1MiB", Text, "largest request body; larger ones get 413 (at least 1KiB)"),
+    key(
+        "server.max_tokens",
+        "2048",
+        Integer,
+        "cap on the tokens one request may generate, whatever it asks (1 to 65536)",
+    ),
     key("server.queue", "8", Integer, "requests waiting for the engine before 429 (1 to 1024)"),
     key("server.shutdown_grace", "10s", Text, "time in-flight requests get after SIGTERM"),
     key("server.default_deadline", "none", Text, "queue deadline for requests that set none"),
@@ -206,6 +212,8 @@ pub struct Server {
     /// Lets the token stay out of the config file, the environment and the unit file.
     pub token_file: Option<PathBuf>,
     pub max_body: u64,
+    /// Cap on generated tokens per request.
+    pub max_tokens: u32,
     pub queue: usize,
     pub shutdown_grace: Duration,
     pub default_deadline: Option<Duration>,
@@ -328,6 +336,7 @@ impl Config {
                 token: None,
                 token_file: None,
                 max_body: 1 << 20,
+                max_tokens: 2048,
                 queue: 8,
                 shutdown_grace: Duration::from_secs(10),
                 default_deadline: None,
@@ -392,6 +401,7 @@ impl Config {
             "server.token" => s.token = unless(v, &[""], check_token)?,
             "server.token_file" => s.token_file = unless(v, &[""], |p| Ok(PathBuf::from(p)))?,
             "server.max_body" => s.max_body = bytes(v, 1 << 10)?,
+            "server.max_tokens" => s.max_tokens = parse_int(v, 1, 65536)?,
             "server.queue" => s.queue = parse_int(v, 1, 1024)?,
             "server.shutdown_grace" => s.shutdown_grace = parse_duration(v)?,
             "server.default_deadline" => {
@@ -617,6 +627,7 @@ impl Config {
             "server.token" => s.token.clone().unwrap_or_default(),
             "server.token_file" => path(&s.token_file),
             "server.max_body" => format_bytes(s.max_body),
+            "server.max_tokens" => s.max_tokens.to_string(),
             "server.queue" => s.queue.to_string(),
             "server.shutdown_grace" => format_duration(s.shutdown_grace),
             "server.default_deadline" => opt_duration(s.default_deadline),

@@ -382,3 +382,13 @@ async fn an_engine_panic_is_a_500_and_the_daemon_recovers_instead_of_hanging() {
     let metrics = get(&router, "/metrics").await.text;
     assert!(metrics.lines().any(|l| l == "sotto_engine_panics_total 1"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_max_tokens_caps_what_a_request_may_generate() {
+    let state = state_with(EngineConfig::new(smollm()), Settings { max_tokens: 3, ..Settings::default() });
+    let router = router(&state);
+    let reply = call(&router, post("/v1/chat/completions", chat_body("Write a long story about the sea.", 500))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let v = reply.json();
+    assert!(v["usage"]["completion_tokens"].as_u64().unwrap() <= 3, "{v}");
+}

@@ -134,6 +134,7 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings {
         token: config.server.token.clone(),
         max_body: config.server.max_body as usize,
+        max_tokens: config.server.max_tokens,
         default_deadline: config.server.default_deadline,
         shutdown_grace: config.server.shutdown_grace,
         default_detail: config.analyze.detail.parse().map_err(anyhow::Error::msg)?,
