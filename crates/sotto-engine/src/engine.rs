@@ -140,6 +140,14 @@ pub struct EngineStatus {
     pub prefix_bytes: u64,
 }
 
+/// Everything a request answered with, collected.
+#[derive(Default)]
+struct Answer {
+    text: String,
+    scores: Option<Vec<f64>>,
+    embedding: Option<Vec<f32>>,
+}
+
 /// A running engine. Dropping it closes the queue, lets the current request finish, and joins
 /// the thread.
 pub struct Engine {
@@ -206,46 +214,33 @@ impl Engine {
 
     /// Submit and wait for the whole answer, on a thread that may block (the CLI, tests).
     pub fn generate_blocking(&self, request: Request) -> Result<(String, Stats), EngineError> {
-        let mut events = self.submit(request)?;
-        let mut text = String::new();
-        while let Some(event) = events.blocking_recv() {
-            match event {
-                Event::Started | Event::Scores(_) | Event::Embedding(_) => {}
-                Event::Text(t) => text.push_str(&t),
-                Event::Done(stats) => return Ok((text, stats)),
-                Event::Failed(e) => return Err(e),
-            }
-        }
-        Err(EngineError::Stopped)
+        self.collect_blocking(request).map(|(answer, stats)| (answer.text, stats))
     }
 
     /// Score continuations after a prompt, on a thread that may block.
     pub fn score_blocking(&self, request: Request) -> Result<(Vec<f64>, Stats), EngineError> {
-        let mut events = self.submit(request)?;
-        let mut scores = None;
-        while let Some(event) = events.blocking_recv() {
-            match event {
-                Event::Scores(s) => scores = Some(s),
-                Event::Done(stats) => {
-                    return scores.map(|s| (s, stats)).ok_or(EngineError::Stopped);
-                }
-                Event::Failed(e) => return Err(e),
-                Event::Started | Event::Text(_) | Event::Embedding(_) => {}
-            }
-        }
-        Err(EngineError::Stopped)
+        let (answer, stats) = self.collect_blocking(request)?;
+        answer.scores.map(|s| (s, stats)).ok_or(EngineError::Stopped)
     }
 
     /// The embedding of `text` (see [`crate::Task::Embed`]), on a thread that may block.
     pub fn embed_blocking(&self, request: Request) -> Result<(Vec<f32>, Stats), EngineError> {
+        let (answer, stats) = self.collect_blocking(request)?;
+        answer.embedding.map(|e| (e, stats)).ok_or(EngineError::Stopped)
+    }
+
+    /// Submit and drain the reply channel until the request ends.
+    fn collect_blocking(&self, request: Request) -> Result<(Answer, Stats), EngineError> {
         let mut events = self.submit(request)?;
-        let mut embedding = None;
+        let mut answer = Answer::default();
         while let Some(event) = events.blocking_recv() {
             match event {
-                Event::Embedding(e) => embedding = Some(e),
-                Event::Done(stats) => return embedding.map(|e| (e, stats)).ok_or(EngineError::Stopped),
+                Event::Started => {}
+                Event::Text(t) => answer.text.push_str(&t),
+                Event::Scores(s) => answer.scores = Some(s),
+                Event::Embedding(e) => answer.embedding = Some(e),
+                Event::Done(stats) => return Ok((answer, stats)),
                 Event::Failed(e) => return Err(e),
-                Event::Started | Event::Text(_) | Event::Scores(_) => {}
             }
         }
         Err(EngineError::Stopped)

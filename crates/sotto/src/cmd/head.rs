@@ -154,16 +154,28 @@ fn train_model_head(args: &HeadTrainArgs, model: &str, split: &Split) -> anyhow:
     };
     let sha = embedding::sha256_file(&path).with_context(|| format!("hashing {}", path.display()))?;
     let size = std::fs::metadata(&path)?.len();
-    let embeddings = embed_corpus(&path, &sha, split, args.threads)?;
-    let embedding_of = |item: &sotto_events::LabelledEvent| -> anyhow::Result<&Vec<f32>> {
-        let event = item.parse().map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
-        embeddings.get(&text_key(&embedding::text(&event))).context("an event was not embedded")
+    // Every corpus event parsed and rendered once, in the split's order.
+    let events: Vec<sotto_events::Event> = split
+        .items
+        .iter()
+        .map(|item| item.parse().map_err(|e| anyhow::anyhow!("{}: {e}", item.id)))
+        .collect::<anyhow::Result<_>>()?;
+    let renderings: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            let text = embedding::text(e);
+            (text_key(&text), text)
+        })
+        .collect();
+    let embeddings = embed_corpus(&path, &sha, &renderings, args.threads)?;
+    let embedding_of = |i: usize| -> anyhow::Result<&Vec<f32>> {
+        embeddings.get(&renderings[i].0).context("an event was not embedded")
     };
+    let on_side = |side: Side| (0..split.items.len()).filter(move |&i| split.sides[i] == side);
 
     let lexical = split.training_samples().map_err(anyhow::Error::msg)?;
-    let train_items = split.side(Side::Train);
     let train_embeddings: Vec<Vec<f32>> =
-        train_items.iter().map(|i| embedding_of(i).cloned()).collect::<anyhow::Result<_>>()?;
+        on_side(Side::Train).map(|i| embedding_of(i).cloned()).collect::<anyhow::Result<_>>()?;
     let (mean, std) = Spec::moments(&train_embeddings);
     let spec = Spec {
         model_sha256: sha,
@@ -211,13 +223,13 @@ fn train_model_head(args: &HeadTrainArgs, model: &str, split: &Split) -> anyhow:
     let mut errors: BTreeMap<String, (usize, usize, Label)> = BTreeMap::new();
     for (design, policy) in [("head-evidence", 0), ("head-embed", 2), ("head (cascade)", 1)] {
         let (mut truth, mut predicted, mut n_embedded) = (Vec::new(), Vec::new(), 0usize);
-        for item in split.side(Side::Test) {
-            let event = item.parse().map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
-            let lexical = lexical_head.judge(&event);
+        for i in on_side(Side::Test) {
+            let (item, event) = (&split.items[i], &events[i]);
+            let lexical = lexical_head.judge(event);
             let embed = policy == 2 || (policy == 1 && lexical.verdict.confidence < f64::from(s.embed_below));
             let verdict = if embed {
                 n_embedded += 1;
-                head.judge_with(&event, Some(embedding_of(item)?)).verdict.verdict
+                head.judge_with(event, Some(embedding_of(i)?)).verdict.verdict
             } else {
                 lexical.verdict.verdict
             };
@@ -253,12 +265,12 @@ fn text_key(text: &str) -> String {
     format!("{:x}", sha2::Sha256::digest(text.as_bytes()))[..24].to_string()
 }
 
-/// The model's embedding of every corpus event's rendering, from the cache where it has them
-/// and computed (unpaced, `threads` threads) where not; new ones are added to the cache.
+/// The model's embedding of each rendering (key, text), from the cache where it has them and
+/// computed (unpaced, `threads` threads) where not; new ones are added to the cache.
 fn embed_corpus(
     path: &std::path::Path,
     sha: &str,
-    split: &Split,
+    renderings: &[(String, String)],
     threads: u32,
 ) -> anyhow::Result<std::collections::HashMap<String, Vec<f32>>> {
     use sotto_analyze::head::embedding;
@@ -275,15 +287,9 @@ fn embed_corpus(
             }
         }
     }
-    let mut wanted: Vec<(String, String)> = Vec::new();
-    for item in &split.items {
-        let event = item.parse().map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
-        let text = embedding::text(&event);
-        let key = text_key(&text);
-        if !known.contains_key(&key) && !wanted.iter().any(|(k, _)| *k == key) {
-            wanted.push((key, text));
-        }
-    }
+    let mut seen = std::collections::HashSet::new();
+    let wanted: Vec<&(String, String)> =
+        renderings.iter().filter(|(key, _)| !known.contains_key(key) && seen.insert(key)).collect();
     if wanted.is_empty() {
         eprintln!("head: {} embeddings from {}", known.len(), cache.display());
         return Ok(known);
@@ -300,10 +306,10 @@ fn embed_corpus(
     let started = std::time::Instant::now();
     let mut tokens = 0usize;
     for (key, text) in wanted {
-        let (e, stats) = engine.embed_blocking(Request::embed(text))?;
+        let (e, stats) = engine.embed_blocking(Request::embed(text.as_str()))?;
         tokens += stats.prompt_tokens;
-        writeln!(file, "{}", serde_json::to_string(&(&key, &e))?)?;
-        known.insert(key, e);
+        writeln!(file, "{}", serde_json::to_string(&(key, &e))?)?;
+        known.insert(key.clone(), e);
         bar.inc(1);
     }
     bar.finish_and_clear();
