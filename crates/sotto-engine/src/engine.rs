@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use sotto_models::memory::{KvType, MemoryEstimate};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
+use crate::Tokenizer;
 use crate::queue::Job;
 use crate::worker::{self, Shared};
 use crate::{EngineError, Event, Request, Stats, StepHook, TemplateChoice, TemplateUsed};
@@ -52,14 +53,14 @@ pub struct EngineConfig {
 
 impl EngineConfig {
     /// Defaults for `model`: one thread per phase (the peak budget on a 2-core machine),
-    /// 32-token chunks, a queue of 8.
+    /// Chunks of up to 128 tokens, a queue of 8.
     pub fn new(model: impl Into<PathBuf>) -> Self {
         EngineConfig {
             model: model.into(),
             n_ctx: 0,
             threads: 1,
             threads_batch: 1,
-            chunk: 32,
+            chunk: 128,
             queue: 8,
             template: TemplateChoice::Auto,
             kv_type: KvType::F16,
@@ -154,12 +155,14 @@ pub struct Engine {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     info: ModelInfo,
+    tokenizer: Option<Tokenizer>,
 }
 
 impl Engine {
     /// Start the engine thread and wait until the model is loaded (or failed to load).
     pub fn start(config: EngineConfig, hook: Box<dyn StepHook>) -> Result<Self, EngineError> {
         config.validate()?;
+        let model = config.model.clone();
         let shared = Arc::new(Shared::new(config.queue));
         let (ready_tx, ready_rx) = mpsc::channel();
         let for_thread = shared.clone();
@@ -168,7 +171,12 @@ impl Engine {
             .spawn(move || worker::run(config, hook, ready_tx, for_thread))
             .map_err(|e| EngineError::Context(format!("cannot spawn the engine thread: {e}")))?;
         match ready_rx.recv() {
-            Ok(Ok(info)) => Ok(Engine { shared, thread: Some(thread), info }),
+            Ok(Ok(info)) => {
+                let tokenizer = Tokenizer::load(&model)
+                    .inspect_err(|e| tracing::warn!(error = %e, "no tokenizer: prompt costs are bounded in bytes"))
+                    .ok();
+                Ok(Engine { shared, thread: Some(thread), info, tokenizer })
+            }
             Ok(Err(e)) => {
                 let _ = thread.join();
                 Err(e)
@@ -183,6 +191,12 @@ impl Engine {
     /// The loaded model and the settings it runs with.
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// Tokens in `text` for this model, counted on the calling thread (never waits for the
+    /// engine); `None` when the vocabulary could not be loaded.
+    pub fn count_tokens(&self, text: &str) -> Option<usize> {
+        self.tokenizer.as_ref().map(|t| t.count(text))
     }
 
     /// Queue depth, whether a request runs, whether the model is loaded. Never blocks on the

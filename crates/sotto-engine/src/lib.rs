@@ -18,6 +18,7 @@ mod queue;
 mod request;
 mod template;
 mod text;
+mod tokenizer;
 mod worker;
 
 pub use engine::{Engine, EngineConfig, EngineStatus, ModelInfo};
@@ -30,3 +31,4 @@ pub use request::{
 pub use sotto_governor::process_cpu_time;
 pub use sotto_models::memory::{KvType, MemoryEstimate};
 pub use template::{TemplateChoice, TemplateUsed, render_completion};
+pub use tokenizer::Tokenizer;

@@ -228,12 +228,7 @@ pub enum Event {
     Failed(EngineError),
 }
 
-/// The phase the engine has just finished a step of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Prefill,
-    Decode,
-}
+pub use sotto_governor::Phase;
 
 /// Called on the engine thread between every prefill chunk and every generated token: the
 /// place where the governor paces. It may sleep; it must not spin.
@@ -244,8 +239,8 @@ pub trait StepHook: Send {
     /// A request of `priority` is about to be evaluated.
     fn on_request_start(&mut self, _priority: Priority) {}
 
-    /// How many prompt tokens the next prefill chunk should hold, at most `max`.
-    fn next_chunk(&mut self, max: usize) -> usize {
+    /// How many prompt tokens the next chunk of `phase` should hold, at most `max`.
+    fn next_chunk(&mut self, _phase: Phase, max: usize) -> usize {
         max
     }
 
@@ -267,12 +262,12 @@ impl StepHook for sotto_governor::Governor {
         sotto_governor::Governor::on_request_start(self, urgency);
     }
 
-    fn next_chunk(&mut self, max: usize) -> usize {
-        sotto_governor::Governor::next_chunk(self, max)
+    fn next_chunk(&mut self, phase: Phase, max: usize) -> usize {
+        sotto_governor::Governor::next_chunk(self, phase, max)
     }
 
     fn after_step(&mut self, phase: Phase, tokens: usize) {
-        sotto_governor::Governor::after_step(self, phase == Phase::Prefill, tokens);
+        sotto_governor::Governor::after_step(self, phase, tokens);
     }
 }
 

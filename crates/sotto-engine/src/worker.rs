@@ -74,7 +74,7 @@ impl Shared {
 }
 
 /// llama.cpp's backend may be initialised once per process; every engine shares it.
-fn backend() -> Result<&'static LlamaBackend, EngineError> {
+pub(crate) fn backend() -> Result<&'static LlamaBackend, EngineError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
@@ -575,7 +575,7 @@ impl<'m> Worker<'m> {
             if reply.is_closed() || self.shared.cancel.load(Ordering::Relaxed) {
                 return Err(EngineError::Stopped);
             }
-            let size = self.hook.next_chunk(chunk_cap).clamp(1, chunk_cap);
+            let size = self.hook.next_chunk(Phase::Outputs, chunk_cap).clamp(1, chunk_cap);
             let chunk = &tokens[start..(start + size).min(tokens.len())];
             e.batch.clear();
             for (j, &token) in chunk.iter().enumerate() {
@@ -592,7 +592,7 @@ impl<'m> Worker<'m> {
                 }
             }
             start += chunk.len();
-            self.hook.after_step(Phase::Prefill, chunk.len());
+            self.hook.after_step(Phase::Outputs, chunk.len());
         }
         let norm = sum.iter().map(|v| v * v).sum::<f64>().sqrt();
         let embedding: Vec<f32> = sum.iter().map(|v| if norm > 0.0 { (v / norm) as f32 } else { 0.0 }).collect();
@@ -764,7 +764,7 @@ impl<'m> Worker<'m> {
             if self.gone(reply) {
                 return Ok(None);
             }
-            let mut size = self.hook.next_chunk(self.chunk).clamp(1, self.chunk);
+            let mut size = self.hook.next_chunk(Phase::Prefill, self.chunk).clamp(1, self.chunk);
             if let Some(b) = snapshot_at.filter(|&b| start < b) {
                 size = size.min(b - start);
             }
@@ -897,7 +897,7 @@ impl<'m> Worker<'m> {
             let inputs = &tokens[..tokens.len() - 1];
             let mut start = 0;
             while start < inputs.len() {
-                let size = self.hook.next_chunk(self.chunk).clamp(1, self.chunk);
+                let size = self.hook.next_chunk(Phase::Outputs, self.chunk).clamp(1, self.chunk);
                 let chunk = &inputs[start..(start + size).min(inputs.len())];
                 self.batch.clear();
                 for (j, &t) in chunk.iter().enumerate() {
@@ -909,7 +909,7 @@ impl<'m> Worker<'m> {
                     total += log_softmax_row(self.ctx.get_logits_ith(j as i32))(tokens[start + j + 1].0);
                 }
                 start += chunk.len();
-                self.hook.after_step(Phase::Prefill, chunk.len());
+                self.hook.after_step(Phase::Outputs, chunk.len());
             }
             if !inputs.is_empty() {
                 self.ctx

@@ -8,12 +8,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::clock::process_cpu_time;
-use crate::pacer::{Pacer, ThreadPlan, chunk_for};
+use crate::pacer::{Pacer, ThreadPlan, chunk_for, step_target};
 use crate::{Budgets, SchedClass, Urgency};
 
-/// Wall time one prefill chunk should take: well under the 100 ms window, so that work and
-/// rest interleave inside every window.
-pub const STEP_TARGET: Duration = Duration::from_millis(50);
+/// What the engine has just done a step of. The cost of a prompt token differs by an order of
+/// magnitude between a plain prefill (one output, at the end) and a chunk whose every token
+/// produces an output (embeddings, scoring: with Gemma 3's 262k-word vocabulary the output
+/// layer is most of the work), so each kind learns its own cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A prompt chunk with at most one output.
+    Prefill,
+    /// A prompt chunk whose every token produces an output (an embedding or logits).
+    Outputs,
+    /// One generated token.
+    Decode,
+}
 
 /// Counters the governor shares with whoever reports (metrics, bench).
 #[derive(Debug, Default)]
@@ -28,10 +38,14 @@ pub struct Governor {
     class: SchedClass,
     plan: ThreadPlan,
     pacer: Pacer,
+    cpus: f64,
+    /// The mean budget of the request being evaluated.
+    mean: f64,
     epoch: Instant,
     step_started: Instant,
-    /// Smoothed wall time per prompt token, learned from the chunks run so far.
-    per_token: Option<Duration>,
+    /// Smoothed wall time per prompt token of [`Phase::Prefill`] and [`Phase::Outputs`]
+    /// chunks, learned from the chunks run so far.
+    per_token: [Option<Duration>; 2],
     stats: Arc<GovernorStats>,
 }
 
@@ -44,9 +58,11 @@ impl Governor {
             class,
             plan: ThreadPlan::from_budgets(budgets.cpu_mean, budgets.cpu_peak, cpus),
             pacer: Pacer::new(budgets.cpu_mean, budgets.cpu_peak, cpus),
+            cpus,
+            mean: budgets.cpu_mean,
             epoch: now,
             step_started: now,
-            per_token: None,
+            per_token: [None; 2],
             stats: Arc::default(),
         }
     }
@@ -78,25 +94,41 @@ impl Governor {
     pub fn on_request_start(&mut self, urgency: Urgency) {
         let now = self.now();
         self.pacer.begin(now, process_cpu_time());
-        self.pacer.set_mean(self.budgets.mean_for(urgency));
+        self.mean = self.budgets.mean_for(urgency);
+        self.pacer.set_mean(self.mean);
         self.step_started = Instant::now();
     }
 
-    /// How many prompt tokens the next chunk should hold, at most `max`.
-    pub fn next_chunk(&self, max: usize) -> usize {
-        match self.per_token {
-            // Until the first chunk is measured, start small.
-            None => max.min(8),
-            Some(t) => chunk_for(t, STEP_TARGET, max),
+    fn learned(phase: Phase) -> Option<usize> {
+        match phase {
+            Phase::Prefill => Some(0),
+            Phase::Outputs => Some(1),
+            Phase::Decode => None,
         }
     }
 
-    /// A step of `tokens` tokens has finished; learn its cost and rest if the budget says so.
-    pub fn after_step(&mut self, prefill: bool, tokens: usize) {
+    /// How many prompt tokens the next chunk of `phase` should hold, at most `max`: as many
+    /// as take [`step_target`]'s wall time at the learned cost.
+    pub fn next_chunk(&self, phase: Phase, max: usize) -> usize {
+        let Some(target) = step_target(self.plan.prefill, self.mean, self.budgets.cpu_peak, self.cpus) else {
+            return max.max(1);
+        };
+        match Self::learned(phase).and_then(|i| self.per_token[i]) {
+            // Until the first chunk is measured, start small.
+            None => max.clamp(1, 8),
+            Some(t) => chunk_for(t, target, max),
+        }
+    }
+
+    /// A step of `tokens` tokens of `phase` has finished; learn its cost and rest if the
+    /// budget says so.
+    pub fn after_step(&mut self, phase: Phase, tokens: usize) {
         let took = self.step_started.elapsed();
-        if prefill && tokens > 0 {
+        if let Some(i) = Self::learned(phase)
+            && tokens > 0
+        {
             let t = took / tokens as u32;
-            self.per_token = Some(match self.per_token {
+            self.per_token[i] = Some(match self.per_token[i] {
                 None => t,
                 Some(old) => (old * 3 + t) / 4,
             });

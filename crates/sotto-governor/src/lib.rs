@@ -16,7 +16,7 @@ pub mod sched;
 pub use budget::{Budgets, Urgency, parse_bytes, parse_percent};
 pub use cgroup::CgroupMode;
 pub use clock::process_cpu_time;
-pub use governor::{Governor, GovernorStats};
+pub use governor::{Governor, GovernorStats, Phase};
 pub use machine::{Machine, available_cpus};
 pub use pacer::{Pacer, ThreadPlan};
 pub use sched::SchedClass;

@@ -4,9 +4,10 @@
 //!   than the budget allows, so no 100 ms window can exceed it.
 //! - The **mean** budget is held by a token bucket over the process's CPU time. It refills at
 //!   `mean × cpus` CPU-seconds per wall second; when a step overdraws it the engine sleeps
-//!   exactly long enough to pay the debt back. Steps are kept short (see [`chunk_for`]) so
-//!   that work and sleep interleave inside each 100 ms window instead of alternating whole
-//!   busy and idle windows.
+//!   exactly long enough to pay the debt back. A step is never so long that the rest after
+//!   it fills a whole 100 ms window (see [`step_target`]): an idle window would leave the
+//!   active period (MEASURING.md), and the mean over the windows left would rise above the
+//!   budget.
 
 use std::time::Duration;
 
@@ -124,6 +125,34 @@ impl Pacer {
     }
 }
 
+/// Longest rest after one step: under one window, with a margin, so that every window of a
+/// request holds some work and the mean over the active windows is the budget.
+pub const REST_MAX: Duration = Duration::from_millis(70);
+
+/// Wall time one prompt chunk should take, or `None` for no limit (as large as the batch).
+///
+/// `threads` busy threads on `cpus` CPUs run `threads / cpus` of the machine while they work.
+/// - When that is within the `peak` budget, the thread plan alone holds every window under
+///   the peak, so a chunk only has to leave room for its rest: a chunk of `W` at duty cycle
+///   `d = mean × cpus / threads` is followed by `W (1 − d) / d` of rest, which must stay
+///   under [`REST_MAX`]. Larger chunks run matrix kernels at full efficiency (a handful of
+///   tokens per batch ran prefill 31–38% slower than llama.cpp's own server, issue 13).
+///   When the mean needs no rest at all (`d ≥ 1`), there is no limit.
+/// - When one thread alone is over the peak (a peak under `1 / cpus`), a window may hold
+///   only `peak × cpus / threads` of work: the chunk is that share of one window.
+pub fn step_target(threads: u32, mean: f64, peak: f64, cpus: f64) -> Option<Duration> {
+    let threads = f64::from(threads.max(1));
+    let load = threads / cpus;
+    if load > peak + 1e-9 {
+        return Some(WINDOW.mul_f64((peak / load).clamp(0.05, 1.0)));
+    }
+    let duty = mean * cpus / threads;
+    if duty >= 1.0 - 1e-9 {
+        return None;
+    }
+    Some(REST_MAX.mul_f64(duty / (1.0 - duty)))
+}
+
 /// Prompt tokens per chunk so that one chunk costs about `target` of wall time at the measured
 /// `per_token` cost, within `1..=max`.
 pub fn chunk_for(per_token: Duration, target: Duration, max: usize) -> usize {
@@ -231,6 +260,23 @@ mod tests {
         let s = p.after_step(Duration::from_secs(60) + ms(200), ms(200));
         // 200 ms used, 30 ms capacity + 140 ms earned during the step -> 30 ms of debt at 0.7.
         assert!((s.as_secs_f64() - 0.030 / 0.7).abs() < 1e-3, "{s:?}");
+    }
+
+    #[test]
+    fn steps_are_as_long_as_the_budget_allows() {
+        // 1 thread on 2 CPUs is 50%: the plan holds a 50% peak, and a 35% mean is a 70% duty
+        // cycle, so 163 ms of work is followed by the longest rest, 70 ms.
+        let w = step_target(1, 0.35, 0.5, 2.0).unwrap();
+        assert!((w.as_secs_f64() - 0.070 * 0.7 / 0.3).abs() < 1e-6, "{w:?}");
+        let rest = w.mul_f64(0.3 / 0.7);
+        assert!(rest <= REST_MAX && rest < WINDOW, "the rest leaves no window idle: {rest:?}");
+        // Ungoverned, or a mean the threads never exceed: chunks as large as the batch.
+        assert_eq!(step_target(2, 1.0, 1.0, 2.0), None);
+        assert_eq!(step_target(1, 0.5, 0.5, 2.0), None);
+        // A 20% peak on 2 CPUs: one thread is 50%, so a window may hold 40 ms of its work.
+        assert_eq!(step_target(1, 0.1, 0.2, 2.0), Some(ms(40)));
+        // A low mean: short steps, so the rests between them stay short too.
+        assert!(step_target(1, 0.05, 0.5, 2.0).unwrap() < ms(10));
     }
 
     #[test]

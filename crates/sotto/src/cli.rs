@@ -210,7 +210,7 @@ pub struct BenchGovernorArgs {
     #[arg(long, default_value_t = 32)]
     pub max_tokens: u32,
     /// Largest prefill chunk; the governor sizes chunks below it
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 128)]
     pub chunk: u32,
     /// Seconds of idle measured after each model's stream
     #[arg(long, default_value_t = 30)]
@@ -283,8 +283,8 @@ pub struct GenerateArgs {
     pub threads_batch: Option<u32>,
     #[command(flatten)]
     pub budget: BudgetArgs,
-    /// Prompt tokens per decode call
-    #[arg(long, default_value_t = 32)]
+    /// Most prompt tokens per decode call; the governor sizes chunks up to it
+    #[arg(long, default_value_t = 128)]
     pub chunk: u32,
     /// Context window in tokens (0: the model's, capped at 4096)
     #[arg(long, default_value_t = 0)]

@@ -89,7 +89,7 @@ pub const KEYS: &[Key] = &[
     key("server.default_deadline", "none", Text, "queue deadline for requests that set none"),
     key("model.path", sotto_models::catalog::DEFAULT_MODEL, Text, "catalog id or GGUF file path"),
     key("model.n_ctx", "0", Integer, "context window in tokens (0: the model's, at most 4096)"),
-    key("model.chunk", "32", Integer, "largest prefill chunk in tokens"),
+    key("model.chunk", "128", Integer, "largest prefill chunk in tokens (the governor sizes each chunk up to it)"),
     key("model.threads", "auto", Integer, "generation threads (auto: planned from budget.cpu_peak)"),
     key("model.threads_batch", "auto", Integer, "prefill threads (auto: planned from budget.cpu_peak)"),
     key("model.kv_type", "f16", Text, "KV cache element type: f16, q8_0 or q4_0"),
@@ -344,7 +344,7 @@ impl Config {
             model: Model {
                 path: sotto_models::catalog::DEFAULT_MODEL.to_string(),
                 n_ctx: 0,
-                chunk: 32,
+                chunk: 128,
                 threads: None,
                 threads_batch: None,
                 kv_type: KvType::F16,

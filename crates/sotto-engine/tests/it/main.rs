@@ -231,8 +231,14 @@ fn bad_model_files_give_clear_errors() {
 
 #[test]
 fn memory_budget_is_checked_before_loading_and_names_what_fits() {
-    let config =
-        EngineConfig { n_ctx: 8192, mem_budget: Some(250 << 20), prefix_cache: 0, ..EngineConfig::new(smollm()) };
+    // 32-token chunks keep the activations small, so that the KV cache is what does not fit.
+    let config = EngineConfig {
+        n_ctx: 8192,
+        chunk: 32,
+        mem_budget: Some(250 << 20),
+        prefix_cache: 0,
+        ..EngineConfig::new(smollm())
+    };
     match Engine::start(config, Box::new(NoPacing)) {
         Err(EngineError::MemoryBudget(msg)) => {
             assert!(msg.contains("but the memory budget is 250 MiB"), "{msg}");
@@ -537,4 +543,21 @@ fn a_panic_fails_its_request_and_the_engine_reloads_and_serves_the_next() {
     let status = engine.status();
     assert!(!status.down && status.loaded, "{status:?}");
     assert_eq!((status.panics, status.loads), (1, 2), "{status:?}");
+}
+
+#[test]
+fn the_tokenizer_counts_what_the_engine_evaluates() {
+    let engine = start(EngineConfig::new(smollm()));
+    for text in ["whoami /all", "powershell -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIAA=", "😀😀😀 héllo"] {
+        let counted = engine.count_tokens(text).expect("the vocabulary loads with the model");
+        let (_, stats) = engine.generate_blocking(Request::new(Prompt::Text(text.into()), 1)).unwrap();
+        // The engine may add a beginning-of-sequence token; the count never does.
+        assert!(
+            stats.prompt_tokens == counted || stats.prompt_tokens == counted + 1,
+            "{text:?}: counted {counted}, evaluated {}",
+            stats.prompt_tokens
+        );
+    }
+    let emoji = engine.count_tokens(&"😀".repeat(100)).unwrap();
+    assert!(emoji > 100, "emoji cost more than one token each: {emoji}");
 }
