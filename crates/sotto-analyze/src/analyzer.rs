@@ -311,6 +311,15 @@ impl Analyzer {
         self.cx.options
     }
 
+    /// Cache what every rationale shares before the first one is asked for (head design; the
+    /// other designs have nothing to warm). Runs at background priority: any event comes first.
+    pub async fn prewarm(&self) -> Result<(), AnalyzeError> {
+        match &self.route {
+            Route::Head(d) => d.prewarm(&self.cx).await,
+            _ => Ok(()),
+        }
+    }
+
     /// Analyse one event.
     pub async fn analyze(&self, event: &Event, detail: Detail, admission: Admission) -> Result<Analysis, AnalyzeError> {
         let started = Instant::now();

@@ -99,6 +99,8 @@ pub fn run(options: &Options) -> anyhow::Result<Value> {
         EngineConfig { threads: plan.decode, threads_batch: plan.prefill, ..EngineConfig::new(&options.model) };
     let engine = Arc::new(Engine::start(config, Box::new(governor))?);
     let analyzer = Arc::new(sotto_analyze::Analyzer::new(engine.clone(), sotto_analyze::Options::default()));
+    // As `sotto serve` does at start: the rationale prompt's shared part is cached first.
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(analyzer.prewarm())?;
     let gov = Governance::new(&budgets, cpus, plan.decode, plan.prefill);
     let name = ModelName { id: options.model_id.clone(), aliases: Vec::new(), created: 0 };
     let state = AppState::new(engine, Some(analyzer), name, Settings::default(), gov, paced);

@@ -136,6 +136,20 @@ async fn the_head_answers_without_inference_and_the_model_explains_on_request() 
     assert!(loud.verdict.rationale.is_some(), "flagged: explained under rationale=flagged");
 }
 
+#[tokio::test]
+async fn after_prewarming_the_first_rationale_evaluates_only_its_event() {
+    for id in ["smollm2-135m", "gemma3-270m"] {
+        let engine = engine(id);
+        let a = analyzer(&engine, Mode::Head);
+        a.prewarm().await.unwrap();
+        let explained = a.analyze(&download(), Detail::Full, Admission::default()).await.unwrap();
+        let fresh = explained.prompt_tokens - explained.cached_tokens;
+        assert!(explained.cached_tokens > 200, "{id}: the instructions and examples are cached: {explained:?}");
+        assert!(fresh <= 150, "{id}: only the event, its verdict and evidence are evaluated: {explained:?}");
+        assert!(explained.verdict.rationale.is_some(), "{id}: {explained:?}");
+    }
+}
+
 /// Launches between plainly fine and plainly bad: admin and recon commands, scripts run by the
 /// task scheduler, installers piped from the web.
 fn mixed_events() -> Vec<Event> {

@@ -142,8 +142,17 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     };
     let governance = Governance { cgroup_cpus, ..Governance::new(&budgets, cpus, info.threads, info.threads_batch) };
     let name = model_name(&path);
+    let warm = analyzer.clone();
     let state = AppState::new(engine, Some(analyzer), name.clone(), settings, governance, paced);
     runtime.block_on(async {
+        // The rationale prompt's shared part, evaluated once at background priority (loaded
+        // from the prefix directory when an earlier run persisted it).
+        tokio::spawn(async move {
+            match warm.prewarm().await {
+                Ok(()) => tracing::info!("rationale prompt cached"),
+                Err(e) => tracing::warn!(error = %e, "could not cache the rationale prompt"),
+            }
+        });
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
