@@ -78,6 +78,7 @@ pub const KEYS: &[Key] = &[
     key("server.token", "", Secret, "bearer token for /v1 and /metrics, at least 16 characters"),
     key("server.token_file", "", Text, "file holding the bearer token (instead of server.token)"),
     key("server.max_body", "1MiB", Text, "largest request body; larger ones get 413 (at least 1KiB)"),
+    key("server.sandbox", "auto", Text, "filesystem sandbox (Landlock): off, auto (where the kernel has it), require"),
     key(
         "server.max_tokens",
         "2048",
@@ -211,6 +212,8 @@ pub struct Server {
     pub token: Option<String>,
     /// Lets the token stay out of the config file, the environment and the unit file.
     pub token_file: Option<PathBuf>,
+    /// Whether `serve` sandboxes its own filesystem access.
+    pub sandbox: crate::sandbox::Mode,
     pub max_body: u64,
     /// Cap on generated tokens per request.
     pub max_tokens: u32,
@@ -335,6 +338,7 @@ impl Config {
                 allow_remote: false,
                 token: None,
                 token_file: None,
+                sandbox: crate::sandbox::Mode::Auto,
                 max_body: 1 << 20,
                 max_tokens: 2048,
                 queue: 8,
@@ -400,6 +404,7 @@ impl Config {
             "server.allow_remote" => s.allow_remote = parse_bool(v)?,
             "server.token" => s.token = unless(v, &[""], check_token)?,
             "server.token_file" => s.token_file = unless(v, &[""], |p| Ok(PathBuf::from(p)))?,
+            "server.sandbox" => s.sandbox = v.parse()?,
             "server.max_body" => s.max_body = bytes(v, 1 << 10)?,
             "server.max_tokens" => s.max_tokens = parse_int(v, 1, 65536)?,
             "server.queue" => s.queue = parse_int(v, 1, 1024)?,
@@ -626,6 +631,7 @@ impl Config {
             "server.allow_remote" => s.allow_remote.to_string(),
             "server.token" => s.token.clone().unwrap_or_default(),
             "server.token_file" => path(&s.token_file),
+            "server.sandbox" => s.sandbox.to_string(),
             "server.max_body" => format_bytes(s.max_body),
             "server.max_tokens" => s.max_tokens.to_string(),
             "server.queue" => s.queue.to_string(),

@@ -11,6 +11,7 @@ use clap::Parser;
 mod cli;
 mod cmd;
 mod config;
+mod sandbox;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

@@ -5,7 +5,7 @@
 //! lets the load return, then exits 0 without serving (with the default action it killed the
 //! process).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -92,8 +92,32 @@ pub fn apply_cgroup(mode: CgroupMode, cpus: f64) -> anyhow::Result<Option<f64>> 
     }
 }
 
+/// What the sandboxed daemon may read and write: the model and the models directory, an
+/// explicit head file, what the governor and llama.cpp read (`/proc`, `/sys`), and the state
+/// directory (the prefix cache), created first; with `budget.cgroup`, the cgroup tree too.
+fn sandbox_paths(config: &Config, models_dir: &Path) -> anyhow::Result<crate::sandbox::Allowed> {
+    let model = store::resolve(Some(&config.model.path), models_dir);
+    let mut read = vec![models_dir.to_path_buf(), PathBuf::from("/proc"), PathBuf::from("/sys")];
+    read.extend(model.parent().map(Path::to_path_buf));
+    read.extend(std::fs::canonicalize(&model).ok().and_then(|m| m.parent().map(Path::to_path_buf)));
+    read.extend(config.analyze.head.clone());
+    read.sort();
+    read.dedup();
+    let mut write = vec![state_dir()];
+    write.extend(config.cache.dir.clone());
+    if config.budget.cgroup != CgroupMode::Off {
+        write.push(PathBuf::from("/sys/fs/cgroup"));
+    }
+    for dir in &write {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(crate::sandbox::Allowed { read, write })
+}
+
 pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let config = args.load()?;
+    // Before any thread starts: Landlock holds for the threads started after it.
+    crate::sandbox::apply(config.server.sandbox, &sandbox_paths(&config, models_dir)?)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("sotto-http")
