@@ -429,8 +429,8 @@ pub fn run(
             None => {
                 save(&mut follower, out)?;
                 (unsaved, since) = (0, Instant::now());
-                // A changed symlink target is watched before the wait; what changed before
-                // the watch was in place is read first.
+                // A new symlink target is watched before the wait; what changed before the
+                // watch was in place is read first.
                 if !waiter.watch(&follower.watch_paths()) {
                     waiter.wait();
                 }

@@ -119,17 +119,22 @@ pub fn channel(check_every: Duration) -> (Stop, Waiter) {
 }
 
 impl Waiter {
-    /// Wake for changes to `paths` (absolute): their directories are watched. True when the
-    /// watched directories changed (a symlink now points elsewhere): what happened before the
-    /// new watch was in place was not seen, so the caller reads once more before waiting.
+    /// Wake for changes to `paths` (absolute): their directories are watched. True when that
+    /// changed anything (a symlink now points elsewhere): events before the change were
+    /// filtered by the old paths, so the caller reads once more before waiting.
     pub fn watch(&mut self, paths: &[PathBuf]) -> bool {
-        *self.interest.lock().unwrap_or_else(|e| e.into_inner()) = paths.to_vec();
+        {
+            let mut interest = self.interest.lock().unwrap_or_else(|e| e.into_inner());
+            if interest.as_slice() == paths {
+                return false;
+            }
+            *interest = paths.to_vec();
+        }
         let mut dirs: Vec<PathBuf> = paths.iter().filter_map(|p| p.parent().map(PathBuf::from)).collect();
         dirs.dedup();
-        if dirs == self.dirs {
-            return false;
+        if dirs != self.dirs {
+            self.rewatch(dirs);
         }
-        self.rewatch(dirs);
         true
     }
 
@@ -229,6 +234,10 @@ mod tests {
         let (_stop, mut waiter) = channel(NEVER);
         assert!(waiter.watch(std::slice::from_ref(&log)));
         assert!(!waiter.watch(std::slice::from_ref(&log)), "the same watch again changes nothing");
+        // Another path in the same directory (a symlink re-pointed): no new watch, but events
+        // were filtered by the old path until now, so the caller must look once more.
+        let elsewhere = log.with_file_name("b.jsonl");
+        assert!(waiter.watch(&[log.clone(), elsewhere]));
         let rx = wait_in_background(waiter);
         use std::io::Write;
         std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(b"{}\n").unwrap();
