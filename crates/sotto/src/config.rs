@@ -129,6 +129,12 @@ pub const KEYS: &[Key] = &[
         "event fields longer than this many characters or bytes (a bound on tokens) are cut and marked",
     ),
     key("analyze.retrieve", "0", Integer, "similar bank examples shown to the model before the event (0: none)"),
+    key(
+        "analyze.follow_check",
+        "2s",
+        Text,
+        "--follow: how often a quiet file is looked at without a change notification (a safety net, e.g. for network filesystems)",
+    ),
 ];
 
 /// The key named `name`, if there is one.
@@ -273,6 +279,9 @@ pub struct Analyze {
     pub max_field_chars: usize,
     /// Bank examples retrieved per event.
     pub retrieve: usize,
+    /// `--follow` waits on change notifications; this is the longest wait without one, in
+    /// case one was missed (a watched directory replaced, a filesystem without notifications).
+    pub follow_check: Duration,
 }
 
 /// The effective configuration.
@@ -373,6 +382,7 @@ impl Config {
                 head: None,
                 max_field_chars: 2000,
                 retrieve: sotto_analyze::DEFAULT_RETRIEVE,
+                follow_check: Duration::from_secs(2),
             },
             sources: KEYS.iter().map(|k| (k.name, Source::Default)).collect(),
             file: None,
@@ -443,6 +453,12 @@ impl Config {
             "analyze.head" => a.head = unless(v, &[""], |p| Ok(PathBuf::from(p)))?,
             "analyze.max_field_chars" => a.max_field_chars = parse_int(v, 1, 1_000_000)?,
             "analyze.retrieve" => a.retrieve = parse_int(v, 0, 16)?,
+            "analyze.follow_check" => {
+                a.follow_check = parse_duration(v)?;
+                if a.follow_check < Duration::from_millis(100) {
+                    return Err("under 100ms the follower would poll; notifications do the work".into());
+                }
+            }
             _ => unreachable!("every key in KEYS has a parser"),
         }
         Ok(())
@@ -667,6 +683,7 @@ impl Config {
             "analyze.head" => path(&a.head),
             "analyze.max_field_chars" => a.max_field_chars.to_string(),
             "analyze.retrieve" => a.retrieve.to_string(),
+            "analyze.follow_check" => format_duration(a.follow_check),
             _ => String::new(),
         }
     }

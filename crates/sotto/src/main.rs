@@ -3,6 +3,8 @@
 //! Thin on purpose: each subcommand lives in `cmd/`, and turns its arguments into the library
 //! crates' validated configuration in one place.
 
+#![forbid(unsafe_code)]
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -11,6 +13,7 @@ use clap::Parser;
 mod cli;
 mod cmd;
 mod config;
+mod follow;
 mod sandbox;
 
 fn main() -> ExitCode {

@@ -1,16 +1,14 @@
 //! `sotto analyze`: endpoint events in (JSONL from stdin or a file, or raw auditd text), verdict
-//! JSONL out. With `--follow`, it tails a growing log and keeps its read offset in the state
-//! directory, so a restart resumes where it stopped.
+//! JSONL out. With `--follow`, it tails a growing log through rotations and restarts
+//! (`crate::follow`).
 //!
-//! Must not: lose a line it could not read (it gets an error line, and the run goes on), or
-//! poll while the followed file is quiet (it blocks on inotify on Linux).
+//! Must not: lose a line it could not read (it gets an error line, and the run goes on).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use serde_json::json;
@@ -20,6 +18,7 @@ use sotto_events::Event;
 
 use crate::cli::AnalyzeArgs;
 use crate::config::state_dir;
+use crate::follow;
 
 /// Load the model for a one-shot command (analyze, eval) under the configured budgets.
 pub fn start_engine(models_dir: &Path, config: &crate::config::Config) -> anyhow::Result<Arc<Engine>> {
@@ -60,17 +59,22 @@ pub fn run(models_dir: &Path, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     }
     let detail: Detail =
         args.detail.as_deref().unwrap_or(&config.analyze.detail).parse().map_err(anyhow::Error::msg)?;
-    if args.follow {
-        // Before the (slow) model load, so that a stop during it is a clean stop too.
-        install_stop_handlers();
-    }
+    // Before the (slow) model load, so that a stop during it is a clean stop too.
+    let stop = if args.follow {
+        let (stop, waiter) = follow::wake::channel(config.analyze.follow_check);
+        stop.on_signals()?;
+        Some((stop, waiter))
+    } else {
+        None
+    };
     let engine = start_engine(models_dir, &config)?;
     let analyzer = analyzer(engine, &config, args.mode.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    let stdout_file = stdout_file();
     let mut out = std::io::stdout().lock();
     let mut summary = Summary::new(progress_bar(&args.input, args.follow));
-    let mut handle = |n: usize, parsed: Result<Event, String>, out: &mut dyn Write| -> anyhow::Result<()> {
-        let line = match parsed {
+    let mut record = |n: u64, parsed: Result<Event, String>| -> anyhow::Result<serde_json::Value> {
+        Ok(match parsed {
             Ok(event) => match runtime.block_on(analyzer.analyze(&event, detail, Admission::default())) {
                 Ok(a) => {
                     summary.verdict(a.verdict.verdict);
@@ -90,15 +94,32 @@ pub fn run(models_dir: &Path, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
                 summary.say(&format!("sotto: line {n}: {e}"));
                 json!({ "line": n, "error": e })
             }
-        };
-        // Each verdict is written the moment it exists.
-        writeln!(out, "{line}")?;
+        })
+    };
+    // Each verdict is written the moment it exists.
+    let write = |out: &mut dyn Write, v: &serde_json::Value| -> anyhow::Result<()> {
+        writeln!(out, "{v}")?;
         out.flush()?;
         Ok(())
     };
+    let mut handle = |n: usize, parsed: Result<Event, String>, out: &mut dyn Write| -> anyhow::Result<()> {
+        write(out, &record(n as u64, parsed)?)
+    };
     let mut note = None;
     match (&args.input, args.follow) {
-        (Some(path), true) => follow(path, &mut |n, parsed, out| handle(n, parsed, out), &mut out)?,
+        (Some(path), true) => {
+            let (stop, waiter) = stop.expect("made for --follow");
+            let store = follow::OffsetStore::for_followed(&state_dir(), path);
+            let mut output = follow::Output { writer: &mut out, file: stdout_file };
+            follow::run(path, store, &stop, waiter, &mut output, &mut |line, out| {
+                let Some(parsed) = parse_bytes(&line.bytes) else { return Ok(()) };
+                let mut v = record(line.no, parsed)?;
+                // Joins the record to its line whichever file it was in, and tells a verdict
+                // repeated after a crash from a repeated event (same line, same hash).
+                v["line_sha256"] = json!(sha256_hex(&line.bytes));
+                write(out, &v)
+            })?
+        }
         (None, true) => anyhow::bail!("--follow needs a file to follow"),
         (Some(path), false) if path.as_os_str() != "-" && starts_with_evtx_magic(path) => {
             let mut records = sotto_events::read_evtx(path)?;
@@ -252,187 +273,32 @@ impl Summary {
     }
 }
 
-/// Where the read offset of `path` is kept: one small file per followed path.
-fn offset_file(path: &Path) -> PathBuf {
-    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in canonical.as_os_str().as_encoded_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+/// A line's event, or why it has none; `None` for a blank line, which gets no record. A line
+/// that is not UTF-8 is an error record, and reading goes on past it: one bad byte must not
+/// stop the follower, nor every restart after it.
+fn parse_bytes(bytes: &[u8]) -> Option<Result<Event, String>> {
+    match std::str::from_utf8(bytes) {
+        Err(e) => Some(Err(format!("line is not UTF-8 ({e})"))),
+        Ok(line) if line.trim().is_empty() => None,
+        Ok(line) => Some(sotto_events::parse_line(line.trim_end()).map_err(|e| e.to_string())),
     }
-    state_dir().join("follow").join(format!("{h:016x}.offset"))
 }
 
-/// The saved `(inode, offset)` of a followed file.
-fn load_offset(file: &Path) -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string(file).ok()?;
-    let mut it = text.split_whitespace().map(|v| v.parse::<u64>().ok());
-    Some((it.next()??, it.next()??))
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn save_offset(file: &Path, inode: u64, offset: u64) -> std::io::Result<()> {
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = file.with_extension("partial");
-    std::fs::write(&tmp, format!("{inode} {offset}\n"))?;
-    std::fs::rename(tmp, file)
-}
-
+/// Standard output as a file to sync before each follow checkpoint, when it is a regular file
+/// (`> verdicts.jsonl`): then a saved offset never runs ahead of the records on disk.
 #[cfg(unix)]
-fn inode(f: &File) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    f.metadata().map_or(0, |m| m.ino())
+fn stdout_file() -> Option<File> {
+    use std::os::fd::AsFd;
+    let file = File::from(std::io::stdout().as_fd().try_clone_to_owned().ok()?);
+    file.metadata().ok()?.is_file().then_some(file)
 }
 
 #[cfg(not(unix))]
-fn inode(_: &File) -> u64 {
-    0
-}
-
-/// What `follow` calls for each complete line: (line number, parsed event or error, output).
-type Handler<'a> = dyn FnMut(usize, Result<Event, String>, &mut dyn Write) -> anyhow::Result<()> + 'a;
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-/// Tail `path` line by line. The offset is saved after each line's verdict is written, so a
-/// restart after a clean stop (SIGTERM, Ctrl-C) neither skips nor repeats; after a crash, at
-/// most the line in progress is analysed again. A truncated or replaced file is read from
-/// its start.
-fn follow(path: &Path, handle: &mut Handler<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
-    let offsets = offset_file(path);
-    let mut watcher = Watcher::new(path);
-    let mut line_no = 0usize;
-    while !STOP.load(Ordering::Relaxed) {
-        let Ok(file) = File::open(path) else {
-            watcher.wait();
-            continue;
-        };
-        let ino = inode(&file);
-        let len = file.metadata()?.len();
-        let mut pos = match load_offset(&offsets) {
-            Some((saved_ino, off)) if saved_ino == ino && off <= len => off,
-            _ => 0,
-        };
-        let mut reader = BufReader::new(file);
-        reader.seek(SeekFrom::Start(pos))?;
-        tracing::info!(path = %path.display(), offset = pos, state = %offsets.display(), "following");
-        let mut buf = Vec::new();
-        loop {
-            if STOP.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            buf.clear();
-            let n = reader.read_until(b'\n', &mut buf)?;
-            if n > 0 && buf.ends_with(b"\n") {
-                pos += n as u64;
-                line_no += 1;
-                // A line that is not UTF-8 is an error record, and the offset moves past it:
-                // one bad byte must not stop the follower, nor every restart after it.
-                match std::str::from_utf8(&buf) {
-                    Ok(line) if line.trim().is_empty() => {}
-                    Ok(line) => {
-                        handle(line_no, sotto_events::parse_line(line.trim_end()).map_err(|e| e.to_string()), out)?
-                    }
-                    Err(e) => handle(line_no, Err(format!("line is not UTF-8 ({e})")), out)?,
-                }
-                save_offset(&offsets, ino, pos)?;
-                continue;
-            }
-            // A partial last line: leave it for when it is complete.
-            reader.seek(SeekFrom::Start(pos))?;
-            let replaced = match File::open(path) {
-                Ok(f) => inode(&f) != ino || f.metadata()?.len() < pos,
-                Err(_) => true,
-            };
-            if replaced {
-                tracing::info!(path = %path.display(), "the file was truncated or replaced; reading it from the start");
-                save_offset(&offsets, 0, 0)?;
-                break;
-            }
-            watcher.wait();
-        }
-    }
-    Ok(())
-}
-
-fn install_stop_handlers() {
-    #[cfg(unix)]
-    unsafe {
-        extern "C" fn on_signal(_: libc::c_int) {
-            STOP.store(true, Ordering::Relaxed);
-        }
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_signal as *const () as usize;
-        // No SA_RESTART: a blocking read returns EINTR, so the loop sees STOP at once.
-        action.sa_flags = 0;
-        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
-        libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
-    }
-}
-
-/// Blocks until the followed file may have changed: inotify on Linux (no CPU while quiet),
-/// a one-second sleep elsewhere.
-struct Watcher {
-    #[cfg(target_os = "linux")]
-    fd: libc::c_int,
-    dir: PathBuf,
-}
-
-impl Watcher {
-    fn new(path: &Path) -> Self {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-        #[cfg(target_os = "linux")]
-        {
-            // Watch the directory: it sees appends, and also a file that is created or
-            // replaced by rotation.
-            let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
-            if fd >= 0 {
-                let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap_or_default();
-                let mask = libc::IN_MODIFY | libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE;
-                if unsafe { libc::inotify_add_watch(fd, c.as_ptr(), mask) } < 0 {
-                    unsafe { libc::close(fd) };
-                    return Watcher { fd: -1, dir };
-                }
-            }
-            Watcher { fd, dir }
-        }
-        #[cfg(not(target_os = "linux"))]
-        Watcher { dir }
-    }
-
-    fn wait(&mut self) {
-        #[cfg(target_os = "linux")]
-        if self.fd >= 0 {
-            let mut buf = [0u8; 4096];
-            // Blocks in the kernel until something in the directory changes (or a signal).
-            let _ = unsafe { libc::read(self.fd, buf.as_mut_ptr().cast(), buf.len()) };
-            return;
-        }
-        let _ = &self.dir;
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    }
-}
-
-#[cfg(target_os = "linux")]
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        if self.fd >= 0 {
-            unsafe { libc::close(self.fd) };
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn offsets_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("x.offset");
-        assert_eq!(load_offset(&f), None);
-        save_offset(&f, 42, 1234).unwrap();
-        assert_eq!(load_offset(&f), Some((42, 1234)));
-    }
+fn stdout_file() -> Option<File> {
+    None
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 mod daemon;
+mod follow;
 
 fn sotto(args: &[&str], models: Option<&std::path::Path>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sotto"));
@@ -212,7 +213,7 @@ fn analyze_follow_resumes_after_a_restart_without_repeating() {
         while lines.len() < expected {
             assert!(read(&mut lines), "sotto stopped early");
         }
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        // SIGTERM: the line in progress (none here) is finished and the offset saved.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         while read(&mut lines) {}
         let status = child.wait().unwrap();
