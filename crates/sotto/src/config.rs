@@ -88,6 +88,9 @@ pub const KEYS: &[Key] = &[
     key("server.queue", "8", Integer, "requests waiting for the engine before 429 (1 to 1024)"),
     key("server.shutdown_grace", "10s", Text, "time in-flight requests get after SIGTERM"),
     key("server.default_deadline", "none", Text, "queue deadline for requests that set none"),
+    key("server.max_connections", "64", Integer, "connections open at once; one more is answered 503 (1 to 65536)"),
+    key("server.header_timeout", "10s", Text, "time a client has to send its headers; also the keep-alive idle time"),
+    key("server.body_timeout", "30s", Text, "time a client has to send a request body (408 after it)"),
     key("model.path", sotto_models::catalog::DEFAULT_MODEL, Text, "catalog id or GGUF file path"),
     key("model.n_ctx", "0", Integer, "context window in tokens (0: the model's, at most 4096)"),
     key("model.chunk", "128", Integer, "largest prefill chunk in tokens (the governor sizes each chunk up to it)"),
@@ -226,6 +229,10 @@ pub struct Server {
     pub queue: usize,
     pub shutdown_grace: Duration,
     pub default_deadline: Option<Duration>,
+    /// Slowloris bounds: open connections, and the time to send headers and a body.
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -353,6 +360,9 @@ impl Config {
                 queue: 8,
                 shutdown_grace: Duration::from_secs(10),
                 default_deadline: None,
+                max_connections: 64,
+                header_timeout: Duration::from_secs(10),
+                body_timeout: Duration::from_secs(30),
             },
             model: Model {
                 path: sotto_models::catalog::DEFAULT_MODEL.to_string(),
@@ -419,6 +429,14 @@ impl Config {
             "server.max_tokens" => s.max_tokens = parse_int(v, 1, 65536)?,
             "server.queue" => s.queue = parse_int(v, 1, 1024)?,
             "server.shutdown_grace" => s.shutdown_grace = parse_duration(v)?,
+            "server.max_connections" => s.max_connections = parse_int(v, 1usize, 65536)?,
+            "server.header_timeout" | "server.body_timeout" => {
+                let d = parse_duration(v)?;
+                if d.is_zero() {
+                    return Err("must be longer than 0 s".into());
+                }
+                if key == "server.header_timeout" { s.header_timeout = d } else { s.body_timeout = d }
+            }
             "server.default_deadline" => {
                 s.default_deadline = unless(v, &["none", ""], parse_duration)?;
                 if s.default_deadline == Some(Duration::ZERO) {
@@ -652,6 +670,9 @@ impl Config {
             "server.max_tokens" => s.max_tokens.to_string(),
             "server.queue" => s.queue.to_string(),
             "server.shutdown_grace" => format_duration(s.shutdown_grace),
+            "server.max_connections" => s.max_connections.to_string(),
+            "server.header_timeout" => format_duration(s.header_timeout),
+            "server.body_timeout" => format_duration(s.body_timeout),
             "server.default_deadline" => opt_duration(s.default_deadline),
             "model.path" => m.path.clone(),
             "model.n_ctx" => m.n_ctx.to_string(),
@@ -787,6 +808,9 @@ pub(crate) mod tests {
         let err = load_err(None, &[], &[("budget.cpu_mean_background", "60%")]);
         assert!(err.contains("budget.cpu_mean_background = 60% (flag)") && err.contains("background mean"), "{err}");
         assert!(load_err(None, &[], &[("budget.cgroup", "yes")]).contains("off, auto or require"));
+        assert!(load_err(None, &[], &[("server.header_timeout", "0s")]).contains("longer than 0"));
+        assert!(load_err(None, &[], &[("server.max_connections", "0")]).contains("server.max_connections"));
+        assert!(load_err(None, &[], &[("server.sandbox", "maybe")]).contains("off, auto or require"));
         let c = Config::load_from(None, &env(&[]), &sets(&[("budget.cpu_mean_critical", "50%")])).unwrap();
         assert_eq!(c.budgets().mean_for(sotto_governor::Urgency::Critical), 0.5);
         assert_eq!(c.budgets().mean_for(sotto_governor::Urgency::Background), 0.35);

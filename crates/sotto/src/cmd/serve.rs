@@ -161,6 +161,9 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
         max_tokens: config.server.max_tokens,
         default_deadline: config.server.default_deadline,
         shutdown_grace: config.server.shutdown_grace,
+        max_connections: config.server.max_connections,
+        header_timeout: config.server.header_timeout,
+        body_timeout: config.server.body_timeout,
         default_detail: config.analyze.detail.parse().map_err(anyhow::Error::msg)?,
         ..Settings::default()
     };
