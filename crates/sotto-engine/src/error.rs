@@ -37,6 +37,11 @@ pub enum EngineError {
     /// The request's deadline passed while it waited in the queue; it was not evaluated.
     #[error("the deadline passed after {} ms in the queue; the request was not evaluated", waited.as_millis())]
     DeadlineExceeded { waited: std::time::Duration },
+    /// The request's deadline passed while its prompt was evaluated; it was stopped there.
+    /// (A deadline that passes during generation ends it with [`crate::FinishReason::Deadline`]
+    /// and the text so far instead.)
+    #[error("the deadline passed {} ms after the request was queued, while it was evaluated; it was stopped", after.as_millis())]
+    DeadlineWhileRunning { after: std::time::Duration },
     /// The engine thread has stopped (shut down, or it failed).
     #[error("the engine has stopped")]
     Stopped,

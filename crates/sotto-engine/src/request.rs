@@ -82,7 +82,10 @@ pub struct Request {
     /// Position in the scheduler's queue: higher priorities are served first.
     pub priority: Priority,
     /// If the request has not started by then, it is answered [`EngineError::DeadlineExceeded`]
-    /// and never evaluated: a verdict that arrives too late is worth nothing.
+    /// and never evaluated: a verdict that arrives too late is worth nothing. If it passes
+    /// while the prompt is evaluated, the request fails with
+    /// [`EngineError::DeadlineWhileRunning`] at the next chunk; during generation, it ends
+    /// at the next token with [`FinishReason::Deadline`].
     pub deadline: Option<Instant>,
     /// The leading part of the prompt that many requests share (a system prompt and few-shot
     /// examples), whose KV state is kept in the prefix cache. For [`Prompt::Text`], its length
@@ -167,6 +170,8 @@ pub enum FinishReason {
     Length,
     /// The caller went away (its receiver was dropped), or the engine was shutting down.
     Cancelled,
+    /// The request's deadline passed during generation: the text so far is the answer.
+    Deadline,
 }
 
 impl FinishReason {
@@ -176,6 +181,7 @@ impl FinishReason {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
             FinishReason::Cancelled => "cancelled",
+            FinishReason::Deadline => "deadline",
         }
     }
 }

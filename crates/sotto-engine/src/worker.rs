@@ -273,6 +273,8 @@ struct Worker<'m> {
     inject_panic: Option<String>,
     /// Bytes of persisted states kept on disk.
     prefix_disk: u64,
+    /// The running request's deadline, and when it was queued (what a deadline error reports).
+    deadline: Option<(Instant, Instant)>,
 }
 
 /// A context with embeddings on: llama.cpp then outputs every token of every batch, which
@@ -369,6 +371,7 @@ impl<'m> Worker<'m> {
             embedder: None,
             context_params: params,
             inject_panic: config.inject_panic.clone(),
+            deadline: None,
             prefix_disk: config.prefix_disk,
         })
     }
@@ -376,6 +379,12 @@ impl<'m> Worker<'m> {
     /// True when the request should stop: its caller left, or the engine is shutting down.
     fn gone(&self, reply: &UnboundedSender<Event>) -> bool {
         reply.is_closed() || self.shared.cancel.load(Ordering::Relaxed)
+    }
+
+    /// The running request's deadline has passed: the error that stops its prompt evaluation.
+    fn overdue(&self) -> Option<EngineError> {
+        let (deadline, enqueued) = self.deadline?;
+        (Instant::now() >= deadline).then(|| EngineError::DeadlineWhileRunning { after: enqueued.elapsed() })
     }
 
     fn serve(&mut self, job: Job) {
@@ -390,6 +399,7 @@ impl<'m> Worker<'m> {
             return;
         }
         let _ = reply.send(Event::Started);
+        self.deadline = request.deadline.map(|d| (d, enqueued));
         let span = tracing::info_span!("request", priority = %request.priority);
         let _enter = span.enter();
         self.shared.busy.store(true, Ordering::Relaxed);
@@ -574,6 +584,11 @@ impl<'m> Worker<'m> {
         while start < tokens.len() {
             if reply.is_closed() || self.shared.cancel.load(Ordering::Relaxed) {
                 return Err(EngineError::Stopped);
+            }
+            if let Some((deadline, enqueued)) = self.deadline
+                && Instant::now() >= deadline
+            {
+                return Err(EngineError::DeadlineWhileRunning { after: enqueued.elapsed() });
             }
             let size = self.hook.next_chunk(Phase::Outputs, chunk_cap).clamp(1, chunk_cap);
             let chunk = &tokens[start..(start + size).min(tokens.len())];
@@ -764,6 +779,9 @@ impl<'m> Worker<'m> {
             if self.gone(reply) {
                 return Ok(None);
             }
+            if let Some(late) = self.overdue() {
+                return Err(late);
+            }
             let mut size = self.hook.next_chunk(Phase::Prefill, self.chunk).clamp(1, self.chunk);
             if let Some(b) = snapshot_at.filter(|&b| start < b) {
                 size = size.min(b - start);
@@ -813,6 +831,9 @@ impl<'m> Worker<'m> {
             }
             if generated == budget {
                 break FinishReason::Length;
+            }
+            if self.overdue().is_some() {
+                break FinishReason::Deadline;
             }
             let token = self.pick(&mut sampler, grammar.as_mut(), logits_at);
             if self.model.vocab().is_eog(token) {
@@ -897,6 +918,9 @@ impl<'m> Worker<'m> {
             let inputs = &tokens[..tokens.len() - 1];
             let mut start = 0;
             while start < inputs.len() {
+                if let Some(late) = self.overdue() {
+                    return Err(late);
+                }
                 let size = self.hook.next_chunk(Phase::Outputs, self.chunk).clamp(1, self.chunk);
                 let chunk = &inputs[start..(start + size).min(inputs.len())];
                 self.batch.clear();

@@ -67,7 +67,7 @@ impl ApiError {
                 format!("{e}; retry later"),
             )
             .with_retry_after(retry_after),
-            EngineError::DeadlineExceeded { .. } => {
+            EngineError::DeadlineExceeded { .. } | EngineError::DeadlineWhileRunning { .. } => {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout_error", "deadline_exceeded", e.to_string())
             }
             EngineError::Stopped => ApiError::new(

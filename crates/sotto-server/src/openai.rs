@@ -241,7 +241,11 @@ impl Outcome {
     }
 
     pub(crate) fn done(mut self, stats: &Stats) {
-        let kind = if stats.finish == FinishReason::Cancelled { outcome::CANCELLED } else { outcome::OK };
+        let kind = match stats.finish {
+            FinishReason::Cancelled => outcome::CANCELLED,
+            FinishReason::Deadline => outcome::DEADLINE,
+            FinishReason::Stop | FinishReason::Length => outcome::OK,
+        };
         self.state.0.metrics.count(self.endpoint, kind);
         self.state.0.metrics.completed(self.endpoint, self.started.elapsed(), stats);
         self.counted = true;

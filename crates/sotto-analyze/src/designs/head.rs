@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use sotto_engine::Request;
+use sotto_engine::{EngineError, Request};
 use sotto_events::Event;
 use sotto_events::eval::Label;
 
@@ -52,9 +52,19 @@ impl Design for HeadDesign {
                 }
                 if policy == Embeddings::Always || (unsure && free) {
                     let request = cx.admitted(Request::embed(embedding::text(event)), admission);
-                    let reply = cx.run(request, admission, cost).await?;
-                    cost.embedded = true;
-                    head.judge_with(event, reply.embedding.as_deref())
+                    match cx.run(request, admission, cost).await {
+                        Ok(reply) => {
+                            cost.embedded = true;
+                            head.judge_with(event, reply.embedding.as_deref())
+                        }
+                        // The deadline passed while the model read the event: the lexical
+                        // verdict, on time, is worth more than a better one too late.
+                        Err(AnalyzeError::Engine(EngineError::DeadlineWhileRunning { .. })) => {
+                            cost.embedding_skipped = true;
+                            lexical
+                        }
+                        Err(e) => return Err(e),
+                    }
                 } else {
                     lexical
                 }
@@ -66,8 +76,13 @@ impl Design for HeadDesign {
         let label = verdict.verdict;
         if cx.wants_rationale(detail, label) {
             let request = cx.admitted(rationale_request(cx, event, label, &evidence), admission);
-            let text = cx.run(request, admission, cost).await?.text;
-            verdict.rationale = Some(text.trim().to_string()).filter(|r| !r.is_empty());
+            match cx.run(request, admission, cost).await {
+                Ok(reply) => verdict.rationale = Some(reply.text.trim().to_string()).filter(|r| !r.is_empty()),
+                // The verdict stands without its explanation when the deadline passes while
+                // the model writes it (a cut sentence would mislead).
+                Err(AnalyzeError::Engine(EngineError::DeadlineWhileRunning { .. })) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(Answer { verdict, evidence })
     }

@@ -13,7 +13,7 @@ pub(crate) mod scoring;
 
 use std::sync::Arc;
 
-use sotto_engine::{Engine, EngineError, Event as EngineEvent, Request, Stats};
+use sotto_engine::{Engine, EngineError, Event as EngineEvent, FinishReason, Request, Stats};
 use sotto_events::Event;
 use sotto_events::eval::Label;
 
@@ -137,6 +137,11 @@ impl Context {
                 Some(EngineEvent::Embedding(e)) => reply.embedding = Some(e),
                 Some(EngineEvent::Done(stats)) => {
                     cost.add(&stats);
+                    if stats.finish == FinishReason::Deadline {
+                        // A verdict cut off mid-answer is no verdict.
+                        let after = stats.queued + stats.prefill + stats.decode;
+                        return Err(EngineError::DeadlineWhileRunning { after }.into());
+                    }
                     return Ok(reply);
                 }
                 Some(EngineEvent::Failed(e)) => return Err(e.into()),

@@ -561,3 +561,41 @@ fn the_tokenizer_counts_what_the_engine_evaluates() {
     let emoji = engine.count_tokens(&"😀".repeat(100)).unwrap();
     assert!(emoji > 100, "emoji cost more than one token each: {emoji}");
 }
+
+/// Every step takes at least 30 ms, so that a deadline lands inside a request.
+struct SlowSteps;
+
+impl StepHook for SlowSteps {
+    fn after_step(&mut self, _: Phase, _: usize) {
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+#[test]
+fn a_deadline_stops_a_running_request_at_the_next_step() {
+    let config = EngineConfig { chunk: 8, ..EngineConfig::new(smollm()) };
+    let engine = Engine::start(config, Box::new(SlowSteps)).unwrap();
+    // Generation: at 30 ms a token, 1000 tokens cannot finish before a 300 ms deadline; the
+    // request ends there with the text so far.
+    let long = Request {
+        deadline: Some(Instant::now() + Duration::from_millis(300)),
+        ..Request::new(Prompt::Text("Once upon a time".into()), 1000)
+    };
+    let (text, stats) = engine.generate_blocking(long).unwrap();
+    assert_eq!(stats.finish, FinishReason::Deadline, "{stats:?}");
+    assert!(stats.generated_tokens < 1000 && !text.is_empty(), "{stats:?}: {text:?}");
+    // Prompt evaluation: 8-token chunks of a prompt of hundreds of tokens take seconds; the
+    // request fails at the first chunk after the deadline, naming the time since it was queued.
+    let prompt = "The quick brown fox jumps over the lazy dog. ".repeat(40);
+    let late = Request {
+        deadline: Some(Instant::now() + Duration::from_millis(300)),
+        ..Request::new(Prompt::Text(prompt), 4)
+    };
+    match engine.generate_blocking(late) {
+        Err(EngineError::DeadlineWhileRunning { after }) => assert!(after >= Duration::from_millis(300), "{after:?}"),
+        other => panic!("expected DeadlineWhileRunning, got {other:?}"),
+    }
+    // The engine serves the next request as usual.
+    let (_, next) = engine.generate_blocking(Request::new(Prompt::Text("Hello".into()), 2)).unwrap();
+    assert_eq!(next.generated_tokens, 2);
+}
