@@ -7,4 +7,5 @@
 pub mod analyze;
 pub mod governor;
 pub mod serve;
+pub mod soak;
 pub mod workload;

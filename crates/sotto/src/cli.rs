@@ -110,6 +110,25 @@ pub enum BenchCommand {
     Serve(BenchServeArgs),
     /// The analysis path: a host-shaped event stream paced and flat out, and rationales
     Analyze(BenchAnalyzeArgs),
+    /// A real `sotto serve` under thousands of mixed and bad requests, then SIGTERM: crashes,
+    /// 5xx, memory, descriptors
+    Soak(BenchSoakArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchSoakArgs {
+    /// A GGUF path or a catalog id
+    #[arg(long, default_value = "gemma3-270m")]
+    pub model: String,
+    /// Requests in all
+    #[arg(long, default_value_t = 2000)]
+    pub requests: usize,
+    /// Clients sending at once
+    #[arg(long, default_value_t = 6)]
+    pub clients: usize,
+    /// Write the raw data (JSON) here
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -98,3 +98,20 @@ pub fn serve(models_dir: &Path, args: BenchServeArgs) -> anyhow::Result<ExitCode
     data["cpu"] = cpu_model().into();
     save(&data, args.out.as_deref())
 }
+
+pub fn soak(models_dir: &Path, args: crate::cli::BenchSoakArgs) -> anyhow::Result<ExitCode> {
+    let path = store::resolve(Some(&args.model), models_dir);
+    anyhow::ensure!(path.exists(), "model `{}` not found at {}; run `sotto models fetch`", args.model, path.display());
+    let options = sotto_bench::soak::Options {
+        exe: std::env::current_exe()?,
+        model: args.model.clone(),
+        models_dir: models_dir.to_path_buf(),
+        requests: args.requests,
+        clients: args.clients,
+    };
+    let mut data = sotto_bench::soak::run(&options)?;
+    data["command"] = std::env::args().collect::<Vec<_>>().join(" ").into();
+    data["model"] = serde_json::json!({"model": args.model, "sha256": fetch::sha256_file(&path)?});
+    data["cpu"] = cpu_model().into();
+    save(&data, args.out.as_deref())
+}

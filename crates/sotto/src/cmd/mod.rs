@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Governor(args)) => bench::governor(&models_dir, args),
         Command::Bench(BenchCommand::Serve(args)) => bench::serve(&models_dir, args),
         Command::Bench(BenchCommand::Analyze(args)) => bench::analyze(&models_dir, args),
+        Command::Bench(BenchCommand::Soak(args)) => bench::soak(&models_dir, args),
         Command::Head(HeadCommand::Train(args)) => head::train_cmd(args),
     }
 }
