@@ -12,7 +12,7 @@ use sotto_engine::{Engine, EngineConfig, Request};
 use sotto_governor::sampler::{CpuFigures, Report, Sampler, figures};
 use sotto_governor::{Budgets, Governor, SchedClass, available_cpus, process_cpu_time};
 
-use crate::workload::{sha_foreground, stream_prompt};
+use crate::workload::{sha_foreground_process, stream_prompt};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -25,6 +25,10 @@ pub struct Options {
     pub chunk: u32,
     pub idle: Duration,
     pub foreground: Duration,
+    /// Only the foreground impact and critical latency, not the budget matrix.
+    pub foreground_only: bool,
+    /// The `sotto` executable, which runs the foreground workload in a process of its own.
+    pub exe: PathBuf,
 }
 
 /// One budget configuration of the stream.
@@ -74,9 +78,13 @@ fn start_engine(
     setting: &Setting,
     cpus: f64,
     chunk: u32,
+    critical: Option<SchedClass>,
 ) -> anyhow::Result<(Engine, Arc<sotto_governor::GovernorStats>)> {
     let budgets = Budgets { cpu_mean: setting.mean, cpu_peak: setting.peak, ..Default::default() };
-    let governor = Governor::new(budgets, setting.class, cpus);
+    let mut governor = Governor::new(budgets, setting.class, cpus);
+    if let Some(class) = critical {
+        governor = governor.with_critical_class(class);
+    }
     let plan = governor.plan();
     let stats = governor.stats();
     let (threads, threads_batch) = setting.threads.map_or((plan.decode, plan.prefill), |n| (n, n));
@@ -127,6 +135,10 @@ fn cpu_json(f: &CpuFigures) -> Value {
 /// Run the whole benchmark; prints the tables and returns the raw data.
 pub fn run(options: &Options) -> anyhow::Result<Value> {
     let cpus = available_cpus();
+    if options.foreground_only {
+        let foreground = foreground_impact(options, cpus)?;
+        return Ok(json!({"cpus": cpus, "max_tokens": options.max_tokens, "foreground": foreground}));
+    }
     let mut runs = Vec::new();
     let mut idle = Vec::new();
     println!("machine: {cpus} CPUs; {} requests per run, max {} tokens each\n", options.requests, options.max_tokens);
@@ -137,7 +149,7 @@ pub fn run(options: &Options) -> anyhow::Result<Value> {
     for (label, path) in &options.models {
         let mut last_engine = None;
         for setting in SETTINGS {
-            let (engine, paced) = start_engine(path, setting, cpus, options.chunk)?;
+            let (engine, paced) = start_engine(path, setting, cpus, options.chunk, None)?;
             let r = stream(&engine, &paced, options, cpus)?;
             let lat = figures(&r.latency_ms);
             let (p, s) = (&r.report.process, &r.report.system);
@@ -207,42 +219,60 @@ pub fn run(options: &Options) -> anyhow::Result<Value> {
     )
 }
 
-/// The foreground "user" alone, then beside a 35/50 stream, for each scheduling class.
+/// The foreground "user" alone, then beside a 35/50 stream of critical requests, with the
+/// inference threads idle between requests and each critical request in `class` (sotto's
+/// `budget.sched_critical`): what the class costs the user, and what it buys the alert.
 fn foreground_impact(options: &Options, cpus: f64) -> anyhow::Result<Value> {
     let Some((label, path)) = options.models.first() else { return Ok(Value::Null) };
     let threads = 2;
     let mut out = Vec::new();
     println!(
-        "\nforeground impact ({label}, 35/50 budget, {threads}-thread SHA-256 for {} s):",
+        "\nforeground impact and critical latency ({label}, 35/50 budget, idle class between requests, \
+         critical requests in the class named, beside a {threads}-thread SHA-256 for {} s):",
         options.foreground.as_secs()
     );
-    println!("| class | hashes alone | hashes with sotto | impact |");
-    println!("|---|---|---|---|");
-    for class in [SchedClass::Idle, SchedClass::Nice(19), SchedClass::Normal] {
-        let alone = sha_foreground(threads, options.foreground);
-        let setting = Setting { label: "35/50", mean: 0.35, peak: 0.5, class, governed: true, threads: None };
-        let (engine, _) = start_engine(path, &setting, cpus, options.chunk)?;
+    println!(
+        "| critical class | hashes alone | hashes with sotto | impact | critical requests done | latency p50 / max ms |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for class in [SchedClass::Idle, SchedClass::Nice(19), SchedClass::Nice(10), SchedClass::Nice(5), SchedClass::Normal]
+    {
+        let alone = sha_foreground_process(&options.exe, threads, options.foreground)?;
+        let setting =
+            Setting { label: "35/50", mean: 0.35, peak: 0.5, class: SchedClass::Idle, governed: true, threads: None };
+        let (engine, _) = start_engine(path, &setting, cpus, options.chunk, Some(class))?;
         let engine = Arc::new(engine);
         let stop = Arc::new(AtomicBool::new(false));
         let max_tokens = options.max_tokens;
         let background = {
             let (engine, stop) = (engine.clone(), stop.clone());
             std::thread::spawn(move || {
+                let mut latencies = Vec::new();
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let _ = engine.generate_blocking(Request::new(stream_prompt(i), max_tokens));
+                    let started = Instant::now();
+                    let request = Request {
+                        priority: sotto_engine::Priority::Critical,
+                        ..Request::new(stream_prompt(i), max_tokens)
+                    };
+                    match engine.generate_blocking(request) {
+                        Ok(_) if !stop.load(Ordering::Relaxed) => latencies.push(started.elapsed().as_secs_f64() * 1e3),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "a critical request failed"),
+                    }
                     i += 1;
                 }
-                i
+                latencies
             })
         };
-        std::thread::sleep(Duration::from_millis(300));
-        let with = sha_foreground(threads, options.foreground);
+        let with = sha_foreground_process(&options.exe, threads, options.foreground)?;
         stop.store(true, Ordering::Relaxed);
-        let served = background.join().unwrap_or(0);
+        let latencies = background.join().unwrap_or_default();
         let impact = (1.0 - with as f64 / alone as f64) * 100.0;
-        println!("| {class} | {alone} | {with} | {impact:.1}% |");
-        out.push(json!({"class": class.to_string(), "hashes_alone": alone, "hashes_with_sotto": with, "impact_percent": impact, "requests_served": served}));
+        let (p50, max) = (crate::serve::percentile(&latencies, 50.0), crate::serve::percentile(&latencies, 100.0));
+        println!("| {class} | {alone} | {with} | {impact:.1}% | {} | {p50:.0} / {max:.0} |", latencies.len());
+        out.push(json!({"critical_class": class.to_string(), "hashes_alone": alone, "hashes_with_sotto": with,
+            "impact_percent": impact, "critical_done": latencies.len(), "latency_ms": latencies}));
     }
     Ok(Value::Array(out))
 }

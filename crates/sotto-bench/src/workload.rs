@@ -38,6 +38,18 @@ pub fn stream_prompt(i: usize) -> Prompt {
     ])
 }
 
+/// The foreground "user" in a process of its own (`exe bench sha-foreground`), as a user's
+/// program is: the governor paces the CPU time of sotto's process, which must not include the
+/// user's. Returns the number of hashes.
+pub fn sha_foreground_process(exe: &std::path::Path, threads: usize, secs: Duration) -> anyhow::Result<u64> {
+    let out = std::process::Command::new(exe)
+        .args(["bench", "sha-foreground", "--threads", &threads.to_string(), "--millis", &secs.as_millis().to_string()])
+        .stderr(std::process::Stdio::null())
+        .output()?;
+    anyhow::ensure!(out.status.success(), "the foreground process failed: {}", out.status);
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
+
 /// Run the foreground "user": `threads` threads hashing a 64 KiB buffer with SHA-256 for
 /// `secs`. Returns the number of hashes.
 pub fn sha_foreground(threads: usize, secs: Duration) -> u64 {

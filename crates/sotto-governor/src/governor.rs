@@ -36,6 +36,11 @@ pub struct GovernorStats {
 pub struct Governor {
     budgets: Budgets,
     class: SchedClass,
+    /// The class critical requests run in (`None`: `class`). A critical alert must make
+    /// progress beside a busy foreground, where `SCHED_IDLE` would starve it.
+    critical_class: Option<SchedClass>,
+    /// The class the engine thread is in now.
+    current: SchedClass,
     plan: ThreadPlan,
     pacer: Pacer,
     cpus: f64,
@@ -56,6 +61,8 @@ impl Governor {
         Governor {
             budgets,
             class,
+            critical_class: None,
+            current: class,
             plan: ThreadPlan::from_budgets(budgets.cpu_mean, budgets.cpu_peak, cpus),
             pacer: Pacer::new(budgets.cpu_mean, budgets.cpu_peak, cpus),
             cpus,
@@ -65,6 +72,12 @@ impl Governor {
             per_token: [None; 2],
             stats: Arc::default(),
         }
+    }
+
+    /// Run critical requests in `class` instead of the configured one.
+    pub fn with_critical_class(mut self, class: SchedClass) -> Self {
+        self.critical_class = Some(class);
+        self
     }
 
     /// The thread plan the engine should create its context with.
@@ -94,6 +107,16 @@ impl Governor {
     pub fn on_request_start(&mut self, urgency: Urgency) {
         let now = self.now();
         self.pacer.begin(now, process_cpu_time());
+        let class = match urgency {
+            Urgency::Critical => self.critical_class.unwrap_or(self.class),
+            _ => self.class,
+        };
+        if class != self.current {
+            match class.apply_to_current_thread() {
+                Ok(()) => self.current = class,
+                Err(e) => tracing::warn!(%class, error = %e, "could not change the scheduling class for this request"),
+            }
+        }
         self.mean = self.budgets.mean_for(urgency);
         self.pacer.set_mean(self.mean);
         self.step_started = Instant::now();
@@ -139,5 +162,35 @@ impl Governor {
             self.stats.paced_ns.fetch_add(rest.as_nanos() as u64, Ordering::Relaxed);
         }
         self.step_started = Instant::now();
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn policy_and_nice() -> (i32, i32) {
+        // SAFETY: queries of the calling thread's own scheduling state.
+        unsafe { (libc::sched_getscheduler(0), libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t)) }
+    }
+
+    /// A critical request leaves SCHED_IDLE for its own class (nice 5) and the next request
+    /// goes back: an idle-class daemon still answers an alert beside a busy foreground.
+    #[test]
+    fn critical_requests_run_in_their_own_class_and_the_rest_stay_idle() {
+        std::thread::spawn(|| {
+            let mut g =
+                Governor::new(Budgets::default(), SchedClass::Idle, 2.0).with_critical_class(SchedClass::Nice(5));
+            g.on_thread_start();
+            assert_eq!(policy_and_nice().0, libc::SCHED_IDLE);
+            g.on_request_start(Urgency::Critical);
+            assert_eq!(policy_and_nice(), (libc::SCHED_OTHER, 5));
+            g.on_request_start(Urgency::Normal);
+            assert_eq!(policy_and_nice().0, libc::SCHED_IDLE);
+            g.on_request_start(Urgency::Background);
+            assert_eq!(policy_and_nice().0, libc::SCHED_IDLE);
+        })
+        .join()
+        .unwrap();
     }
 }

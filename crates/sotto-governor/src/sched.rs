@@ -65,16 +65,22 @@ mod imp {
         unsafe {
             let tid = libc::gettid();
             let (policy, nice) = match class {
-                SchedClass::Idle | SchedClass::Background => (libc::SCHED_IDLE, 0),
-                SchedClass::Nice(n) => (libc::SCHED_OTHER, n),
-                SchedClass::Normal => (libc::SCHED_OTHER, 0),
+                // SCHED_IDLE ignores the nice value: it is left as it is.
+                SchedClass::Idle | SchedClass::Background => (libc::SCHED_IDLE, None),
+                SchedClass::Nice(n) => (libc::SCHED_OTHER, Some(n)),
+                SchedClass::Normal => (libc::SCHED_OTHER, Some(0)),
             };
+            // The nice value first: leaving SCHED_IDLE is checked against the thread's nice
+            // value and RLIMIT_NICE, so an unprivileged thread (systemd's LimitNICE=+5) can
+            // move from idle to nice 5, not to nice 0.
+            if let Some(nice) = nice
+                && libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) != 0
+            {
+                return Err(format!("setpriority: {}", std::io::Error::last_os_error()));
+            }
             let param = libc::sched_param { sched_priority: 0 };
             if libc::sched_setscheduler(0, policy, &param) != 0 {
                 return Err(format!("sched_setscheduler: {}", std::io::Error::last_os_error()));
-            }
-            if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) != 0 {
-                return Err(format!("setpriority: {}", std::io::Error::last_os_error()));
             }
         }
         Ok(())

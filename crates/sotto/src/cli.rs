@@ -113,6 +113,15 @@ pub enum BenchCommand {
     /// A real `sotto serve` under thousands of mixed and bad requests, then SIGTERM: crashes,
     /// 5xx, memory, descriptors
     Soak(BenchSoakArgs),
+    /// The benchmarks' foreground "user" (SHA-256 threads), in its own process; prints the
+    /// number of hashes
+    #[command(hide = true)]
+    ShaForeground {
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value_t = 10_000)]
+        millis: u64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +246,9 @@ pub struct BenchGovernorArgs {
     /// Seconds of the foreground workload, alone and beside sotto
     #[arg(long, default_value_t = 10)]
     pub foreground: u64,
+    /// Only the foreground impact and the critical latency beside it, not the budget matrix
+    #[arg(long)]
+    pub foreground_only: bool,
     /// Write the raw data (JSON) here
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -25,7 +25,8 @@ pub fn start_engine(models_dir: &Path, config: &crate::config::Config) -> anyhow
     let budgets = config.budgets();
     let cpus = sotto_governor::available_cpus();
     super::serve::apply_cgroup(config.budget.cgroup, budgets.cpu_peak * cpus)?;
-    let governor = sotto_governor::Governor::new(budgets, config.budget.sched, cpus);
+    let governor = sotto_governor::Governor::new(budgets, config.budget.sched, cpus)
+        .with_critical_class(config.budget.sched_critical);
     let engine_config = super::serve::engine_config(config, models_dir, &governor)?;
     let path = engine_config.model.clone();
     let engine =

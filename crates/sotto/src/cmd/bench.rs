@@ -27,6 +27,8 @@ pub fn governor(models_dir: &Path, args: BenchGovernorArgs) -> anyhow::Result<Ex
         chunk: args.chunk,
         idle: Duration::from_secs(args.idle),
         foreground: Duration::from_secs(args.foreground),
+        foreground_only: args.foreground_only,
+        exe: std::env::current_exe()?,
     };
     let mut data = sotto_bench::governor::run(&options)?;
     data["command"] = std::env::args().collect::<Vec<_>>().join(" ").into();

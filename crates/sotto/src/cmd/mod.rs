@@ -30,6 +30,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Serve(args)) => bench::serve(&models_dir, args),
         Command::Bench(BenchCommand::Analyze(args)) => bench::analyze(&models_dir, args),
         Command::Bench(BenchCommand::Soak(args)) => bench::soak(&models_dir, args),
+        Command::Bench(BenchCommand::ShaForeground { threads, millis }) => {
+            println!("{}", sotto_bench::workload::sha_foreground(threads, std::time::Duration::from_millis(millis)));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Head(HeadCommand::Train(args)) => head::train_cmd(args),
     }
 }

@@ -128,7 +128,7 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let budgets = config.budgets();
     let cpus = available_cpus();
     let cgroup_cpus = apply_cgroup(config.budget.cgroup, budgets.cpu_peak * cpus)?;
-    let governor = Governor::new(budgets, config.budget.sched, cpus);
+    let governor = Governor::new(budgets, config.budget.sched, cpus).with_critical_class(config.budget.sched_critical);
     let paced = governor.stats();
     let engine_config = engine_config(&config, models_dir, &governor)?;
     let path = engine_config.model.clone();

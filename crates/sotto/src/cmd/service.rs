@@ -161,6 +161,13 @@ pub fn render_systemd(config: &Config, o: &UnitOptions) -> String {
         SchedClass::Nice(n) => format!("Nice={n}\n"),
         SchedClass::Normal => String::new(),
     };
+    // The unprivileged daemon may move a critical request out of the idle class to
+    // budget.sched_critical's nice value, and no higher.
+    let sched = match config.budget.sched_critical {
+        SchedClass::Nice(n) => format!("{sched}LimitNICE=+{n}\n"),
+        SchedClass::Normal => format!("{sched}LimitNICE=+0\n"),
+        SchedClass::Idle | SchedClass::Background => sched,
+    };
     let models = format!("SOTTO_MODELS={}", o.models_dir.to_string_lossy());
     // A system service runs as a user of its own that systemd creates for it (which owns the
     // state directory, models included, and nothing else), with no capabilities at all.
@@ -448,6 +455,7 @@ mod tests {
             "TimeoutStopSec=20",
             "CPUSchedulingPolicy=idle",
             "Nice=19",
+            "LimitNICE=+5",
             "IOSchedulingClass=idle",
             "MemoryMax=6442450944",
             "MemoryHigh=5798205850",
