@@ -62,9 +62,24 @@ fn cpu_model() -> String {
         .unwrap_or_default()
 }
 
+/// The GGUF a benchmark runs: `model` (a path or a catalog id), which must have been fetched.
+fn model_path(model: &str, models_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let path = store::resolve(Some(model), models_dir);
+    anyhow::ensure!(path.exists(), "model `{model}` not found at {}; run `sotto models fetch`", path.display());
+    Ok(path)
+}
+
+/// A benchmark's raw data with what reproduces it (the command, the model's sha256, the
+/// CPU), printed or written to `out`.
+fn record(mut data: serde_json::Value, model: &str, path: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    data["command"] = std::env::args().collect::<Vec<_>>().join(" ").into();
+    data["model"] = serde_json::json!({"model": model, "sha256": fetch::sha256_file(path)?});
+    data["cpu"] = cpu_model().into();
+    save(&data, out)
+}
+
 pub fn analyze(models_dir: &Path, args: crate::cli::BenchAnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let path = store::resolve(Some(&args.model), models_dir);
-    anyhow::ensure!(path.exists(), "model `{}` not found at {}; run `sotto models fetch`", args.model, path.display());
+    let path = model_path(&args.model, models_dir)?;
     let file = args.corpus.clone().unwrap_or_else(super::head::default_corpus);
     let split = sotto_analyze::head::train::Split::load(&file)?;
     let side =
@@ -78,32 +93,24 @@ pub fn analyze(models_dir: &Path, args: crate::cli::BenchAnalyzeArgs) -> anyhow:
         rate: args.rate,
         rationales: args.rationales,
     };
-    let mut data = sotto_bench::analyze::run(&options)?;
-    data["command"] = std::env::args().collect::<Vec<_>>().join(" ").into();
-    data["model"] = serde_json::json!({"model": args.model, "sha256": fetch::sha256_file(&path)?});
-    data["cpu"] = cpu_model().into();
-    save(&data, args.out.as_deref())
+    let data = sotto_bench::analyze::run(&options)?;
+    record(data, &args.model, &path, args.out.as_deref())
 }
 
 pub fn serve(models_dir: &Path, args: BenchServeArgs) -> anyhow::Result<ExitCode> {
-    let path = store::resolve(Some(&args.model), models_dir);
-    anyhow::ensure!(path.exists(), "model `{}` not found at {}; run `sotto models fetch`", args.model, path.display());
+    let path = model_path(&args.model, models_dir)?;
     let options = sotto_bench::serve::Options {
         model: path.clone(),
         model_id: args.model.clone(),
         requests: args.requests,
         max_tokens: args.max_tokens,
     };
-    let mut data = sotto_bench::serve::run(&options)?;
-    data["command"] = std::env::args().collect::<Vec<_>>().join(" ").into();
-    data["model"] = serde_json::json!({"model": args.model, "sha256": fetch::sha256_file(&path)?});
-    data["cpu"] = cpu_model().into();
-    save(&data, args.out.as_deref())
+    let data = sotto_bench::serve::run(&options)?;
+    record(data, &args.model, &path, args.out.as_deref())
 }
 
 pub fn soak(models_dir: &Path, args: crate::cli::BenchSoakArgs) -> anyhow::Result<ExitCode> {
-    let path = store::resolve(Some(&args.model), models_dir);
-    anyhow::ensure!(path.exists(), "model `{}` not found at {}; run `sotto models fetch`", args.model, path.display());
+    let path = model_path(&args.model, models_dir)?;
     let options = sotto_bench::soak::Options {
         exe: std::env::current_exe()?,
         model: args.model.clone(),
@@ -111,9 +118,6 @@ pub fn soak(models_dir: &Path, args: crate::cli::BenchSoakArgs) -> anyhow::Resul
         requests: args.requests,
         clients: args.clients,
     };
-    let mut data = sotto_bench::soak::run(&options)?;
-    data["command"] = std::env::args().collect::<Vec<_>>().join(" ").into();
-    data["model"] = serde_json::json!({"model": args.model, "sha256": fetch::sha256_file(&path)?});
-    data["cpu"] = cpu_model().into();
-    save(&data, args.out.as_deref())
+    let data = sotto_bench::soak::run(&options)?;
+    record(data, &args.model, &path, args.out.as_deref())
 }
