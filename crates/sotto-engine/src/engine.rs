@@ -155,7 +155,9 @@ pub struct Engine {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     info: ModelInfo,
-    tokenizer: Option<Tokenizer>,
+    /// Loaded on the first count (only the rationale prompt needs it), not at start.
+    tokenizer: std::sync::OnceLock<Option<Tokenizer>>,
+    model: PathBuf,
 }
 
 impl Engine {
@@ -172,10 +174,7 @@ impl Engine {
             .map_err(|e| EngineError::Context(format!("cannot spawn the engine thread: {e}")))?;
         match ready_rx.recv() {
             Ok(Ok(info)) => {
-                let tokenizer = Tokenizer::load(&model)
-                    .inspect_err(|e| tracing::warn!(error = %e, "no tokenizer: prompt costs are bounded in bytes"))
-                    .ok();
-                Ok(Engine { shared, thread: Some(thread), info, tokenizer })
+                Ok(Engine { shared, thread: Some(thread), info, tokenizer: std::sync::OnceLock::new(), model })
             }
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -196,7 +195,12 @@ impl Engine {
     /// Tokens in `text` for this model, counted on the calling thread (never waits for the
     /// engine); `None` when the vocabulary could not be loaded.
     pub fn count_tokens(&self, text: &str) -> Option<usize> {
-        self.tokenizer.as_ref().map(|t| t.count(text))
+        let tokenizer = self.tokenizer.get_or_init(|| {
+            Tokenizer::load(&self.model)
+                .inspect_err(|e| tracing::warn!(error = %e, "no tokenizer: prompt costs are bounded in bytes"))
+                .ok()
+        });
+        tokenizer.as_ref().map(|t| t.count(text))
     }
 
     /// Queue depth, whether a request runs, whether the model is loaded. Never blocks on the

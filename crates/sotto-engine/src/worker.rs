@@ -383,8 +383,7 @@ impl<'m> Worker<'m> {
 
     /// The running request's deadline has passed: the error that stops its prompt evaluation.
     fn overdue(&self) -> Option<EngineError> {
-        let (deadline, enqueued) = self.deadline?;
-        (Instant::now() >= deadline).then(|| EngineError::DeadlineWhileRunning { after: enqueued.elapsed() })
+        overdue(self.deadline)
     }
 
     fn serve(&mut self, job: Job) {
@@ -585,10 +584,8 @@ impl<'m> Worker<'m> {
             if reply.is_closed() || self.shared.cancel.load(Ordering::Relaxed) {
                 return Err(EngineError::Stopped);
             }
-            if let Some((deadline, enqueued)) = self.deadline
-                && Instant::now() >= deadline
-            {
-                return Err(EngineError::DeadlineWhileRunning { after: enqueued.elapsed() });
+            if let Some(late) = overdue(self.deadline) {
+                return Err(late);
             }
             let size = self.hook.next_chunk(Phase::Outputs, chunk_cap).clamp(1, chunk_cap);
             let chunk = &tokens[start..(start + size).min(tokens.len())];
@@ -944,6 +941,12 @@ impl<'m> Worker<'m> {
         }
         Ok(scores)
     }
+}
+
+/// `deadline` (with when its request was queued) has passed: the error that stops the request.
+fn overdue(deadline: Option<(Instant, Instant)>) -> Option<EngineError> {
+    let (deadline, enqueued) = deadline?;
+    (Instant::now() >= deadline).then(|| EngineError::DeadlineWhileRunning { after: enqueued.elapsed() })
 }
 
 /// A function giving the log-probability of a token id under one row of logits.
