@@ -139,6 +139,10 @@ pub struct EngineStatus {
     /// Prefix snapshots held in memory, and their bytes.
     pub prefix_entries: u64,
     pub prefix_bytes: u64,
+    /// Times a running request was set aside for a more urgent one, and how many are set
+    /// aside now.
+    pub preemptions: u64,
+    pub parked: u64,
 }
 
 /// Everything a request answered with, collected.
@@ -217,6 +221,8 @@ impl Engine {
             panics: s.panics.load(Ordering::Relaxed),
             prefix_entries: s.prefix_entries.load(Ordering::Relaxed),
             prefix_bytes: s.prefix_bytes.load(Ordering::Relaxed),
+            preemptions: s.preemptions.load(Ordering::Relaxed),
+            parked: s.parked.load(Ordering::Relaxed),
         }
     }
 

@@ -161,6 +161,17 @@ impl<T> Order<T> {
         self.heap.pop().map(|i| i.value)
     }
 
+    /// The priority of the item [`Order::pop`] would return.
+    pub(crate) fn top(&self) -> Option<Priority> {
+        self.heap.peek().map(|i| i.key.priority)
+    }
+
+    /// Pop the next item only if it ranks strictly above `priority`: a request set aside for
+    /// a more urgent one is served before anything else of its own class.
+    pub(crate) fn pop_above(&mut self, priority: Priority) -> Option<T> {
+        if self.top()? > priority { self.pop() } else { None }
+    }
+
     pub(crate) fn drain(&mut self) -> Vec<T> {
         self.heap.drain().map(|i| i.value).collect()
     }
@@ -248,6 +259,18 @@ impl Queue {
         }
     }
 
+    /// Whether a job of a higher priority than `priority` is waiting: the running request
+    /// should step aside at its next step (see the worker's preemption).
+    pub(crate) fn waiting_above(&self, priority: Priority) -> bool {
+        self.lock().order.top().is_some_and(|top| top > priority)
+    }
+
+    /// Take the next job without blocking, only if it outranks `priority` (a request set aside
+    /// at that priority is resumed otherwise).
+    pub(crate) fn pop_above(&self, priority: Priority) -> Option<Box<Job>> {
+        self.lock().order.pop_above(priority).map(Box::new)
+    }
+
     /// Block until the queue holds a job (without taking it) or closes; true if a job waits.
     pub(crate) fn wait_for_work(&self) -> bool {
         let mut state = self.lock();
@@ -306,6 +329,23 @@ mod tests {
         assert_eq!(q.pop(), Some("c1"));
         assert_eq!(q.pop(), Some("n1"));
         assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn pop_above_takes_only_what_outranks_a_set_aside_request() {
+        let mut q = Order::new(4);
+        assert_eq!(q.pop_above(Priority::Background), None);
+        q.push(Priority::Background, "b1");
+        q.push(Priority::Normal, "n1");
+        // A set-aside normal request resumes before the waiting normal and background ones.
+        assert_eq!(q.pop_above(Priority::Normal), None);
+        assert_eq!(q.top(), Some(Priority::Normal));
+        q.push(Priority::Critical, "c1");
+        assert_eq!(q.pop_above(Priority::Normal), Some("c1"));
+        // A set-aside background request yields to the normal one, never to its own class.
+        assert_eq!(q.pop_above(Priority::Background), Some("n1"));
+        assert_eq!(q.pop_above(Priority::Background), None);
+        assert_eq!(q.len(), 1);
     }
 
     #[test]

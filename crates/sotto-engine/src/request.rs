@@ -199,6 +199,8 @@ pub struct Stats {
     pub decode: Duration,
     /// Process CPU time used while serving this request (all threads).
     pub cpu: Duration,
+    /// Time the request spent set aside for more urgent ones after it had started.
+    pub parked: Duration,
     pub finish: FinishReason,
 }
 

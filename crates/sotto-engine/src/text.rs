@@ -141,4 +141,72 @@ mod tests {
         assert_eq!(m.push("abc"), ("abc".into(), false));
         assert_eq!(m.finish(), "");
     }
+
+    mod props {
+        //! Issue 11: arbitrary bytes, split anywhere, never panic and lose nothing.
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// Split `bytes` at the given cut points (taken modulo its length).
+        fn split(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+            let mut at: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+            at.sort_unstable();
+            let mut parts = Vec::new();
+            let mut from = 0;
+            for cut in at.into_iter().chain([bytes.len()]) {
+                parts.push(bytes[from..cut].to_vec());
+                from = cut;
+            }
+            parts
+        }
+
+        proptest! {
+            #[test]
+            fn the_utf8_stream_yields_what_a_lossy_decoding_of_the_whole_gives(
+                bytes in vec(any::<u8>(), 0..64),
+                cuts in vec(any::<usize>(), 0..8),
+            ) {
+                let mut stream = Utf8Stream::default();
+                let mut out = String::new();
+                for part in split(&bytes, &cuts) {
+                    out.push_str(&stream.push(&part));
+                }
+                out.push_str(&stream.finish());
+                prop_assert_eq!(out, String::from_utf8_lossy(&bytes).into_owned());
+            }
+
+            #[test]
+            fn the_stop_matcher_yields_the_text_before_the_first_stop(
+                text in "[ab\u{e9}\u{1f600}]{0,24}",
+                stops in vec("[ab\u{e9}\u{1f600}]{1,3}", 0..3),
+                cuts in vec(any::<usize>(), 0..8),
+            ) {
+                let mut matcher = StopMatcher::new(stops.clone());
+                let mut out = String::new();
+                let mut hit = false;
+                // Cut on character boundaries only: the matcher takes text.
+                let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
+                let mut at: Vec<usize> = cuts.iter().map(|c| bounds[c % bounds.len()]).collect();
+                at.sort_unstable();
+                let mut from = 0;
+                for cut in at.into_iter().chain([text.len()]) {
+                    if hit {
+                        break;
+                    }
+                    let (emit, stopped) = matcher.push(&text[from..cut]);
+                    out.push_str(&emit);
+                    hit = stopped;
+                    from = cut;
+                }
+                if !hit {
+                    out.push_str(&matcher.finish());
+                }
+                let first = stops.iter().filter_map(|s| text.find(s.as_str())).min();
+                prop_assert_eq!(hit, first.is_some());
+                prop_assert_eq!(out.as_str(), &text[..first.unwrap_or(text.len())]);
+            }
+        }
+    }
 }

@@ -207,6 +207,13 @@ impl Metrics {
             engine.loads as f64,
         );
         gauge(
+            "sotto_engine_preemptions_total",
+            "Running requests set aside for a more urgent one (each resumed from its KV state).",
+            "counter",
+            engine.preemptions as f64,
+        );
+        gauge("sotto_engine_parked", "Requests set aside right now.", "gauge", engine.parked as f64);
+        gauge(
             "sotto_engine_panics_total",
             "Panics caught on the engine thread (each failed one request and reloaded the model).",
             "counter",
@@ -349,6 +356,7 @@ mod tests {
             prefill: Duration::from_millis(200),
             decode: Duration::from_millis(300),
             cpu: Duration::ZERO,
+            parked: Duration::ZERO,
             finish: FinishReason::Stop,
         };
         m.completed("chat", Duration::from_millis(520), &stats);
@@ -364,11 +372,14 @@ mod tests {
             panics: 0,
             prefix_entries: 1,
             prefix_bytes: 10,
+            preemptions: 3,
+            parked: 1,
         };
         let gov = Governance { cpu_mean_background: 0.1, ..Governance::default() };
         let text = m.render(&status, &gov, Duration::from_millis(1500));
         for needle in [
             "sotto_queue_depth 2\n",
+            "sotto_engine_preemptions_total 3\n",
             "sotto_prompt_tokens_cached_total 80\n",
             "sotto_requests_total{endpoint=\"chat\",outcome=\"queue_full\"} 1\n",
             "sotto_request_duration_seconds_bucket{endpoint=\"chat\",le=\"1\"} 1\n",
