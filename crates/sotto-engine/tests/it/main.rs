@@ -13,6 +13,8 @@ use sotto_engine::{
 };
 use sotto_models::{GgufError, catalog, store};
 
+mod grammars;
+
 fn model(id: &str) -> PathBuf {
     let path = store::models_dir().join(catalog::find(id).expect("catalog id").file_name);
     assert!(path.exists(), "{} is missing: run `sotto models fetch` first", path.display());
