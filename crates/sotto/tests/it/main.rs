@@ -133,6 +133,48 @@ fn a_token_given_on_the_command_line_is_warned_about() {
     assert!(from_env.status.success() && !stderr(&from_env).contains("(ps)"), "{}", stderr(&from_env));
 }
 
+/// `sotto config show` with no file, no `SOTTO_*` variable and no flag: every default.
+#[test]
+fn config_show_prints_the_defaults() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sotto"))
+        .args(["config", "show"])
+        .env_clear()
+        .env("HOME", empty.path())
+        .env("XDG_CONFIG_HOME", empty.path())
+        .env("XDG_STATE_HOME", empty.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = String::from_utf8(out.stdout).unwrap().replace(empty.path().to_str().unwrap(), "[HOME]");
+    insta::assert_snapshot!(shown);
+}
+
+/// `sotto config show` with a file, variables and flags: each value names where it came
+/// from, and the token is not shown.
+#[test]
+fn config_show_names_where_each_value_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sotto.toml");
+    std::fs::write(&file, "[model]\nthreads = 3\nkv_type = \"q8_0\"\n[cache]\npersist = false\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sotto"))
+        .args(["config", "show", "--config"])
+        .arg(&file)
+        .args(["--set", "budget.cpu_peak=40%", "--set", "model.keep_alive=15m", "--set", "server.max_tokens=512"])
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path())
+        .env("SOTTO_BUDGET_CPU_MEAN", "20%")
+        .env("SOTTO_SERVER_DEFAULT_DEADLINE", "1500ms")
+        .env("SOTTO_SERVER_TOKEN", "0123456789abcdef-secret")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(!shown.contains("0123456789abcdef-secret"), "{shown}");
+    insta::assert_snapshot!(shown.replace(dir.path().to_str().unwrap(), "[DIR]"));
+}
+
 fn analyze(args: &[&str], input: &str, state: &std::path::Path) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_sotto"))
