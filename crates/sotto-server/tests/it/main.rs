@@ -77,7 +77,8 @@ impl Holding {
 
 /// Counts each request's decode steps and holds the engine thread at the `Holding::at`-th
 /// one until the test releases it, so that the test acts while a request is known to be
-/// running. It lets go by itself after two minutes, so that a failing test ends.
+/// running; once released it holds no request again. It lets go by itself after two
+/// minutes, so that a failing test ends.
 struct HoldHook(Arc<Holding>);
 
 impl StepHook for HoldHook {
