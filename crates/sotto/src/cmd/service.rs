@@ -578,6 +578,21 @@ mod tests {
         assert!(comments.iter().all(|c| !c[4..c.len() - 3].contains("--")), "no -- inside XML comments");
     }
 
+    /// The files as they are written, for review. `the_packaged_examples_are_current` keeps
+    /// the 4-CPU system unit and daemon plist in packaging/; these are every shape at 2 CPUs.
+    #[test]
+    fn unit_file_snapshots() {
+        let c = Config::defaults();
+        let exe = "/usr/local/bin/sotto";
+        insta::assert_snapshot!("systemd_system", render_systemd(&c, &options(exe, true, 2.0)));
+        insta::assert_snapshot!("systemd_user", render_systemd(&c, &options(exe, false, 2.0)));
+        let mut cgroup = Config::defaults();
+        cgroup.set("budget.cgroup", "auto", Source::Cli).unwrap();
+        insta::assert_snapshot!("systemd_system_delegated_cgroup", render_systemd(&cgroup, &options(exe, true, 2.0)));
+        insta::assert_snapshot!("launchd_agent", render_launchd(&c, &options(exe, false, 2.0)));
+        insta::assert_snapshot!("launchd_daemon", render_launchd(&c, &options(exe, true, 2.0)));
+    }
+
     fn check_packaged(name: &str, want: &str) {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging").join(name);
         if std::env::var_os("SOTTO_TEST_BLESS").is_some() {

@@ -6,14 +6,17 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use super::real_models;
+use super::{exit_within, real_models, wait_until};
 
 pub struct Daemon {
     pub child: Child,
     pub addr: SocketAddr,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Reads the daemon's standard error into `log`; ends when the daemon closes it.
+    reader: Option<JoinHandle<()>>,
     _dirs: tempfile::TempDir,
 }
 
@@ -39,7 +42,7 @@ impl Daemon {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains(" listening ") || line.contains("listening addr=") {
                     let addr = line.split_whitespace().find_map(|w| w.strip_prefix("addr=")).map(str::to_string);
@@ -53,11 +56,20 @@ impl Daemon {
             Ok(Some(a)) => a.parse().unwrap(),
             _ => panic!("the daemon did not start listening:\n{}", log.lock().unwrap().join("\n")),
         };
-        Daemon { child, addr, log, _dirs: dirs }
+        Daemon { child, addr, log, reader: Some(reader), _dirs: dirs }
     }
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// The whole log of a daemon that has exited: waits until its standard error has been
+    /// read to the end.
+    pub fn final_log(&mut self) -> String {
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        self.log()
     }
 }
 
@@ -87,41 +99,48 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (
     (status, body)
 }
 
-fn wait_busy(addr: SocketAddr) {
-    let start = Instant::now();
-    loop {
-        let (_, metrics) = http(addr, "GET", "/metrics", None);
-        // The sample line exactly: `contains` also matched the metric's HELP text ("1 while a
-        // request is being evaluated"), so this did not wait at all, and a SIGTERM could reach
-        // the daemon before its handlers were in place (issue 11, item 12).
-        if metrics.lines().any(|l| l.trim() == "sotto_engine_busy 1") {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "the engine never got busy");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// Whether the engine is evaluating a request, as `/ready` says.
+fn engine_busy(addr: SocketAddr) -> bool {
+    let (_, body) = http(addr, "GET", "/ready", None);
+    serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|ready| ready["busy"] == true)
 }
 
+/// Waits until the engine is on a request (and so the daemon's signal handlers are in place:
+/// issue 11, item 12).
+fn wait_busy(addr: SocketAddr) {
+    wait_until("the engine is busy", Duration::from_secs(60), || engine_busy(addr));
+}
+
+/// Sends `POST path` with `body` on a connection the caller keeps and does not read:
+/// dropping it is a client that leaves.
+fn start_post(addr: SocketAddr, path: &str, body: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    s
+}
+
+/// How fast `/health` answers while the model works is measured by `sotto bench serve`
+/// (`/health p50/p99/max ms`); this test checks that it answers at all before the work ends.
 #[test]
-fn health_answers_at_once_while_the_model_generates() {
+fn health_answers_while_the_model_generates() {
     let daemon = Daemon::start(&[]);
     let addr = daemon.addr;
-    let long = std::thread::spawn(move || {
-        http(addr, "POST", "/v1/completions", Some(r#"{"prompt": "Once upon a time", "max_tokens": 120}"#))
-    });
+    // Far longer than the checks below; it is cancelled when its connection closes.
+    let long = start_post(addr, "/v1/completions", r#"{"prompt": "Once upon a time", "max_tokens": 3000}"#);
     wait_busy(addr);
-    let mut worst = Duration::ZERO;
     for _ in 0..20 {
-        let t = Instant::now();
         let (status, body) = http(addr, "GET", "/health", None);
-        worst = worst.max(t.elapsed());
         assert_eq!(status, 200, "{body}");
     }
-    let (status, body) = long.join().unwrap();
-    assert_eq!(status, 200, "{body}");
-    // A server that blocked on inference would take seconds; the promise (50 ms) is measured
-    // by the benchmark, this bound only catches blocking.
-    assert!(worst < Duration::from_millis(500), "slowest /health took {worst:?} while generating");
+    // A server that blocked on inference would have answered only once the generation ended.
+    assert!(engine_busy(addr), "every /health answer came while the model generated");
+    drop(long);
 }
 
 #[test]
@@ -134,29 +153,18 @@ fn sigterm_cancels_work_after_the_grace_period_and_exits_cleanly() {
     wait_busy(addr);
     let pid = daemon.child.id() as libc::pid_t;
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = daemon.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "no exit 20 s after SIGTERM:\n{}", daemon.log());
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = exit_within(&mut daemon.child, Duration::from_secs(60)) else {
+        panic!("no exit 60 s after SIGTERM:\n{}", daemon.final_log())
     };
-    assert!(status.success(), "{status:?}\n{}", daemon.log());
-    let exited_after = start.elapsed();
+    assert!(status.success(), "{status:?}\n{}", daemon.final_log());
     let (code, body) = long.join().unwrap_or_else(|_| {
         // Seen once in CI: the daemon exited about 0.1 s after SIGTERM and the in-flight
         // request's connection was reset. The log says which path the shutdown took.
-        std::thread::sleep(Duration::from_millis(100));
-        panic!(
-            "the in-flight request got no answer; the daemon exited {exited_after:?} after SIGTERM:\n{}",
-            daemon.log()
-        )
+        panic!("the in-flight request got no answer; the daemon exited after SIGTERM:\n{}", daemon.final_log())
     });
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"finish_reason\":\"cancelled\""), "{body}");
-    std::thread::sleep(Duration::from_millis(100));
-    let log = daemon.log();
+    let log = daemon.final_log();
     assert!(log.contains("SIGTERM received") && log.contains("shutdown complete"), "{log}");
     assert!(TcpStream::connect(addr).is_err(), "still accepting after shutdown");
 }
@@ -188,7 +196,7 @@ fn sigterm_while_the_model_loads_exits_cleanly_once_the_load_returns() {
     let log = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let sink = log.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             sink.lock().unwrap().push(line.clone());
             let _ = tx.send(line);
@@ -207,16 +215,12 @@ fn sigterm_while_the_model_loads_exits_cleanly_once_the_load_returns() {
     wait_for("received while the model loads");
     // Let the load return: an empty model file, which the header check refuses.
     drop(std::fs::OpenOptions::new().write(true).open(&fifo).expect("the daemon reads the model"));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "no exit after the load returned:\n{}", dump(&log));
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "{status:?}\n{}", dump(&log));
+    let status = exit_within(&mut child, Duration::from_secs(60));
+    // The whole log: its reader ends when the daemon's standard error closes.
+    reader.join().unwrap();
     let log = dump(&log);
+    let status = status.unwrap_or_else(|| panic!("no exit 60 s after the load returned:\n{log}"));
+    assert!(status.success(), "{status:?}\n{log}");
     assert!(log.contains("stopped before serving") && !log.contains("listening"), "{log}");
 }
 

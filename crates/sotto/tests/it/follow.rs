@@ -7,11 +7,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::Digest;
 
-use super::real_models;
+use super::{exit_within, real_models, wait_until};
 
 /// A follower's directories: the log's, the state's, and the output file.
 struct Dirs {
@@ -93,28 +93,9 @@ impl Dirs {
     }
 }
 
-/// Waits for `what` to hold, looking again every 20 ms, for at most `limit`.
-fn wait_until(what: &str, limit: Duration, mut holds: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !holds() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Waits for the process to exit, for at most `limit`; kills it and fails after that.
 fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("sotto did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    exit_within(child, limit).unwrap_or_else(|| panic!("sotto did not exit within {limit:?}"))
 }
 
 fn sigterm(child: &Child) {

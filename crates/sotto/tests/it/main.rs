@@ -2,7 +2,8 @@
 //! for bad input.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output};
+use std::time::{Duration, Instant};
 
 mod daemon;
 mod follow;
@@ -18,6 +19,32 @@ fn sotto(args: &[&str], models: Option<&std::path::Path>) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Waits for `what` to hold, looking again every 20 ms, for at most `limit`.
+fn wait_until(what: &str, limit: Duration, mut holds: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !holds() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The child's exit status once it has exited, waiting at most `limit`; after that, kills it
+/// and answers `None`.
+fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn real_models() -> PathBuf {
@@ -104,6 +131,48 @@ fn a_token_given_on_the_command_line_is_warned_about() {
     assert!(!warning.contains("0123456789abcdef-cli") && !String::from_utf8_lossy(&flagged.stdout).contains("-cli"));
     let from_env = config_show(false);
     assert!(from_env.status.success() && !stderr(&from_env).contains("(ps)"), "{}", stderr(&from_env));
+}
+
+/// `sotto config show` with no file, no `SOTTO_*` variable and no flag: every default.
+#[test]
+fn config_show_prints_the_defaults() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sotto"))
+        .args(["config", "show"])
+        .env_clear()
+        .env("HOME", empty.path())
+        .env("XDG_CONFIG_HOME", empty.path())
+        .env("XDG_STATE_HOME", empty.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = String::from_utf8(out.stdout).unwrap().replace(empty.path().to_str().unwrap(), "[HOME]");
+    insta::assert_snapshot!(shown);
+}
+
+/// `sotto config show` with a file, variables and flags: each value names where it came
+/// from, and the token is not shown.
+#[test]
+fn config_show_names_where_each_value_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sotto.toml");
+    std::fs::write(&file, "[model]\nthreads = 3\nkv_type = \"q8_0\"\n[cache]\npersist = false\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sotto"))
+        .args(["config", "show", "--config"])
+        .arg(&file)
+        .args(["--set", "budget.cpu_peak=40%", "--set", "model.keep_alive=15m", "--set", "server.max_tokens=512"])
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path())
+        .env("SOTTO_BUDGET_CPU_MEAN", "20%")
+        .env("SOTTO_SERVER_DEFAULT_DEADLINE", "1500ms")
+        .env("SOTTO_SERVER_TOKEN", "0123456789abcdef-secret")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(!shown.contains("0123456789abcdef-secret"), "{shown}");
+    insta::assert_snapshot!(shown.replace(dir.path().to_str().unwrap(), "[DIR]"));
 }
 
 fn analyze(args: &[&str], input: &str, state: &std::path::Path) -> Output {
