@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sotto_engine::{Engine, EngineConfig};
 use sotto_governor::sampler::{Report, Sampler, figures};
-use sotto_governor::{Budgets, Governor, SchedClass, available_cpus, process_cpu_time};
+use sotto_governor::{Budgets, Governor, SchedClass, available_cpus, percentile, process_cpu_time};
 use sotto_server::{AppState, Governance, ModelName, Settings};
 
 /// What to run.
@@ -119,15 +119,6 @@ struct Run {
     cached_tokens: u64,
     cpu_s: f64,
     report: Report,
-}
-
-pub(crate) fn percentile(v: &[f64], p: f64) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    if s.is_empty() {
-        return 0.0;
-    }
-    s[(((p / 100.0) * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1]
 }
 
 fn one(options: &Options, label: &'static str, prefix_cache: usize, cpus: f64) -> anyhow::Result<Run> {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::serve::percentile;
+use sotto_governor::percentile;
 
 /// What to run.
 pub struct Options {

@@ -19,4 +19,5 @@ pub use clock::process_cpu_time;
 pub use governor::{Governor, GovernorStats, Phase};
 pub use machine::{Machine, available_cpus};
 pub use pacer::{Pacer, ThreadPlan};
+pub use sampler::percentile;
 pub use sched::SchedClass;
