@@ -1,12 +1,14 @@
 //! `sotto serve` as a real daemon on a real socket with the real model: health while busy,
 //! SIGTERM, bad configuration, and the official `openai` Python client.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use sotto_bench::client::{Client, Reply};
 
 use super::real_models;
 
@@ -68,29 +70,23 @@ impl Drop for Daemon {
     }
 }
 
-/// One HTTP/1.1 request with `Connection: close`; returns (status, body).
-pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
-    (status, body)
+/// The daemon's HTTP client: the bench's (`ureq`); a request that fails panics.
+fn client(addr: SocketAddr) -> Client {
+    Client::new(addr, Duration::from_secs(120))
+}
+
+fn get(addr: SocketAddr, path: &str) -> Reply {
+    client(addr).get(path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
+    client(addr).post(path, body).unwrap_or_else(|e| panic!("POST {path}: {e}"))
 }
 
 fn wait_busy(addr: SocketAddr) {
     let start = Instant::now();
     loop {
-        let (_, metrics) = http(addr, "GET", "/metrics", None);
+        let metrics = get(addr, "/metrics").body;
         // The sample line exactly: `contains` also matched the metric's HELP text ("1 while a
         // request is being evaluated"), so this did not wait at all, and a SIGTERM could reach
         // the daemon before its handlers were in place (issue 11, item 12).
@@ -107,18 +103,18 @@ fn health_answers_at_once_while_the_model_generates() {
     let daemon = Daemon::start(&[]);
     let addr = daemon.addr;
     let long = std::thread::spawn(move || {
-        http(addr, "POST", "/v1/completions", Some(r#"{"prompt": "Once upon a time", "max_tokens": 120}"#))
+        post(addr, "/v1/completions", r#"{"prompt": "Once upon a time", "max_tokens": 120}"#)
     });
     wait_busy(addr);
     let mut worst = Duration::ZERO;
     for _ in 0..20 {
         let t = Instant::now();
-        let (status, body) = http(addr, "GET", "/health", None);
+        let health = get(addr, "/health");
         worst = worst.max(t.elapsed());
-        assert_eq!(status, 200, "{body}");
+        assert_eq!(health.status, 200, "{}", health.body);
     }
-    let (status, body) = long.join().unwrap();
-    assert_eq!(status, 200, "{body}");
+    let long = long.join().unwrap();
+    assert_eq!(long.status, 200, "{}", long.body);
     // A server that blocked on inference would take seconds; the promise (50 ms) is measured
     // by the benchmark, this bound only catches blocking.
     assert!(worst < Duration::from_millis(500), "slowest /health took {worst:?} while generating");
@@ -129,7 +125,7 @@ fn sigterm_cancels_work_after_the_grace_period_and_exits_cleanly() {
     let mut daemon = Daemon::start(&["server.shutdown_grace=1s"]);
     let addr = daemon.addr;
     let long = std::thread::spawn(move || {
-        http(addr, "POST", "/v1/completions", Some(r#"{"prompt": "Once upon a time", "max_tokens": 3000}"#))
+        post(addr, "/v1/completions", r#"{"prompt": "Once upon a time", "max_tokens": 3000}"#)
     });
     wait_busy(addr);
     let pid = daemon.child.id() as libc::pid_t;
@@ -144,7 +140,7 @@ fn sigterm_cancels_work_after_the_grace_period_and_exits_cleanly() {
     };
     assert!(status.success(), "{status:?}\n{}", daemon.log());
     let exited_after = start.elapsed();
-    let (code, body) = long.join().unwrap_or_else(|_| {
+    let Reply { status: code, body } = long.join().unwrap_or_else(|_| {
         // Seen once in CI: the daemon exited about 0.1 s after SIGTERM and the in-flight
         // request's connection was reset. The log says which path the shutdown took.
         std::thread::sleep(Duration::from_millis(100));
@@ -158,6 +154,7 @@ fn sigterm_cancels_work_after_the_grace_period_and_exits_cleanly() {
     std::thread::sleep(Duration::from_millis(100));
     let log = daemon.log();
     assert!(log.contains("SIGTERM received") && log.contains("shutdown complete"), "{log}");
+    // A bare connect, no request: whether anything still listens on the port.
     assert!(TcpStream::connect(addr).is_err(), "still accepting after shutdown");
 }
 
