@@ -12,6 +12,7 @@ use std::time::Instant;
 use serde::Serialize;
 use sotto_engine::Engine;
 use sotto_events::eval::{Label, LabelledEvent};
+use sotto_governor::percentile;
 
 use crate::{Admission, Analyzer, Detail, Embeddings, Mode, Options};
 
@@ -86,15 +87,6 @@ fn ratio(n: usize, d: usize) -> f64 {
     if d == 0 { 0.0 } else { n as f64 / d as f64 }
 }
 
-/// Nearest-rank percentile of sorted values.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
-}
-
 fn base(id: &str) -> &str {
     id.split('.').next().unwrap_or(id)
 }
@@ -128,8 +120,7 @@ pub fn score(outcomes: &[Outcome]) -> Report {
         .iter()
         .filter(|o| o.predicted_techniques.iter().any(|p| o.expected_techniques.iter().any(|e| base(e) == base(p))))
         .count();
-    let mut latencies: Vec<f64> = outcomes.iter().map(|o| o.latency_ms).collect();
-    latencies.sort_by(f64::total_cmp);
+    let latencies: Vec<f64> = outcomes.iter().map(|o| o.latency_ms).collect();
     Report {
         events: outcomes.len(),
         accuracy: ratio(flag_correct, outcomes.len()),
@@ -367,14 +358,5 @@ mod tests {
         // T1059.003 matches T1059.001 through the parent; T1027 does not match T1105.
         assert!((r.technique_hit_rate - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!((r.latency_p50_ms, r.latency_p95_ms), (30.0, 60.0));
-    }
-
-    #[test]
-    fn percentiles_use_nearest_rank() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&v, 50.0), 50.0);
-        assert_eq!(percentile(&v, 95.0), 95.0);
-        assert_eq!(percentile(&v, 99.0), 99.0);
-        assert_eq!(percentile(&[], 50.0), 0.0);
     }
 }

@@ -18,7 +18,8 @@ use sotto_governor::sampler::{Sampler, figures};
 use sotto_governor::{Budgets, Governor, SchedClass, available_cpus, process_cpu_time};
 use sotto_server::{AppState, Governance, ModelName, Settings};
 
-use crate::serve::{Daemon, http};
+use crate::client::Client;
+use crate::serve::Daemon;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -105,15 +106,15 @@ pub fn run(options: &Options) -> anyhow::Result<Value> {
     let name = ModelName { id: options.model_id.clone(), aliases: Vec::new(), created: 0 };
     let state = AppState::new(engine, Some(analyzer), name, Settings::default(), gov, paced);
     let daemon = Daemon::start(state)?;
-    let addr = daemon.addr;
+    let client = Client::new(daemon.addr, Duration::from_secs(300));
 
     let stream = host_stream(&options.corpus, options.events);
     let send = |i: usize, path: &str| -> anyhow::Result<(f64, Value)> {
         let t = Instant::now();
-        let (status, body) = http(addr, "POST", path, &options.corpus[i].1.to_string())?;
+        let reply = client.post(path, options.corpus[i].1.to_string())?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        anyhow::ensure!(status == 200, "{path}: {status} {body}");
-        Ok((ms, serde_json::from_str(&body)?))
+        anyhow::ensure!(reply.status == 200, "{path}: {} {}", reply.status, reply.body);
+        Ok((ms, serde_json::from_str(&reply.body)?))
     };
     let mut phases = Vec::new();
     for (name, rate) in [("sustained", Some(options.rate)), ("flat out", None)] {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sotto_engine::{Engine, EngineConfig, Request};
 use sotto_governor::sampler::{CpuFigures, Report, Sampler, figures};
-use sotto_governor::{Budgets, Governor, SchedClass, available_cpus, process_cpu_time};
+use sotto_governor::{Budgets, Governor, SchedClass, available_cpus, percentile, process_cpu_time};
 
 use crate::workload::{sha_foreground_process, stream_prompt};
 
@@ -269,7 +269,7 @@ fn foreground_impact(options: &Options, cpus: f64) -> anyhow::Result<Value> {
         stop.store(true, Ordering::Relaxed);
         let latencies = background.join().unwrap_or_default();
         let impact = (1.0 - with as f64 / alone as f64) * 100.0;
-        let (p50, max) = (crate::serve::percentile(&latencies, 50.0), crate::serve::percentile(&latencies, 100.0));
+        let (p50, max) = (percentile(&latencies, 50.0), percentile(&latencies, 100.0));
         println!("| {class} | {alone} | {with} | {impact:.1}% | {} | {p50:.0} / {max:.0} |", latencies.len());
         out.push(json!({"critical_class": class.to_string(), "hashes_alone": alone, "hashes_with_sotto": with,
             "impact_percent": impact, "critical_done": latencies.len(), "latency_ms": latencies}));

@@ -5,6 +5,7 @@
 //! promise held.
 
 pub mod analyze;
+pub mod client;
 pub mod governor;
 pub mod serve;
 pub mod soak;

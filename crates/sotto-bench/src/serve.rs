@@ -3,8 +3,7 @@
 //! a prober asks `/health` every 100 ms. Reports latency, CPU per 100 ms window, CPU per
 //! request, cached prompt tokens, and `/health` latency while the model is busy.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +12,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sotto_engine::{Engine, EngineConfig};
 use sotto_governor::sampler::{Report, Sampler, figures};
-use sotto_governor::{Budgets, Governor, SchedClass, available_cpus, process_cpu_time};
+use sotto_governor::{Budgets, Governor, SchedClass, available_cpus, percentile, process_cpu_time};
 use sotto_server::{AppState, Governance, ModelName, Settings};
+
+use crate::client::Client;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -66,22 +67,6 @@ pub(crate) fn event(i: usize) -> String {
     format!("Event {i}: {}", EVENTS[i % EVENTS.len()])
 }
 
-/// One HTTP/1.1 request with `Connection: close`; returns (status, body).
-pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(300)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    Ok((status, raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string()))
-}
-
 /// The daemon's HTTP server on a free loopback port, in this process, for a benchmark.
 pub(crate) struct Daemon {
     pub addr: SocketAddr,
@@ -121,15 +106,6 @@ struct Run {
     report: Report,
 }
 
-pub(crate) fn percentile(v: &[f64], p: f64) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    if s.is_empty() {
-        return 0.0;
-    }
-    s[(((p / 100.0) * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1]
-}
-
 fn one(options: &Options, label: &'static str, prefix_cache: usize, cpus: f64) -> anyhow::Result<Run> {
     let budgets = Budgets::default();
     let governor = Governor::new(budgets, SchedClass::Idle, cpus);
@@ -149,14 +125,15 @@ fn one(options: &Options, label: &'static str, prefix_cache: usize, cpus: f64) -
     let addr = daemon.addr;
 
     let system = system_prompt();
+    let client = Client::new(addr, Duration::from_secs(300));
     let probing = Arc::new(AtomicBool::new(true));
     let prober = {
-        let probing = probing.clone();
+        let (probing, client) = (probing.clone(), client.clone());
         std::thread::spawn(move || {
             let mut ms = Vec::new();
             while probing.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                if let Ok((200, _)) = http(addr, "GET", "/health", "") {
+                if client.get("/health").is_ok_and(|r| r.status == 200) {
                     ms.push(t.elapsed().as_secs_f64() * 1e3);
                 }
                 std::thread::sleep(Duration::from_millis(100));
@@ -174,10 +151,10 @@ fn one(options: &Options, label: &'static str, prefix_cache: usize, cpus: f64) -
             "max_tokens": options.max_tokens,
         });
         let t = Instant::now();
-        let (status, text) = http(addr, "POST", "/v1/chat/completions", &body.to_string())?;
+        let reply = client.post("/v1/chat/completions", body.to_string())?;
         latency_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        anyhow::ensure!(status == 200, "request {i}: {status} {text}");
-        let v: Value = serde_json::from_str(&text)?;
+        anyhow::ensure!(reply.status == 200, "request {i}: {} {}", reply.status, reply.body);
+        let v: Value = serde_json::from_str(&reply.body)?;
         prompt_tokens += v["usage"]["prompt_tokens"].as_u64().unwrap_or(0);
         cached_tokens += v["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0);
     }

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::serve::percentile;
+use sotto_governor::percentile;
+
+use crate::client::Client;
 
 /// What to run.
 pub struct Options {
@@ -107,43 +109,46 @@ struct Answer {
     ms: f64,
 }
 
-fn send(addr: SocketAddr, kind: &str, i: usize) -> Answer {
+fn send(client: &Client, addr: SocketAddr, kind: &str, i: usize) -> Answer {
     let started = Instant::now();
-    let status = (|| -> std::io::Result<Option<u16>> {
-        let mut s = TcpStream::connect(addr)?;
-        s.set_read_timeout(Some(Duration::from_secs(300)))?;
-        let body = body(kind, i);
-        let head = format!(
-            "POST {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n\
-             X-Sotto-Priority: {}\r\nContent-Length: {}\r\n\r\n",
-            path(kind),
-            // Each kind gets every priority in turn (not tied to the kind, as `i % 3` would be).
-            PRIORITIES[(i / KINDS.len()) % PRIORITIES.len()],
-            body.len()
-        );
-        s.write_all(head.as_bytes())?;
-        s.write_all(&body)?;
-        if kind == "disconnect" {
-            return Ok(None); // gone before the answer: the daemon must cancel, not choke
+    // Each kind gets every priority in turn (not tied to the kind, as `i % 3` would be).
+    let priority = PRIORITIES[(i / KINDS.len()) % PRIORITIES.len()];
+    let body = body(kind, i);
+    let status = match kind {
+        "slow-reader" | "disconnect" => misbehave(addr, kind, priority, &body).unwrap_or(None),
+        _ => client.post_with(path(kind), &[("x-sotto-priority", priority)], &body).ok().map(|r| r.status),
+    };
+    Answer { status, ms: started.elapsed().as_secs_f64() * 1e3 }
+}
+
+/// A client that reads its answer 16 bytes at a time, or hangs up before it: an HTTP client
+/// library does neither, so these two write the request to a socket of their own.
+fn misbehave(addr: SocketAddr, kind: &str, priority: &str, body: &[u8]) -> std::io::Result<Option<u16>> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(300)))?;
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         X-Sotto-Priority: {priority}\r\nContent-Length: {}\r\n\r\n",
+        path(kind),
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    if kind == "disconnect" {
+        return Ok(None); // gone before the answer: the daemon must cancel, not choke
+    }
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16];
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
         }
-        let mut raw = Vec::new();
-        if kind == "slow-reader" {
-            let mut buf = [0u8; 16];
-            loop {
-                let n = s.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                raw.extend_from_slice(&buf[..n]);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        } else {
-            s.read_to_end(&mut raw)?;
-        }
-        let line = String::from_utf8_lossy(&raw[..raw.len().min(64)]).into_owned();
-        Ok(line.split_whitespace().nth(1).and_then(|c| c.parse().ok()))
-    })();
-    Answer { status: status.unwrap_or(None), ms: started.elapsed().as_secs_f64() * 1e3 }
+        raw.extend_from_slice(&buf[..n]);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let line = String::from_utf8_lossy(&raw[..raw.len().min(64)]).into_owned();
+    Ok(line.split_whitespace().nth(1).and_then(|c| c.parse().ok()))
 }
 
 fn open_fds(pid: u32) -> usize {
@@ -167,13 +172,13 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Wait until `/ready` answers 200, or the process exits, or 5 minutes pass.
-fn wait_ready(child: &mut Child, addr: SocketAddr) -> anyhow::Result<()> {
+fn wait_ready(child: &mut Child, client: &Client) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         if let Some(status) = child.try_wait()? {
             anyhow::bail!("sotto serve exited before it was ready: {status}");
         }
-        if crate::serve::http(addr, "GET", "/ready", "").is_ok_and(|(s, _)| s == 200) {
+        if client.get("/ready").is_ok_and(|r| r.status == 200) {
             return Ok(());
         }
         anyhow::ensure!(Instant::now() < deadline, "sotto serve was not ready within 5 minutes");
@@ -195,17 +200,19 @@ pub fn run(options: &Options) -> anyhow::Result<Value> {
         .stderr(Stdio::null())
         .spawn()?;
     let pid = child.id();
-    wait_ready(&mut child, addr)?;
+    let client = Client::new(addr, Duration::from_secs(300));
+    wait_ready(&mut child, &client)?;
     let prefix_dir = state.join("sotto/prefix");
     let (fds_before, prefix_before) = (open_fds(pid), dir_bytes(&prefix_dir));
     let started = Instant::now();
     let answers: Vec<(usize, Answer)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..options.clients.max(1))
             .map(|c| {
+                let client = &client;
                 scope.spawn(move || {
                     (c..options.requests)
                         .step_by(options.clients.max(1))
-                        .map(|i| (i, send(addr, KINDS[i % KINDS.len()], i)))
+                        .map(|i| (i, send(client, addr, KINDS[i % KINDS.len()], i)))
                         .collect::<Vec<_>>()
                 })
             })

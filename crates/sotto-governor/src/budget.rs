@@ -1,5 +1,39 @@
 //! Budgets: CPU as a fraction of the whole machine, memory in bytes, and their parsers.
 
+/// Why a budget, or the text of one, is refused. The messages are what the user reads after
+/// the key's name.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BudgetError {
+    /// A priority's mean budget (`which`: critical or background) is 0 or above the peak.
+    #[error(
+        "the {which} mean budget {:.0}% must be above 0% and at most the peak budget {:.0}%",
+        .mean * 100.0,
+        .peak * 100.0
+    )]
+    PriorityMean { which: &'static str, mean: f64, peak: f64 },
+    /// The mean budget is not in (0, 1].
+    #[error("cpu mean budget {:.0}% must be in (0, 100]", .0 * 100.0)]
+    Mean(f64),
+    /// The peak budget is not in (0, 1].
+    #[error("cpu peak budget {:.0}% must be in (0, 100]", .0 * 100.0)]
+    Peak(f64),
+    /// The mean budget is above the peak budget.
+    #[error("the cpu mean budget cannot exceed the peak budget")]
+    MeanAbovePeak,
+    /// The text is not a number, with or without `%`.
+    #[error("`{0}` is not a percentage (e.g. 35%)")]
+    NotAPercentage(String),
+    /// The percentage is 0 or above 100%.
+    #[error("`{0}` must be between 0% and 100%")]
+    PercentageOutOfRange(String),
+    /// The text does not start with a number.
+    #[error("`{0}` is not a size (e.g. 6GiB)")]
+    NotASize(String),
+    /// The number is followed by something other than a known unit.
+    #[error("`{0}` is not a size unit (use MiB, GiB, MB, GB)")]
+    UnknownUnit(String),
+}
+
 /// The promises, as numbers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Budgets {
@@ -41,52 +75,48 @@ impl Budgets {
     }
 
     /// Check the budgets make sense together.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, mean) in [("critical", self.critical_mean), ("background", self.background_mean)] {
+    pub fn validate(&self) -> Result<(), BudgetError> {
+        for (which, mean) in [("critical", self.critical_mean), ("background", self.background_mean)] {
             if let Some(m) = mean
                 && !(m > 0.0 && m <= self.cpu_peak)
             {
-                return Err(format!(
-                    "the {name} mean budget {:.0}% must be above 0% and at most the peak budget {:.0}%",
-                    m * 100.0,
-                    self.cpu_peak * 100.0
-                ));
+                return Err(BudgetError::PriorityMean { which, mean: m, peak: self.cpu_peak });
             }
         }
         if !(self.cpu_mean > 0.0 && self.cpu_mean <= 1.0) {
-            return Err(format!("cpu mean budget {:.0}% must be in (0, 100]", self.cpu_mean * 100.0));
+            return Err(BudgetError::Mean(self.cpu_mean));
         }
         if !(self.cpu_peak > 0.0 && self.cpu_peak <= 1.0) {
-            return Err(format!("cpu peak budget {:.0}% must be in (0, 100]", self.cpu_peak * 100.0));
+            return Err(BudgetError::Peak(self.cpu_peak));
         }
         if self.cpu_mean > self.cpu_peak {
-            return Err("the cpu mean budget cannot exceed the peak budget".into());
+            return Err(BudgetError::MeanAbovePeak);
         }
         Ok(())
     }
 }
 
 /// `35%`, `35` or `0.35` → 0.35.
-pub fn parse_percent(s: &str) -> Result<f64, String> {
+pub fn parse_percent(s: &str) -> Result<f64, BudgetError> {
     let t = s.trim();
     let (num, pct) = match t.strip_suffix('%') {
         Some(n) => (n.trim(), true),
         None => (t, false),
     };
-    let v: f64 = num.parse().map_err(|_| format!("`{s}` is not a percentage (e.g. 35%)"))?;
+    let v: f64 = num.parse().map_err(|_| BudgetError::NotAPercentage(s.to_string()))?;
     let f = if pct || v > 1.0 { v / 100.0 } else { v };
     if !(f > 0.0 && f <= 1.0) {
-        return Err(format!("`{s}` must be between 0% and 100%"));
+        return Err(BudgetError::PercentageOutOfRange(s.to_string()));
     }
     Ok(f)
 }
 
 /// `6GiB`, `512MiB`, `6GB`, `1000000` → bytes.
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
+pub fn parse_bytes(s: &str) -> Result<u64, BudgetError> {
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let v: f64 = num.parse().map_err(|_| format!("`{s}` is not a size (e.g. 6GiB)"))?;
+    let v: f64 = num.parse().map_err(|_| BudgetError::NotASize(s.to_string()))?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kib" => 1024.0,
@@ -95,7 +125,7 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "mb" => 1e6,
         "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
         "gb" => 1e9,
-        other => return Err(format!("`{other}` is not a size unit (use MiB, GiB, MB, GB)")),
+        other => return Err(BudgetError::UnknownUnit(other.to_string())),
     };
     Ok((v * mult) as u64)
 }
@@ -111,7 +141,7 @@ mod tests {
         assert_eq!(parse_percent("0.2").unwrap(), 0.2);
         assert!(parse_percent("0%").is_err());
         assert!(parse_percent("150%").is_err());
-        assert!(parse_percent("lots").is_err());
+        assert_eq!(parse_percent("lots").unwrap_err().to_string(), "`lots` is not a percentage (e.g. 35%)");
     }
 
     #[test]
@@ -119,16 +149,22 @@ mod tests {
         assert_eq!(parse_bytes("6GiB").unwrap(), 6 << 30);
         assert_eq!(parse_bytes("512 MiB").unwrap(), 512 << 20);
         assert_eq!(parse_bytes("2GB").unwrap(), 2_000_000_000);
-        assert!(parse_bytes("6 parsecs").is_err());
+        assert_eq!(
+            parse_bytes("6 parsecs").unwrap_err().to_string(),
+            "`parsecs` is not a size unit (use MiB, GiB, MB, GB)"
+        );
     }
 
     #[test]
     fn mean_above_peak_is_refused() {
         let b = Budgets { cpu_mean: 0.6, cpu_peak: 0.5, mem: 1, ..Budgets::default() };
-        assert!(b.validate().unwrap_err().contains("exceed"));
+        assert!(b.validate().unwrap_err().to_string().contains("exceed"));
         assert!(Budgets::default().validate().is_ok());
         let b = Budgets { background_mean: Some(0.6), ..Budgets::default() };
-        assert!(b.validate().unwrap_err().contains("background mean budget 60%"));
+        assert_eq!(
+            b.validate().unwrap_err().to_string(),
+            "the background mean budget 60% must be above 0% and at most the peak budget 50%"
+        );
     }
 
     #[test]

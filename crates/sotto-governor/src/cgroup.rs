@@ -7,6 +7,7 @@
 //! configuration asks for it (`budget.cgroup`).
 
 use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -17,6 +18,42 @@ pub const CHILD: &str = "sotto";
 
 /// Period written to `cpu.max`: the 100 ms window every CPU figure is measured over.
 pub const PERIOD_US: u64 = 100_000;
+
+/// Why the cap could not be set, or `budget.cgroup` could not be read. Every message says
+/// which file refused and what would make it work.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// `budget.cgroup` is none of off, auto, require.
+    #[error("`{0}` is not a cgroup mode (off, auto or require)")]
+    UnknownMode(String),
+    /// `/proc/self/cgroup` has no cgroup v2 (`0::`) line.
+    #[error("this process is not in a cgroup v2 hierarchy (no `0::` line in /proc/self/cgroup)")]
+    NotV2,
+    /// The process is in the root cgroup, which is never delegated.
+    #[error("this process is in the root cgroup; run it in a delegated one (systemd Delegate=yes)")]
+    Root,
+    /// The parent cgroup does not offer the cpu controller to its children.
+    #[error(
+        "the cpu controller is not available in {} (cgroup.controllers: `{}`); delegate it (systemd Delegate=yes)",
+        .parent.display(),
+        .controllers.trim()
+    )]
+    NoCpuController { parent: PathBuf, controllers: String },
+    /// A cgroup file or directory could not be read, written or made (`what`: "read",
+    /// "create", "write `VALUE` to"). The I/O error is part of the message, not a `source`,
+    /// so that it is printed once.
+    #[error("cannot {what} {}: {error}{}", .path.display(), hint(.error))]
+    Io { what: String, path: PathBuf, error: io::Error },
+}
+
+/// What an I/O error on a cgroup file usually means.
+fn hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => " (the cgroup is not delegated to this user; systemd: Delegate=yes)",
+        io::ErrorKind::NotFound => " (no cgroup v2 there)",
+        _ => "",
+    }
+}
 
 /// What to do about `cpu.max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,14 +68,14 @@ pub enum CgroupMode {
 }
 
 impl FromStr for CgroupMode {
-    type Err = String;
+    type Err = CgroupError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, CgroupError> {
         match s.trim() {
             "off" => Ok(CgroupMode::Off),
             "auto" => Ok(CgroupMode::Auto),
             "require" => Ok(CgroupMode::Require),
-            other => Err(format!("`{other}` is not a cgroup mode (off, auto or require)")),
+            other => Err(CgroupError::UnknownMode(other.to_string())),
         }
     }
 }
@@ -71,24 +108,19 @@ pub struct Applied {
 /// Move process `pid` into `<own cgroup>/sotto` under the cgroup2 mount `root` and cap it at
 /// `cpus` CPUs. `proc_self_cgroup` is the content of `/proc/self/cgroup`. Every failure says
 /// which file refused and what would make it work.
-pub fn apply_cpu_max(root: &Path, proc_self_cgroup: &str, pid: u32, cpus: f64) -> Result<Applied, String> {
-    let rel = cgroup_v2_path(proc_self_cgroup)
-        .ok_or("this process is not in a cgroup v2 hierarchy (no `0::` line in /proc/self/cgroup)")?;
+pub fn apply_cpu_max(root: &Path, proc_self_cgroup: &str, pid: u32, cpus: f64) -> Result<Applied, CgroupError> {
+    let rel = cgroup_v2_path(proc_self_cgroup).ok_or(CgroupError::NotV2)?;
     let own = root.join(rel.trim().trim_start_matches('/'));
     let rel = rel.trim();
     // Already moved (a restart inside the same cgroup, or a second call): just set the limit.
     let child = if own.file_name().is_some_and(|n| n == CHILD) { own.clone() } else { own.join(CHILD) };
     let parent = child.parent().expect("the child has a parent").to_path_buf();
     if rel == "/" || rel.is_empty() {
-        return Err("this process is in the root cgroup; run it in a delegated one (systemd Delegate=yes)".into());
+        return Err(CgroupError::Root);
     }
     let controllers = read(&parent.join("cgroup.controllers"))?;
     if !controllers.split_whitespace().any(|c| c == "cpu") {
-        return Err(format!(
-            "the cpu controller is not available in {} (cgroup.controllers: `{}`); delegate it (systemd Delegate=yes)",
-            parent.display(),
-            controllers.trim()
-        ));
+        return Err(CgroupError::NoCpuController { parent, controllers });
     }
     if !child.is_dir() {
         std::fs::create_dir(&child).map_err(|e| fail("create", &child, e))?;
@@ -104,21 +136,16 @@ pub fn apply_cpu_max(root: &Path, proc_self_cgroup: &str, pid: u32, cpus: f64) -
     Ok(Applied { dir: child, cpu_max: line })
 }
 
-fn read(path: &Path) -> Result<String, String> {
+fn read(path: &Path) -> Result<String, CgroupError> {
     std::fs::read_to_string(path).map_err(|e| fail("read", path, e))
 }
 
-fn write(path: &Path, value: &str) -> Result<(), String> {
+fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     std::fs::write(path, value).map_err(|e| fail(&format!("write `{value}` to"), path, e))
 }
 
-fn fail(what: &str, path: &Path, e: std::io::Error) -> String {
-    let hint = match e.kind() {
-        std::io::ErrorKind::PermissionDenied => " (the cgroup is not delegated to this user; systemd: Delegate=yes)",
-        std::io::ErrorKind::NotFound => " (no cgroup v2 there)",
-        _ => "",
-    };
-    format!("cannot {what} {}: {e}{hint}", path.display())
+fn fail(what: &str, path: &Path, error: io::Error) -> CgroupError {
+    CgroupError::Io { what: what.to_string(), path: path.to_path_buf(), error }
 }
 
 #[cfg(test)]
@@ -161,15 +188,19 @@ mod tests {
     #[test]
     fn refusals_say_why() {
         let root = fake_root("memory pids\n");
-        let err = apply_cpu_max(root.path(), "0::/system.slice/sotto.service\n", 1, 1.0).unwrap_err();
-        assert!(err.contains("cpu controller is not available") && err.contains("Delegate=yes"), "{err}");
-        let err = apply_cpu_max(root.path(), "1:cpu:/\n", 1, 1.0).unwrap_err();
-        assert!(err.contains("not in a cgroup v2"), "{err}");
-        let err = apply_cpu_max(root.path(), "0::/\n", 1, 1.0).unwrap_err();
-        assert!(err.contains("root cgroup"), "{err}");
-        let err = apply_cpu_max(root.path(), "0::/elsewhere.scope\n", 1, 1.0).unwrap_err();
-        assert!(err.contains("cannot read") && err.contains("elsewhere.scope"), "{err}");
+        let err = |own: &str| apply_cpu_max(root.path(), own, 1, 1.0).unwrap_err().to_string();
+        let e = err("0::/system.slice/sotto.service\n");
+        assert!(e.contains("cpu controller is not available") && e.contains("Delegate=yes"), "{e}");
+        let e = err("1:cpu:/\n");
+        assert!(e.contains("not in a cgroup v2"), "{e}");
+        let e = err("0::/\n");
+        assert!(e.contains("root cgroup"), "{e}");
+        let e = err("0::/elsewhere.scope\n");
+        assert!(
+            e.contains("cannot read") && e.contains("elsewhere.scope") && e.contains("(no cgroup v2 there)"),
+            "{e}"
+        );
         assert_eq!("require".parse::<CgroupMode>().unwrap(), CgroupMode::Require);
-        assert!("sometimes".parse::<CgroupMode>().unwrap_err().contains("off, auto or require"));
+        assert!("sometimes".parse::<CgroupMode>().unwrap_err().to_string().contains("off, auto or require"));
     }
 }

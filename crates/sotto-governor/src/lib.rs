@@ -13,10 +13,11 @@ pub mod pacer;
 pub mod sampler;
 pub mod sched;
 
-pub use budget::{Budgets, Urgency, parse_bytes, parse_percent};
-pub use cgroup::CgroupMode;
+pub use budget::{BudgetError, Budgets, Urgency, parse_bytes, parse_percent};
+pub use cgroup::{CgroupError, CgroupMode};
 pub use clock::process_cpu_time;
 pub use governor::{Governor, GovernorStats, Phase};
 pub use machine::{Machine, available_cpus};
 pub use pacer::{Pacer, ThreadPlan};
-pub use sched::SchedClass;
+pub use sampler::percentile;
+pub use sched::{SchedClass, SchedError};

@@ -76,20 +76,37 @@ pub fn windows(samples: &[Sample], cpus: f64) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The `p`th percentile (0 to 100) of `values`, in any order, by nearest rank: the smallest
+/// value that at least `p`% of the values are less than or equal to; 0 for no values. The one
+/// percentile of sotto: the bench, the evaluations and `figures` all report through it.
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    nearest_rank(&sorted, p)
+}
+
+/// `percentile` of values already sorted ascending.
+fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
 /// Mean and percentiles (nearest rank) of `values`.
 pub fn figures(values: &[f64]) -> CpuFigures {
     if values.is_empty() {
         return CpuFigures::default();
     }
     let mut v = values.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    v.sort_by(f64::total_cmp);
     CpuFigures {
         mean: v.iter().sum::<f64>() / v.len() as f64,
-        p50: pct(0.50),
-        p95: pct(0.95),
-        p99: pct(0.99),
-        peak: *v.last().expect("non-empty"),
+        p50: nearest_rank(&v, 50.0),
+        p95: nearest_rank(&v, 95.0),
+        p99: nearest_rank(&v, 99.0),
+        peak: nearest_rank(&v, 100.0),
     }
 }
 
@@ -263,6 +280,13 @@ mod tests {
         let f = figures(&v);
         assert_eq!((f.p50, f.p95, f.p99, f.peak), (50.0, 95.0, 99.0, 100.0));
         assert_eq!(figures(&[]).peak, 0.0);
+        // Any order; the rank is rounded up, never interpolated.
+        let shuffled = [40.0, 10.0, 30.0, 20.0];
+        assert_eq!(percentile(&shuffled, 50.0), 20.0);
+        assert_eq!(percentile(&shuffled, 51.0), 30.0);
+        assert_eq!(percentile(&shuffled, 0.0), 10.0);
+        assert_eq!(percentile(&shuffled, 100.0), 40.0);
+        assert_eq!(percentile(&[], 99.0), 0.0);
     }
 
     #[test]

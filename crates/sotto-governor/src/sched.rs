@@ -3,6 +3,27 @@
 //! value from the thread that creates them). Threads serving HTTP and control are untouched.
 
 use std::fmt;
+use std::io;
+
+/// Why a scheduling class could not be read or applied.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedError {
+    /// The text is none of idle, background, normal, nice 0-19.
+    #[error("`{0}` is not a scheduling class (idle, background, normal, nice 0-19)")]
+    Unknown(String),
+    /// Linux refused the nice value (above `RLIMIT_NICE` / systemd `LimitNICE`).
+    #[error("setpriority: {0}")]
+    SetPriority(io::Error),
+    /// Linux refused the policy (leaving `SCHED_IDLE` needs the nice value to allow it).
+    #[error("sched_setscheduler: {0}")]
+    SetScheduler(io::Error),
+    /// macOS refused the QoS class (the error number it returned).
+    #[error("pthread_set_qos_class_self_np: error {0}")]
+    Qos(i32),
+    /// Neither Linux nor macOS: sotto sets no scheduling class here.
+    #[error("scheduling classes are not supported on this platform")]
+    Unsupported,
+}
 
 /// How the kernel should treat inference threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -19,9 +40,9 @@ pub enum SchedClass {
 }
 
 impl std::str::FromStr for SchedClass {
-    type Err = String;
+    type Err = SchedError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, SchedError> {
         let t = s.trim();
         match t {
             "idle" => Ok(SchedClass::Idle),
@@ -31,7 +52,7 @@ impl std::str::FromStr for SchedClass {
                 let n = t.strip_prefix("nice").map(str::trim).unwrap_or(t);
                 match n.parse::<i32>() {
                     Ok(v) if (0..=19).contains(&v) => Ok(SchedClass::Nice(v)),
-                    _ => Err(format!("`{s}` is not a scheduling class (idle, background, normal, nice 0-19)")),
+                    _ => Err(SchedError::Unknown(s.to_string())),
                 }
             }
         }
@@ -51,16 +72,16 @@ impl fmt::Display for SchedClass {
 
 impl SchedClass {
     /// Apply to the calling thread. Errors are returned for logging; inference still runs.
-    pub fn apply_to_current_thread(self) -> Result<(), String> {
+    pub fn apply_to_current_thread(self) -> Result<(), SchedError> {
         imp::apply(self)
     }
 }
 
 #[cfg(target_os = "linux")]
 mod imp {
-    use super::SchedClass;
+    use super::{SchedClass, SchedError};
 
-    pub fn apply(class: SchedClass) -> Result<(), String> {
+    pub fn apply(class: SchedClass) -> Result<(), SchedError> {
         // SAFETY: plain syscalls on the calling thread (tid 0 / gettid) with valid arguments.
         unsafe {
             let tid = libc::gettid();
@@ -76,11 +97,11 @@ mod imp {
             if let Some(nice) = nice
                 && libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) != 0
             {
-                return Err(format!("setpriority: {}", std::io::Error::last_os_error()));
+                return Err(SchedError::SetPriority(std::io::Error::last_os_error()));
             }
             let param = libc::sched_param { sched_priority: 0 };
             if libc::sched_setscheduler(0, policy, &param) != 0 {
-                return Err(format!("sched_setscheduler: {}", std::io::Error::last_os_error()));
+                return Err(SchedError::SetScheduler(std::io::Error::last_os_error()));
             }
         }
         Ok(())
@@ -96,9 +117,9 @@ mod imp {
 
 #[cfg(target_os = "macos")]
 mod imp {
-    use super::SchedClass;
+    use super::{SchedClass, SchedError};
 
-    pub fn apply(class: SchedClass) -> Result<(), String> {
+    pub fn apply(class: SchedClass) -> Result<(), SchedError> {
         let qos = match class {
             SchedClass::Idle | SchedClass::Nice(_) => libc::qos_class_t::QOS_CLASS_UTILITY,
             SchedClass::Background => libc::qos_class_t::QOS_CLASS_BACKGROUND,
@@ -106,16 +127,16 @@ mod imp {
         };
         // SAFETY: sets the QoS class of the calling thread.
         let rc = unsafe { libc::pthread_set_qos_class_self_np(qos, 0) };
-        if rc != 0 { Err(format!("pthread_set_qos_class_self_np: error {rc}")) } else { Ok(()) }
+        if rc != 0 { Err(SchedError::Qos(rc)) } else { Ok(()) }
     }
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod imp {
-    use super::SchedClass;
+    use super::{SchedClass, SchedError};
 
-    pub fn apply(_: SchedClass) -> Result<(), String> {
-        Err("scheduling classes are not supported on this platform".into())
+    pub fn apply(_: SchedClass) -> Result<(), SchedError> {
+        Err(SchedError::Unsupported)
     }
 }
 
@@ -130,7 +151,8 @@ mod tests {
         assert_eq!("nice19".parse::<SchedClass>().unwrap(), SchedClass::Nice(19));
         assert_eq!("normal".parse::<SchedClass>().unwrap(), SchedClass::Normal);
         assert!("nice 40".parse::<SchedClass>().is_err());
-        assert!("fast".parse::<SchedClass>().is_err());
+        let e = "fast".parse::<SchedClass>().unwrap_err().to_string();
+        assert_eq!(e, "`fast` is not a scheduling class (idle, background, normal, nice 0-19)");
         assert_eq!(SchedClass::Nice(5).to_string(), "nice 5");
     }
 

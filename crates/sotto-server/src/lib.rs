@@ -264,7 +264,7 @@ async fn ready(State(state): State<AppState>) -> Response {
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let paced = Duration::from_nanos(state.0.governor.paced_ns.load(Ordering::Relaxed));
     let text = state.0.metrics.render(&state.0.engine.status(), &state.0.governance, paced);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -1,54 +1,40 @@
-//! Counters and histograms for `GET /metrics`, rendered in the Prometheus text format.
+//! `GET /metrics` in the Prometheus text format (0.0.4), written by `prometheus-client`.
 //!
-//! Updated once per request (never per token) and read only when scraped. Must not: start a
-//! sampling thread or timer (the idle promise), or take a lock the engine thread also takes.
+//! Two kinds of figure. What the server counts itself (requests, latency, queue wait, tokens,
+//! connections) is held in prometheus-client metrics registered once in [`Metrics`]'s registry
+//! and updated once per request (never per token). What other parts own (the engine's status,
+//! the governor's paced time, the budgets, the process's CPU and memory) is read when
+//! `/metrics` is scraped and written by a custom collector, [`Scrape`], made for that one
+//! scrape: no gauge holds a copy of it that could go stale between scrapes, and nothing
+//! samples in the meantime.
+//!
+//! Must not: start a sampling thread or timer (the idle promise), or take a lock the engine
+//! thread also takes.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, EncodeMetric, MetricEncoder,
+    prometheus_text,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
 use sotto_engine::{EngineStatus, Stats};
+
+/// The `Content-Type` of what [`Metrics::render`] writes.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the latency buckets: the promise is p95 ≤ 2.5 s.
 const LATENCY_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0, 30.0, 60.0];
 const WAIT_BUCKETS: &[f64] = &[0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
-
-#[derive(Debug, Clone)]
-struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
-        Histogram { bounds, counts: vec![0; bounds.len()], sum: 0.0, count: 0 }
-    }
-
-    fn observe(&mut self, seconds: f64) {
-        if let Some(i) = self.bounds.iter().position(|&b| seconds <= b) {
-            self.counts[i] += 1;
-        }
-        self.sum += seconds;
-        self.count += 1;
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (bound, n) in self.bounds.iter().zip(&self.counts) {
-            cumulative += n;
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
-    }
-}
 
 /// Facts about the budgets and the machine, fixed at start.
 #[derive(Debug, Clone, Copy)]
@@ -93,33 +79,56 @@ impl Default for Governance {
 
 /// Everything `/metrics` reports that the server counts itself.
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    latency: Mutex<BTreeMap<&'static str, Histogram>>,
-    queue_wait: Mutex<Histogram>,
-    prompt_tokens: AtomicU64,
-    cached_tokens: AtomicU64,
-    generated_tokens: AtomicU64,
-    /// Smoothed service time of one request in ms: what a full queue's `Retry-After` is
-    /// computed from.
-    service_ms: AtomicU64,
+    /// Every metric below except `service_ms`, registered once.
+    registry: Registry,
+    requests: Ordered<[(&'static str, &'static str); 2], Counter>,
+    latency: Ordered<[(&'static str, &'static str); 1], Histogram>,
+    queue_wait: Histogram,
+    prompt_tokens: Counter,
+    cached_tokens: Counter,
+    generated_tokens: Counter,
     /// HTTP connections open now, and those refused because `max_connections` were open.
-    connections_open: AtomicU64,
-    connections_refused: AtomicU64,
+    connections_open: Gauge,
+    connections_refused: Counter,
+    /// Smoothed service time of one request in ms: what a full queue's `Retry-After` is
+    /// computed from. Not exposed.
+    service_ms: AtomicU64,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
-            requests: Mutex::default(),
-            latency: Mutex::default(),
-            queue_wait: Mutex::new(Histogram::new(WAIT_BUCKETS)),
-            prompt_tokens: AtomicU64::new(0),
-            cached_tokens: AtomicU64::new(0),
-            generated_tokens: AtomicU64::new(0),
+        let mut m = Metrics {
+            registry: Registry::default(),
+            requests: Ordered::new(Counter::default),
+            latency: Ordered::new(|| Histogram::new(LATENCY_BUCKETS.iter().copied())),
+            queue_wait: Histogram::new(WAIT_BUCKETS.iter().copied()),
+            prompt_tokens: Counter::default(),
+            cached_tokens: Counter::default(),
+            generated_tokens: Counter::default(),
+            connections_open: Gauge::default(),
+            connections_refused: Counter::default(),
             service_ms: AtomicU64::new(1000),
-            connections_open: AtomicU64::new(0),
-            connections_refused: AtomicU64::new(0),
-        }
+        };
+        // Each name without `_total` and each help without its final full stop: the encoder
+        // adds both.
+        let r = &mut m.registry;
+        r.register("sotto_prompt_tokens", "Prompt tokens of completed requests", m.prompt_tokens.clone());
+        r.register(
+            "sotto_prompt_tokens_cached",
+            "Prompt tokens served from the prefix cache instead of evaluated",
+            m.cached_tokens.clone(),
+        );
+        r.register("sotto_generated_tokens", "Generated tokens", m.generated_tokens.clone());
+        r.register("sotto_http_connections", "HTTP connections open now", m.connections_open.clone());
+        r.register(
+            "sotto_http_connections_refused",
+            "HTTP connections answered 503 because the connection limit was reached",
+            m.connections_refused.clone(),
+        );
+        r.register("sotto_requests", "Requests by endpoint and outcome", m.requests.clone());
+        r.register("sotto_request_duration_seconds", "Latency of completed requests", m.latency.clone());
+        r.register("sotto_queue_wait_seconds", "Time requests waited for the engine", m.queue_wait.clone());
+        m
     }
 }
 
@@ -135,13 +144,15 @@ pub mod outcome {
 
 impl Metrics {
     pub fn count(&self, endpoint: &'static str, outcome: &'static str) {
-        *self.requests.lock().unwrap_or_else(|p| p.into_inner()).entry((endpoint, outcome)).or_default() += 1;
+        self.requests.with([("endpoint", endpoint), ("outcome", outcome)], |c| {
+            c.inc();
+        });
     }
 
     /// A request completed: its latency, queue wait and token counts.
     pub fn completed(&self, endpoint: &'static str, latency: Duration, stats: &Stats) {
         self.completed_tokens(endpoint, latency, stats.prompt_tokens, stats.cached_tokens, stats.generated_tokens);
-        self.queue_wait.lock().unwrap_or_else(|p| p.into_inner()).observe(stats.queued.as_secs_f64());
+        self.queue_wait.observe(stats.queued.as_secs_f64());
         let service = (stats.prefill + stats.decode).as_millis() as u64;
         let old = self.service_ms.load(Ordering::Relaxed);
         self.service_ms.store((old * 7 + service) / 8, Ordering::Relaxed);
@@ -156,27 +167,22 @@ impl Metrics {
         cached: usize,
         generated: usize,
     ) {
-        self.latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(endpoint)
-            .or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
-            .observe(latency.as_secs_f64());
-        self.prompt_tokens.fetch_add(prompt as u64, Ordering::Relaxed);
-        self.cached_tokens.fetch_add(cached as u64, Ordering::Relaxed);
-        self.generated_tokens.fetch_add(generated as u64, Ordering::Relaxed);
+        self.latency.with([("endpoint", endpoint)], |h| h.observe(latency.as_secs_f64()));
+        self.prompt_tokens.inc_by(prompt as u64);
+        self.cached_tokens.inc_by(cached as u64);
+        self.generated_tokens.inc_by(generated as u64);
     }
 
     pub(crate) fn connection_opened(&self) {
-        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.connections_open.inc();
     }
 
     pub(crate) fn connection_closed(&self) {
-        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.connections_open.dec();
     }
 
     pub(crate) fn connection_refused(&self) {
-        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+        self.connections_refused.inc();
     }
 
     /// Seconds a refused client should wait: the queue ahead of it at the smoothed service time.
@@ -185,137 +191,179 @@ impl Metrics {
         ms.div_ceil(1000).clamp(1, 120)
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition: what this scrape reads from `engine`, `gov`, `paced`
+    /// and the process, then what the server counted.
     pub fn render(&self, engine: &EngineStatus, gov: &Governance, paced: Duration) -> String {
-        let mut out = String::with_capacity(4096);
-        let mut gauge = |name: &str, help: &str, kind: &str, value: f64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let scrape = Scrape {
+            engine: *engine,
+            gov: *gov,
+            paced,
+            cpu: sotto_engine::process_cpu_time(),
+            rss: resident_bytes(),
+            peak_rss: sotto_governor::sampler::peak_rss(std::process::id()),
         };
-        gauge("sotto_queue_depth", "Requests waiting for the engine.", "gauge", engine.queued as f64);
-        gauge(
-            "sotto_queue_capacity",
-            "Requests the queue holds before answering 429.",
-            "gauge",
-            engine.capacity as f64,
-        );
-        gauge("sotto_engine_busy", "1 while a request is being evaluated.", "gauge", f64::from(u8::from(engine.busy)));
-        gauge("sotto_model_loaded", "1 while the model is in memory.", "gauge", f64::from(u8::from(engine.loaded)));
-        gauge(
-            "sotto_model_loads_total",
-            "Model loads (1 + reloads after keep_alive or a panic).",
-            "counter",
-            engine.loads as f64,
-        );
-        gauge(
-            "sotto_engine_preemptions_total",
+        self.render_with(scrape)
+    }
+
+    fn render_with(&self, scrape: Scrape) -> String {
+        let mut now = Registry::default();
+        now.register_collector(Box::new(scrape));
+        let mut out = String::with_capacity(8192);
+        prometheus_text::encode(&mut out, &now).expect("writing to a String");
+        prometheus_text::encode(&mut out, &self.registry).expect("writing to a String");
+        out
+    }
+}
+
+/// What one scrape reads from the parts the server does not own, written by [`Collector`].
+/// Help texts here end with their full stop: a collector's are written as they are.
+#[derive(Debug)]
+struct Scrape {
+    engine: EngineStatus,
+    gov: Governance,
+    /// Time the governor slept so far.
+    paced: Duration,
+    /// Process CPU time, all threads.
+    cpu: Duration,
+    /// Resident memory now and its peak; `None` and 0 where the system does not say.
+    rss: Option<u64>,
+    peak_rss: u64,
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut w: DescriptorEncoder) -> fmt::Result {
+        let (e, g) = (&self.engine, &self.gov);
+        gauge(&mut w, "sotto_queue_depth", "Requests waiting for the engine.", e.queued)?;
+        gauge(&mut w, "sotto_queue_capacity", "Requests the queue holds before answering 429.", e.capacity)?;
+        gauge(&mut w, "sotto_engine_busy", "1 while a request is being evaluated.", u32::from(e.busy))?;
+        gauge(&mut w, "sotto_model_loaded", "1 while the model is in memory.", u32::from(e.loaded))?;
+        counter(&mut w, "sotto_model_loads", "Model loads (1 + reloads after keep_alive or a panic).", e.loads)?;
+        counter(
+            &mut w,
+            "sotto_engine_preemptions",
             "Running requests set aside for a more urgent one (each resumed from its KV state).",
-            "counter",
-            engine.preemptions as f64,
-        );
-        gauge("sotto_engine_parked", "Requests set aside right now.", "gauge", engine.parked as f64);
-        gauge(
-            "sotto_engine_panics_total",
+            e.preemptions,
+        )?;
+        gauge(&mut w, "sotto_engine_parked", "Requests set aside right now.", e.parked)?;
+        counter(
+            &mut w,
+            "sotto_engine_panics",
             "Panics caught on the engine thread (each failed one request and reloaded the model).",
-            "counter",
-            engine.panics as f64,
-        );
-        gauge(
-            "sotto_engine_down",
-            "1 while the engine reloads after a panic.",
-            "gauge",
-            f64::from(u8::from(engine.down)),
-        );
-        gauge(
-            "sotto_prefix_cache_entries",
-            "Prefix KV snapshots held in memory.",
-            "gauge",
-            engine.prefix_entries as f64,
-        );
-        gauge(
-            "sotto_prefix_cache_bytes",
-            "Bytes of prefix KV snapshots in memory.",
-            "gauge",
-            engine.prefix_bytes as f64,
-        );
-        let tokens = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
-        gauge(
-            "sotto_prompt_tokens_total",
-            "Prompt tokens of completed requests.",
-            "counter",
-            tokens(&self.prompt_tokens),
-        );
-        gauge(
-            "sotto_prompt_tokens_cached_total",
-            "Prompt tokens served from the prefix cache instead of evaluated.",
-            "counter",
-            tokens(&self.cached_tokens),
-        );
-        gauge("sotto_generated_tokens_total", "Generated tokens.", "counter", tokens(&self.generated_tokens));
-        gauge("sotto_http_connections", "HTTP connections open now.", "gauge", tokens(&self.connections_open));
-        gauge(
-            "sotto_http_connections_refused_total",
-            "HTTP connections answered 503 because the connection limit was reached.",
-            "counter",
-            tokens(&self.connections_refused),
-        );
-        gauge(
-            "sotto_process_cpu_seconds_total",
+            e.panics,
+        )?;
+        gauge(&mut w, "sotto_engine_down", "1 while the engine reloads after a panic.", u32::from(e.down))?;
+        gauge(&mut w, "sotto_prefix_cache_entries", "Prefix KV snapshots held in memory.", e.prefix_entries)?;
+        gauge(&mut w, "sotto_prefix_cache_bytes", "Bytes of prefix KV snapshots in memory.", e.prefix_bytes)?;
+        counter(
+            &mut w,
+            "sotto_process_cpu_seconds",
             "CPU time of the whole process, all threads.",
-            "counter",
-            sotto_engine::process_cpu_time().as_secs_f64(),
-        );
-        if let Some(rss) = resident_bytes() {
-            gauge("sotto_process_resident_memory_bytes", "Resident memory now.", "gauge", rss as f64);
+            self.cpu.as_secs_f64(),
+        )?;
+        if let Some(rss) = self.rss {
+            gauge(&mut w, "sotto_process_resident_memory_bytes", "Resident memory now.", rss)?;
         }
-        let peak = sotto_governor::sampler::peak_rss(std::process::id());
-        if peak > 0 {
-            gauge("sotto_process_resident_memory_peak_bytes", "Peak resident memory.", "gauge", peak as f64);
+        if self.peak_rss > 0 {
+            gauge(&mut w, "sotto_process_resident_memory_peak_bytes", "Peak resident memory.", self.peak_rss)?;
         }
-        gauge(
-            "sotto_governor_paced_seconds_total",
+        counter(
+            &mut w,
+            "sotto_governor_paced_seconds",
             "Time the engine slept to hold the mean CPU budget.",
-            "counter",
-            paced.as_secs_f64(),
-        );
-        gauge("sotto_budget_cpu_mean_ratio", "Mean CPU budget, fraction of the machine.", "gauge", gov.cpu_mean);
-        gauge("sotto_budget_cpu_peak_ratio", "Peak CPU budget, fraction of the machine.", "gauge", gov.cpu_peak);
-        gauge("sotto_budget_memory_bytes", "Memory budget.", "gauge", gov.memory as f64);
+            self.paced.as_secs_f64(),
+        )?;
+        gauge(&mut w, "sotto_budget_cpu_mean_ratio", "Mean CPU budget, fraction of the machine.", g.cpu_mean)?;
+        gauge(&mut w, "sotto_budget_cpu_peak_ratio", "Peak CPU budget, fraction of the machine.", g.cpu_peak)?;
+        gauge(&mut w, "sotto_budget_memory_bytes", "Memory budget.", g.memory)?;
         gauge(
+            &mut w,
             "sotto_cgroup_cpu_max_cpus",
             "The cpu.max sotto wrote for itself, in CPUs (0: none).",
-            "gauge",
-            gov.cgroup_cpus.unwrap_or(0.0),
-        );
-        gauge("sotto_machine_cpus", "CPUs this process may use (affinity, cgroup cpu.max).", "gauge", gov.cpus);
-        let _ = writeln!(
-            out,
-            "# HELP sotto_thread_plan Threads per phase, planned from the budgets.\n# TYPE sotto_thread_plan gauge\n\
-             sotto_thread_plan{{phase=\"prefill\"}} {}\nsotto_thread_plan{{phase=\"decode\"}} {}",
-            gov.threads_batch, gov.threads
-        );
-        let _ = writeln!(
-            out,
-            "# HELP sotto_budget_cpu_mean_by_priority_ratio Mean CPU budget per request priority.\n\
-             # TYPE sotto_budget_cpu_mean_by_priority_ratio gauge\n\
-             sotto_budget_cpu_mean_by_priority_ratio{{priority=\"critical\"}} {}\n\
-             sotto_budget_cpu_mean_by_priority_ratio{{priority=\"normal\"}} {}\n\
-             sotto_budget_cpu_mean_by_priority_ratio{{priority=\"background\"}} {}",
-            gov.cpu_mean_critical, gov.cpu_mean, gov.cpu_mean_background
-        );
-        let _ = writeln!(out, "# HELP sotto_requests_total Requests by endpoint and outcome.");
-        let _ = writeln!(out, "# TYPE sotto_requests_total counter");
-        for ((endpoint, outcome), n) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "sotto_requests_total{{endpoint=\"{endpoint}\",outcome=\"{outcome}\"}} {n}");
+            g.cgroup_cpus.unwrap_or(0.0),
+        )?;
+        gauge(&mut w, "sotto_machine_cpus", "CPUs this process may use (affinity, cgroup cpu.max).", g.cpus)?;
+        labelled(
+            &mut w,
+            "sotto_thread_plan",
+            "Threads per phase, planned from the budgets.",
+            "phase",
+            [("prefill", g.threads_batch), ("decode", g.threads)],
+        )?;
+        labelled(
+            &mut w,
+            "sotto_budget_cpu_mean_by_priority_ratio",
+            "Mean CPU budget per request priority.",
+            "priority",
+            [("critical", g.cpu_mean_critical), ("normal", g.cpu_mean), ("background", g.cpu_mean_background)],
+        )
+    }
+}
+
+fn gauge(w: &mut DescriptorEncoder, name: &str, help: &str, value: impl EncodeGaugeValue) -> fmt::Result {
+    const_metric(w, name, help, &ConstGauge::new(value))
+}
+
+/// `name` without `_total`: the encoder adds it.
+fn counter(w: &mut DescriptorEncoder, name: &str, help: &str, value: impl EncodeCounterValue) -> fmt::Result {
+    const_metric(w, name, help, &ConstCounter::new(value))
+}
+
+fn const_metric(w: &mut DescriptorEncoder, name: &str, help: &str, metric: &impl EncodeMetric) -> fmt::Result {
+    metric.encode(w.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// A gauge with one series per value of the label `key`, in the order given.
+fn labelled<V: EncodeGaugeValue + Copy, const N: usize>(
+    w: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    key: &'static str,
+    series: [(&'static str, V); N],
+) -> fmt::Result {
+    let mut m = w.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (value, n) in series {
+        ConstGauge::new(n).encode(m.encode_family(&[(key, value)])?)?;
+    }
+    Ok(())
+}
+
+/// A labelled family that writes its series in label order. prometheus-client's `Family` keeps
+/// them in a `HashMap`, whose order changes from one process to the next; in order, the same
+/// state reads the same (the snapshot test, a person comparing two scrapes).
+#[derive(Debug)]
+struct Ordered<L, M> {
+    series: Arc<Mutex<BTreeMap<L, M>>>,
+    new: fn() -> M,
+}
+
+impl<L, M> Clone for Ordered<L, M> {
+    fn clone(&self) -> Self {
+        Ordered { series: self.series.clone(), new: self.new }
+    }
+}
+
+impl<L: Ord, M> Ordered<L, M> {
+    fn new(new: fn() -> M) -> Self {
+        Ordered { series: Arc::default(), new }
+    }
+
+    /// Call `f` on the series of `labels`, made on first use.
+    fn with(&self, labels: L, f: impl FnOnce(&M)) {
+        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        f(series.entry(labels).or_insert_with(self.new));
+    }
+}
+
+impl<L: EncodeLabelSet, M: EncodeMetric + TypedMetric> EncodeMetric for Ordered<L, M> {
+    fn encode(&self, mut encoder: MetricEncoder) -> fmt::Result {
+        for (labels, metric) in self.series.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            metric.encode(encoder.encode_family(labels)?)?;
         }
-        let _ = writeln!(out, "# HELP sotto_request_duration_seconds Latency of completed requests.");
-        let _ = writeln!(out, "# TYPE sotto_request_duration_seconds histogram");
-        for (endpoint, h) in self.latency.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            h.render(&mut out, "sotto_request_duration_seconds", &format!("endpoint=\"{endpoint}\""));
-        }
-        let _ = writeln!(out, "# HELP sotto_queue_wait_seconds Time requests waited for the engine.");
-        let _ = writeln!(out, "# TYPE sotto_queue_wait_seconds histogram");
-        self.queue_wait.lock().unwrap_or_else(|p| p.into_inner()).render(&mut out, "sotto_queue_wait_seconds", "");
-        out
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
     }
 }
 
@@ -331,38 +379,34 @@ mod tests {
     use super::*;
     use sotto_engine::FinishReason;
 
-    #[test]
-    fn histogram_buckets_are_cumulative() {
-        let mut h = Histogram::new(&[1.0, 2.0]);
-        for s in [0.5, 1.5, 1.7, 9.0] {
-            h.observe(s);
-        }
-        let mut out = String::new();
-        h.render(&mut out, "x", "e=\"a\"");
-        assert!(out.contains("x_bucket{e=\"a\",le=\"1\"} 1\n"), "{out}");
-        assert!(out.contains("x_bucket{e=\"a\",le=\"2\"} 3\n"), "{out}");
-        assert!(out.contains("x_bucket{e=\"a\",le=\"+Inf\"} 4\n"), "{out}");
-        assert!(out.contains("x_count{e=\"a\"} 4\n"), "{out}");
-    }
-
-    #[test]
-    fn renders_counters_and_retry_after_follows_service_time() {
-        let m = Metrics::default();
-        let stats = Stats {
-            prompt_tokens: 100,
-            cached_tokens: 80,
-            queued: Duration::from_millis(5),
-            generated_tokens: 7,
+    fn stats(queued_ms: u64, prompt: usize, cached: usize, generated: usize) -> Stats {
+        Stats {
+            prompt_tokens: prompt,
+            cached_tokens: cached,
+            queued: Duration::from_millis(queued_ms),
+            generated_tokens: generated,
             prefill: Duration::from_millis(200),
             decode: Duration::from_millis(300),
             cpu: Duration::ZERO,
             parked: Duration::ZERO,
             finish: FinishReason::Stop,
-        };
-        m.completed("chat", Duration::from_millis(520), &stats);
+        }
+    }
+
+    /// Two chat requests (one of them refused), an analysis, one connection open and one
+    /// refused, on a busy engine with a cgroup cap.
+    fn fixed() -> (Metrics, Scrape) {
+        let m = Metrics::default();
+        m.completed("chat", Duration::from_millis(520), &stats(5, 100, 80, 7));
         m.count("chat", outcome::OK);
         m.count("chat", outcome::QUEUE_FULL);
-        let status = EngineStatus {
+        m.completed_tokens("analyze", Duration::from_millis(2700), 300, 0, 0);
+        m.count("analyze", outcome::OK);
+        m.connection_opened();
+        m.connection_opened();
+        m.connection_closed();
+        m.connection_refused();
+        let engine = EngineStatus {
             queued: 2,
             capacity: 8,
             busy: true,
@@ -375,22 +419,62 @@ mod tests {
             preemptions: 3,
             parked: 1,
         };
-        let gov = Governance { cpu_mean_background: 0.1, ..Governance::default() };
-        let text = m.render(&status, &gov, Duration::from_millis(1500));
-        for needle in [
-            "sotto_queue_depth 2\n",
-            "sotto_engine_preemptions_total 3\n",
-            "sotto_prompt_tokens_cached_total 80\n",
-            "sotto_requests_total{endpoint=\"chat\",outcome=\"queue_full\"} 1\n",
-            "sotto_request_duration_seconds_bucket{endpoint=\"chat\",le=\"1\"} 1\n",
-            "sotto_governor_paced_seconds_total 1.5\n",
-            "sotto_thread_plan{phase=\"prefill\"} 1\n",
-            "sotto_budget_cpu_peak_ratio 0.5\n",
-            "sotto_budget_cpu_mean_by_priority_ratio{priority=\"background\"} 0.1\n",
-            "sotto_cgroup_cpu_max_cpus 0\n",
+        let gov = Governance { cpu_mean_background: 0.1, cgroup_cpus: Some(1.0), ..Governance::default() };
+        let scrape = Scrape {
+            engine,
+            gov,
+            paced: Duration::from_millis(1500),
+            cpu: Duration::from_millis(12_250),
+            rss: Some(300 << 20),
+            peak_rss: 400 << 20,
+        };
+        (m, scrape)
+    }
+
+    /// The whole exposition for a fixed state: a changed name, label, help or bucket shows in
+    /// review.
+    #[test]
+    fn the_exposition_of_a_fixed_state() {
+        let (m, scrape) = fixed();
+        insta::assert_snapshot!(m.render_with(scrape));
+    }
+
+    /// What other tests, the bench and users poll, whatever the snapshot says.
+    #[test]
+    fn names_and_labels_others_poll_are_kept() {
+        let (m, scrape) = fixed();
+        let text = m.render_with(scrape);
+        for line in [
+            "sotto_queue_depth 2",
+            "sotto_engine_busy 1",
+            "sotto_engine_panics_total 0",
+            "sotto_engine_preemptions_total 3",
+            "sotto_engine_parked 1",
+            "sotto_prompt_tokens_cached_total 80",
+            "sotto_generated_tokens_total 7",
+            "sotto_http_connections 1",
+            "sotto_http_connections_refused_total 1",
+            "sotto_requests_total{endpoint=\"chat\",outcome=\"queue_full\"} 1",
+            "sotto_request_duration_seconds_bucket{endpoint=\"chat\",le=\"1\"} 1",
+            "sotto_request_duration_seconds_bucket{endpoint=\"analyze\",le=\"2.5\"} 0",
+            "sotto_request_duration_seconds_bucket{endpoint=\"analyze\",le=\"+Inf\"} 1",
+            "sotto_queue_wait_seconds_bucket{le=\"0.01\"} 1",
+            "sotto_governor_paced_seconds_total 1.5",
+            "sotto_thread_plan{phase=\"prefill\"} 1",
+            "sotto_budget_cpu_peak_ratio 0.5",
+            "sotto_budget_cpu_mean_by_priority_ratio{priority=\"background\"} 0.1",
         ] {
-            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
+        for name in ["sotto_model_loads_total", "sotto_process_cpu_seconds_total", "sotto_request_duration_seconds"] {
+            assert!(text.contains(&format!("# TYPE {name} ")), "no TYPE line for {name} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn retry_after_follows_service_time() {
+        let m = Metrics::default();
+        m.completed("chat", Duration::from_millis(520), &stats(5, 100, 80, 7));
         // Smoothed service time: (1000*7 + 500) / 8 = 937 ms; three ahead → 4 × 0.937 s.
         assert_eq!(m.retry_after(3), 4);
         assert_eq!(m.retry_after(1000), 120);

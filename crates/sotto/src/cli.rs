@@ -284,7 +284,7 @@ impl BudgetArgs {
     pub fn governor(&self) -> anyhow::Result<sotto_governor::Governor> {
         let budgets =
             sotto_governor::Budgets { cpu_mean: self.cpu_mean, cpu_peak: self.cpu_peak, ..Default::default() };
-        budgets.validate().map_err(anyhow::Error::msg)?;
+        budgets.validate()?;
         Ok(sotto_governor::Governor::new(budgets, self.sched, sotto_governor::available_cpus()))
     }
 }

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sotto_analyze::eval::percentile;
 use sotto_analyze::head::train::{Figures, Split, TrainOptions, train};
 use sotto_analyze::head::{Head, features};
 use sotto_events::eval::{Label, Side};
+use sotto_governor::percentile;
 
 use crate::cli::HeadTrainArgs;
 
@@ -115,7 +115,6 @@ pub fn test_report(head: &Head, split: &Split, show_errors: bool) -> anyhow::Res
         truth.push(item.label);
         predicted.push(j.verdict.verdict);
     }
-    micros.sort_by(f64::total_cmp);
     let f = Figures::of(&truth, &predicted);
     let families = errors.len();
     let mut s = format!(

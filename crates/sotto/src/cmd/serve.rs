@@ -75,9 +75,10 @@ pub fn apply_cgroup(mode: CgroupMode, cpus: f64) -> anyhow::Result<Option<f64>> 
         return Ok(None);
     }
     let outcome = std::fs::read_to_string("/proc/self/cgroup")
-        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))
+        .map_err(|e| anyhow::anyhow!("cannot read /proc/self/cgroup: {e}"))
         .and_then(|own| {
-            sotto_governor::cgroup::apply_cpu_max(Path::new("/sys/fs/cgroup"), &own, std::process::id(), cpus)
+            let root = Path::new("/sys/fs/cgroup");
+            Ok(sotto_governor::cgroup::apply_cpu_max(root, &own, std::process::id(), cpus)?)
         });
     match outcome {
         Ok(applied) => {

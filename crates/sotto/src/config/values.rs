@@ -61,6 +61,15 @@ pub(super) fn format_percent(f: f64) -> String {
         .unwrap_or_else(|| f.to_string())
 }
 
+/// `v.parse()` for a type whose error is an enum (the governor's), not text: its message.
+pub(super) fn parse_display<T>(v: &str) -> Result<T, String>
+where
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    v.parse().map_err(|e: T::Err| e.to_string())
+}
+
 pub(super) fn parse_bool(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" | "1" => Ok(true),

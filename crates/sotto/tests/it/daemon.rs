@@ -1,13 +1,15 @@
 //! `sotto serve` as a real daemon on a real socket with the real model: health while busy,
 //! SIGTERM, bad configuration, and the official `openai` Python client.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use sotto_bench::client::{Client, Reply};
 
 use super::{exit_within, real_models, wait_until};
 
@@ -80,29 +82,23 @@ impl Drop for Daemon {
     }
 }
 
-/// One HTTP/1.1 request with `Connection: close`; returns (status, body).
-pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
-    (status, body)
+/// The daemon's HTTP client: the bench's (`ureq`); a request that fails panics.
+fn client(addr: SocketAddr) -> Client {
+    Client::new(addr, Duration::from_secs(120))
+}
+
+fn get(addr: SocketAddr, path: &str) -> Reply {
+    client(addr).get(path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
+    client(addr).post(path, body).unwrap_or_else(|e| panic!("POST {path}: {e}"))
 }
 
 /// Whether the engine is evaluating a request, as `/ready` says.
 fn engine_busy(addr: SocketAddr) -> bool {
-    let (_, body) = http(addr, "GET", "/ready", None);
-    serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|ready| ready["busy"] == true)
+    let ready = get(addr, "/ready").body;
+    serde_json::from_str::<serde_json::Value>(&ready).is_ok_and(|ready| ready["busy"] == true)
 }
 
 /// Waits until the engine is on a request (and so the daemon's signal handlers are in place:
@@ -135,8 +131,8 @@ fn health_answers_while_the_model_generates() {
     let long = start_post(addr, "/v1/completions", r#"{"prompt": "Once upon a time", "max_tokens": 3000}"#);
     wait_busy(addr);
     for _ in 0..20 {
-        let (status, body) = http(addr, "GET", "/health", None);
-        assert_eq!(status, 200, "{body}");
+        let health = get(addr, "/health");
+        assert_eq!(health.status, 200, "{}", health.body);
     }
     // A server that blocked on inference would have answered only once the generation ended.
     assert!(engine_busy(addr), "every /health answer came while the model generated");
@@ -148,7 +144,7 @@ fn sigterm_cancels_work_after_the_grace_period_and_exits_cleanly() {
     let mut daemon = Daemon::start(&["server.shutdown_grace=1s"]);
     let addr = daemon.addr;
     let long = std::thread::spawn(move || {
-        http(addr, "POST", "/v1/completions", Some(r#"{"prompt": "Once upon a time", "max_tokens": 3000}"#))
+        post(addr, "/v1/completions", r#"{"prompt": "Once upon a time", "max_tokens": 3000}"#)
     });
     wait_busy(addr);
     let pid = daemon.child.id() as libc::pid_t;
@@ -157,7 +153,7 @@ fn sigterm_cancels_work_after_the_grace_period_and_exits_cleanly() {
         panic!("no exit 60 s after SIGTERM:\n{}", daemon.final_log())
     };
     assert!(status.success(), "{status:?}\n{}", daemon.final_log());
-    let (code, body) = long.join().unwrap_or_else(|_| {
+    let Reply { status: code, body } = long.join().unwrap_or_else(|_| {
         // Seen once in CI: the daemon exited about 0.1 s after SIGTERM and the in-flight
         // request's connection was reset. The log says which path the shutdown took.
         panic!("the in-flight request got no answer; the daemon exited after SIGTERM:\n{}", daemon.final_log())
@@ -166,6 +162,7 @@ fn sigterm_cancels_work_after_the_grace_period_and_exits_cleanly() {
     assert!(body.contains("\"finish_reason\":\"cancelled\""), "{body}");
     let log = daemon.final_log();
     assert!(log.contains("SIGTERM received") && log.contains("shutdown complete"), "{log}");
+    // A bare connect, no request: whether anything still listens on the port.
     assert!(TcpStream::connect(addr).is_err(), "still accepting after shutdown");
 }
 
