@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
-use sotto_engine::{Engine, EngineError, Priority, TemplateUsed};
+use sotto_engine::{Admission, Engine, EngineError, TemplateUsed};
 use sotto_events::Event;
 
 use crate::designs::constrained::Constrained;
@@ -230,13 +230,6 @@ pub struct Analysis {
     /// without the model's embedding rather than wait.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub embedding_skipped: bool,
-}
-
-/// Admission of one event's requests.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Admission {
-    pub priority: Priority,
-    pub deadline: Option<Instant>,
 }
 
 /// Analyses events with one engine.

@@ -13,8 +13,8 @@ pub mod head;
 mod prompt;
 pub mod verdict;
 
-pub use analyzer::{
-    Admission, Analysis, AnalyzeError, Analyzer, DEFAULT_RETRIEVE, Detail, Embeddings, Mode, Options, Rationale,
-};
+pub use analyzer::{Analysis, AnalyzeError, Analyzer, DEFAULT_RETRIEVE, Detail, Embeddings, Mode, Options, Rationale};
 pub use prompt::{Style, event_block};
+/// How each of an event's requests is queued: the engine's own admission, not a copy.
+pub use sotto_engine::Admission;
 pub use verdict::{LabelScores, Severity, Verdict};

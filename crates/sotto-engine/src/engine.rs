@@ -8,12 +8,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sotto_models::memory::{KvType, MemoryEstimate};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::unbounded_channel;
 
 use crate::Tokenizer;
 use crate::queue::Job;
 use crate::worker::{self, Shared};
-use crate::{EngineError, Event, Request, Stats, StepHook, TemplateChoice, TemplateUsed};
+use crate::{EngineError, Reply, Request, Stats, StepHook, TemplateChoice, TemplateUsed};
 
 /// How to load and run a model.
 #[derive(Debug, Clone)]
@@ -145,14 +145,6 @@ pub struct EngineStatus {
     pub parked: u64,
 }
 
-/// Everything a request answered with, collected.
-#[derive(Default)]
-struct Answer {
-    text: String,
-    scores: Option<Vec<f64>>,
-    embedding: Option<Vec<f32>>,
-}
-
 /// A running engine. Dropping it closes the queue, lets the current request finish, and joins
 /// the thread.
 pub struct Engine {
@@ -227,47 +219,31 @@ impl Engine {
     }
 
     /// Queue a request. Never blocks: a full queue is `QueueFull` (unless the request outranks
-    /// a waiting one, which is then answered `QueueFull` instead). Events arrive on the
-    /// returned receiver, starting with [`Event::Started`]; dropping it cancels the request.
-    pub fn submit(&self, request: Request) -> Result<UnboundedReceiver<Event>, EngineError> {
+    /// a waiting one, which is then answered `QueueFull` instead). The answer arrives through
+    /// the returned [`Reply`]; dropping it cancels the request.
+    pub fn submit(&self, request: Request) -> Result<Reply, EngineError> {
         request.validate()?;
-        let (reply, events) = unbounded_channel();
-        self.shared.queue.push(Job { request, reply, enqueued: Instant::now() })?;
-        Ok(events)
+        let (reply, updates) = unbounded_channel();
+        let enqueued = Instant::now();
+        self.shared.queue.push(Job { request, reply, enqueued })?;
+        Ok(Reply::new(updates, enqueued))
     }
 
     /// Submit and wait for the whole answer, on a thread that may block (the CLI, tests).
     pub fn generate_blocking(&self, request: Request) -> Result<(String, Stats), EngineError> {
-        self.collect_blocking(request).map(|(answer, stats)| (answer.text, stats))
+        self.submit(request)?.collect_blocking().map(|(output, stats)| (output.text, stats))
     }
 
     /// Score continuations after a prompt, on a thread that may block.
     pub fn score_blocking(&self, request: Request) -> Result<(Vec<f64>, Stats), EngineError> {
-        let (answer, stats) = self.collect_blocking(request)?;
-        answer.scores.map(|s| (s, stats)).ok_or(EngineError::Stopped)
+        let (output, stats) = self.submit(request)?.collect_blocking()?;
+        output.scores.map(|s| (s, stats)).ok_or(EngineError::Stopped)
     }
 
     /// The embedding of `text` (see [`crate::Task::Embed`]), on a thread that may block.
     pub fn embed_blocking(&self, request: Request) -> Result<(Vec<f32>, Stats), EngineError> {
-        let (answer, stats) = self.collect_blocking(request)?;
-        answer.embedding.map(|e| (e, stats)).ok_or(EngineError::Stopped)
-    }
-
-    /// Submit and drain the reply channel until the request ends.
-    fn collect_blocking(&self, request: Request) -> Result<(Answer, Stats), EngineError> {
-        let mut events = self.submit(request)?;
-        let mut answer = Answer::default();
-        while let Some(event) = events.blocking_recv() {
-            match event {
-                Event::Started => {}
-                Event::Text(t) => answer.text.push_str(&t),
-                Event::Scores(s) => answer.scores = Some(s),
-                Event::Embedding(e) => answer.embedding = Some(e),
-                Event::Done(stats) => return Ok((answer, stats)),
-                Event::Failed(e) => return Err(e),
-            }
-        }
-        Err(EngineError::Stopped)
+        let (output, stats) = self.submit(request)?.collect_blocking()?;
+        output.embedding.map(|e| (e, stats)).ok_or(EngineError::Stopped)
     }
 
     /// Stop accepting requests; those still waiting are answered [`EngineError::Stopped`]. The

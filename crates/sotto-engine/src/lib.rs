@@ -1,8 +1,9 @@
 //! sotto's inference engine: the only crate that imports `llama_cpp_2`.
 //!
 //! One OS thread per loaded model owns the llama.cpp model and context (`LlamaContext` is not
-//! `Send`). Callers submit a [`Request`] over a small bounded queue and read [`Event`]s from the
-//! request's own reply channel; dropping that receiver cancels the request, also mid-generation.
+//! `Send`). Callers submit a [`Request`] over a small bounded queue and read the answer through the
+//! [`Reply`] it returns, the one client every caller uses; dropping it cancels the request,
+//! also mid-generation.
 //! Prompt processing runs one `decode` call per chunk and generation one per token, and a
 //! [`StepHook`] runs between every step: that is where the governor paces.
 //!
@@ -15,6 +16,7 @@ pub mod grammar;
 mod persist;
 mod prefix;
 mod queue;
+mod reply;
 mod request;
 mod template;
 mod text;
@@ -23,11 +25,12 @@ mod worker;
 
 pub use engine::{Engine, EngineConfig, EngineStatus, ModelInfo};
 pub use error::EngineError;
-pub use queue::Priority;
+pub use reply::{Admission, Output, Piece, Reply};
 pub use request::{
-    EMBED_TOKENS, Event, FinishReason, Grammar, Message, NoPacing, Phase, Prompt, Request, Sampling, Stats, StepHook,
-    Task,
+    EMBED_TOKENS, FinishReason, Grammar, Message, NoPacing, Phase, Prompt, Request, Sampling, Stats, StepHook, Task,
+    Update,
 };
+pub use sotto_governor::Priority;
 pub use sotto_governor::process_cpu_time;
 pub use sotto_models::memory::{KvType, MemoryEstimate};
 pub use template::{TemplateChoice, TemplateUsed, render_completion};

@@ -13,55 +13,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::{EngineError, Event, Request};
-
-/// How urgent a request is. Critical requests are served before normal ones, normal before
-/// background; within a priority, first come first served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub enum Priority {
-    /// Background work (batch re-analysis): served when nothing else waits.
-    Background,
-    #[default]
-    Normal,
-    /// A live alert someone is waiting on.
-    Critical,
-}
-
-impl Priority {
-    pub const ALL: [Priority; 3] = [Priority::Critical, Priority::Normal, Priority::Background];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::Critical => "critical",
-            Priority::Normal => "normal",
-            Priority::Background => "background",
-        }
-    }
-}
-
-impl std::fmt::Display for Priority {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Priority {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "critical" | "high" => Ok(Priority::Critical),
-            "normal" | "default" => Ok(Priority::Normal),
-            "background" | "low" => Ok(Priority::Background),
-            other => Err(format!("unknown priority `{other}`: expected critical, normal or background")),
-        }
-    }
-}
+use crate::{EngineError, Priority, Request, Update};
 
 /// A request with the channel its answer goes to.
 pub(crate) struct Job {
     pub request: Request,
-    pub reply: UnboundedSender<Event>,
+    pub reply: UnboundedSender<Update>,
     pub enqueued: Instant,
 }
 
@@ -226,7 +183,7 @@ impl Queue {
         match state.order.push(priority, job) {
             Admit::Queued => {}
             Admit::QueuedEvicting(evicted) => {
-                let _ = evicted.reply.send(Event::Failed(EngineError::QueueFull(capacity)));
+                let _ = evicted.reply.send(Update::Failed(EngineError::QueueFull(capacity)));
             }
             Admit::Full(_) => return Err(EngineError::QueueFull(capacity)),
         }
@@ -292,7 +249,7 @@ impl Queue {
         let waiting = state.order.drain();
         drop(state);
         for job in waiting {
-            let _ = job.reply.send(Event::Failed(EngineError::Stopped));
+            let _ = job.reply.send(Update::Failed(EngineError::Stopped));
         }
         self.wake.notify_all();
     }

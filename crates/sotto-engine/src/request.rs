@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::EngineError;
-use crate::queue::Priority;
+use crate::Priority;
 
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,13 +51,13 @@ pub enum Grammar {
 /// What the engine computes for a request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Task {
-    /// Generate text, streamed as [`Event::Text`].
+    /// Generate text, streamed as [`Update::Text`].
     Generate,
     /// Do not generate: after the prompt, compute the log-probability of each continuation
-    /// (summed over its tokens) and answer with [`Event::Scores`]. One prefill serves them all.
+    /// (summed over its tokens) and answer with [`Update::Scores`]. One prefill serves them all.
     Score(Vec<String>),
     /// Do not generate: answer the mean of the model's last hidden states over the prompt's
-    /// tokens, L2-normalised, as [`Event::Embedding`]. The prompt is cut to
+    /// tokens, L2-normalised, as [`Update::Embedding`]. The prompt is cut to
     /// [`EMBED_TOKENS`] tokens. Runs in a context of its own, so the prefix cache is untouched.
     Embed,
 }
@@ -221,7 +221,7 @@ fn per_second(n: usize, d: Duration) -> f64 {
 
 /// What the engine sends back on a request's reply channel.
 #[derive(Debug)]
-pub enum Event {
+pub enum Update {
     /// The engine has taken the request off the queue and starts on it.
     Started,
     /// The next piece of generated text (valid UTF-8, stop strings removed).
@@ -262,12 +262,7 @@ impl StepHook for sotto_governor::Governor {
     }
 
     fn on_request_start(&mut self, priority: Priority) {
-        let urgency = match priority {
-            Priority::Critical => sotto_governor::Urgency::Critical,
-            Priority::Normal => sotto_governor::Urgency::Normal,
-            Priority::Background => sotto_governor::Urgency::Background,
-        };
-        sotto_governor::Governor::on_request_start(self, urgency);
+        sotto_governor::Governor::on_request_start(self, priority);
     }
 
     fn next_chunk(&mut self, phase: Phase, max: usize) -> usize {

@@ -1,5 +1,7 @@
 //! Budgets: CPU as a fraction of the whole machine, memory in bytes, and their parsers.
 
+use crate::Priority;
+
 /// Why a budget, or the text of one, is refused. The messages are what the user reads after
 /// the key's name.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -49,15 +51,6 @@ pub struct Budgets {
     pub background_mean: Option<f64>,
 }
 
-/// How urgent the request being evaluated is; the engine maps its queue priority to this.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Urgency {
-    Critical,
-    #[default]
-    Normal,
-    Background,
-}
-
 impl Default for Budgets {
     fn default() -> Self {
         Budgets { cpu_mean: 0.35, cpu_peak: 0.50, mem: 6 << 30, critical_mean: None, background_mean: None }
@@ -65,12 +58,12 @@ impl Default for Budgets {
 }
 
 impl Budgets {
-    /// The mean budget that applies to a request of `urgency`.
-    pub fn mean_for(&self, urgency: Urgency) -> f64 {
-        match urgency {
-            Urgency::Critical => self.critical_mean.unwrap_or(self.cpu_mean),
-            Urgency::Normal => self.cpu_mean,
-            Urgency::Background => self.background_mean.unwrap_or(self.cpu_mean),
+    /// The mean budget that applies to a request of `priority`.
+    pub fn mean_for(&self, priority: Priority) -> f64 {
+        match priority {
+            Priority::Critical => self.critical_mean.unwrap_or(self.cpu_mean),
+            Priority::Normal => self.cpu_mean,
+            Priority::Background => self.background_mean.unwrap_or(self.cpu_mean),
         }
     }
 
@@ -170,9 +163,9 @@ mod tests {
     #[test]
     fn each_urgency_gets_its_mean() {
         let b = Budgets { critical_mean: Some(0.5), background_mean: Some(0.1), ..Budgets::default() };
-        assert_eq!(b.mean_for(Urgency::Critical), 0.5);
-        assert_eq!(b.mean_for(Urgency::Normal), 0.35);
-        assert_eq!(b.mean_for(Urgency::Background), 0.1);
-        assert_eq!(Budgets::default().mean_for(Urgency::Background), 0.35);
+        assert_eq!(b.mean_for(Priority::Critical), 0.5);
+        assert_eq!(b.mean_for(Priority::Normal), 0.35);
+        assert_eq!(b.mean_for(Priority::Background), 0.1);
+        assert_eq!(Budgets::default().mean_for(Priority::Background), 0.35);
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::process_cpu_time;
 use crate::pacer::{Pacer, ThreadPlan, chunk_for, step_target};
-use crate::{Budgets, SchedClass, Urgency};
+use crate::{Budgets, Priority, SchedClass};
 
 /// What the engine has just done a step of. The cost of a prompt token differs by an order of
 /// magnitude between a plain prefill (one output, at the end) and a chunk whose every token
@@ -102,13 +102,13 @@ impl Governor {
         }
     }
 
-    /// A request of `urgency` starts: the bucket refills for the idle time before it and
-    /// holds that urgency's mean until the next request.
-    pub fn on_request_start(&mut self, urgency: Urgency) {
+    /// A request of `priority` starts: the bucket refills for the idle time before it and
+    /// holds that priority's mean until the next request.
+    pub fn on_request_start(&mut self, priority: Priority) {
         let now = self.now();
         self.pacer.begin(now, process_cpu_time());
-        let class = match urgency {
-            Urgency::Critical => self.critical_class.unwrap_or(self.class),
+        let class = match priority {
+            Priority::Critical => self.critical_class.unwrap_or(self.class),
             _ => self.class,
         };
         if class != self.current {
@@ -117,7 +117,7 @@ impl Governor {
                 Err(e) => tracing::warn!(%class, error = %e, "could not change the scheduling class for this request"),
             }
         }
-        self.mean = self.budgets.mean_for(urgency);
+        self.mean = self.budgets.mean_for(priority);
         self.pacer.set_mean(self.mean);
         self.step_started = Instant::now();
     }
@@ -183,11 +183,11 @@ mod tests {
                 Governor::new(Budgets::default(), SchedClass::Idle, 2.0).with_critical_class(SchedClass::Nice(5));
             g.on_thread_start();
             assert_eq!(policy_and_nice().0, libc::SCHED_IDLE);
-            g.on_request_start(Urgency::Critical);
+            g.on_request_start(Priority::Critical);
             assert_eq!(policy_and_nice(), (libc::SCHED_OTHER, 5));
-            g.on_request_start(Urgency::Normal);
+            g.on_request_start(Priority::Normal);
             assert_eq!(policy_and_nice().0, libc::SCHED_IDLE);
-            g.on_request_start(Urgency::Background);
+            g.on_request_start(Priority::Background);
             assert_eq!(policy_and_nice().0, libc::SCHED_IDLE);
         })
         .join()

@@ -16,11 +16,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sotto_analyze::{Admission, AnalyzeError, Detail};
+use sotto_analyze::{AnalyzeError, Detail};
 use sotto_engine::EngineError;
 use sotto_events::{Event, EventError};
 
-use crate::openai::Outcome;
+use crate::openai::Tally;
 use crate::{ApiError, ApiJson, AppState};
 
 /// Most events in one batch request.
@@ -104,47 +104,45 @@ pub(crate) async fn analyze(
     headers: HeaderMap,
     body: Result<ApiJson<Value>, ApiError>,
 ) -> Response {
-    let outcome = Outcome::new(&state, "analyze");
+    let tally = Tally::new(&state, "analyze");
     let body = match body {
         Ok(ApiJson(v)) => v,
-        Err(e) => return outcome.error(e).into_response(),
+        Err(e) => return tally.error(e).into_response(),
     };
     let Some(analyzer) = state.0.analyzer.clone() else {
-        return outcome.error(ApiError::not_found("unknown_route", "analysis is not enabled")).into_response();
+        return tally.error(ApiError::not_found("unknown_route", "analysis is not enabled")).into_response();
     };
     let detail = match params.detail.as_deref().map(str::parse::<Detail>) {
         None => state.0.settings.default_detail,
         Some(Ok(d)) => d,
-        Some(Err(e)) => return outcome.error(ApiError::bad_request(format!("detail: {e}"))).into_response(),
+        Some(Err(e)) => return tally.error(ApiError::bad_request(format!("detail: {e}"))).into_response(),
     };
-    let admission = match crate::Admission::from_parts(&state, &headers, params.priority.as_deref(), params.deadline_ms)
-    {
+    let terms = match crate::Terms::from_parts(&state, &headers, params.priority.as_deref(), params.deadline_ms) {
         Ok(a) => a,
-        Err(e) => return outcome.error(e).into_response(),
+        Err(e) => return tally.error(e).into_response(),
     };
     let items = match shape(body) {
         Shape::Batch(items) => items,
         Shape::One(body) => {
             let event = match parse_event(&body) {
                 Ok(e) => e,
-                Err(e) => return outcome.error(unreadable(&e)).into_response(),
+                Err(e) => return tally.error(unreadable(&e)).into_response(),
             };
             let queued = Instant::now();
-            let for_engine = Admission { priority: admission.priority, deadline: admission.deadline };
-            return match analyzer.analyze(&event, detail, for_engine).await {
+            return match analyzer.analyze(&event, detail, terms.from_now()).await {
                 Ok(analysis) => {
                     let mut v = serde_json::to_value(&analysis).expect("analyses serialise");
                     v["event"] = event_summary(&event);
-                    outcome.done_analysis(analysis.prompt_tokens, analysis.cached_tokens, analysis.generated_tokens);
+                    tally.done_analysis(analysis.prompt_tokens, analysis.cached_tokens, analysis.generated_tokens);
                     Json(v).into_response()
                 }
-                Err(e) => outcome.error(analyze_error(&state, e, queued.elapsed())).into_response(),
+                Err(e) => tally.error(analyze_error(&state, e, queued.elapsed())).into_response(),
             };
         }
     };
     if items.is_empty() || items.len() > MAX_BATCH {
         let e = ApiError::bad_request(format!("a batch holds 1 to {MAX_BATCH} events, not {}", items.len()));
-        return outcome.error(e).into_response();
+        return tally.error(e).into_response();
     }
     let mut results = Vec::with_capacity(items.len());
     let (mut prompt, mut cached, mut generated) = (0, 0, 0);
@@ -157,12 +155,8 @@ pub(crate) async fn analyze(
             }
         };
         // Each item gets the whole wait, counted from when it is queued.
-        let item = admission.from_now();
         let queued = Instant::now();
-        let result = match analyzer
-            .analyze(&event, detail, Admission { priority: item.priority, deadline: item.deadline })
-            .await
-        {
+        let result = match analyzer.analyze(&event, detail, terms.from_now()).await {
             Ok(analysis) => {
                 prompt += analysis.prompt_tokens;
                 cached += analysis.cached_tokens;
@@ -179,6 +173,6 @@ pub(crate) async fn analyze(
         };
         results.push(result);
     }
-    outcome.done_analysis(prompt, cached, generated);
+    tally.done_analysis(prompt, cached, generated);
     Json(json!({ "results": results })).into_response()
 }

@@ -318,4 +318,4 @@ pub fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 pub use analyze::MAX_BATCH;
-pub use openai::{Admission, admit, wait_started};
+pub use openai::{Terms, admit};

@@ -55,12 +55,12 @@ pub struct Governance {
 impl Governance {
     /// The facts for `budgets` on `cpus` CPUs with the engine's thread counts.
     pub fn new(budgets: &sotto_governor::Budgets, cpus: f64, threads: u32, threads_batch: u32) -> Self {
-        use sotto_governor::Urgency;
+        use sotto_governor::Priority;
         Governance {
             cpu_mean: budgets.cpu_mean,
             cpu_peak: budgets.cpu_peak,
-            cpu_mean_critical: budgets.mean_for(Urgency::Critical),
-            cpu_mean_background: budgets.mean_for(Urgency::Background),
+            cpu_mean_critical: budgets.mean_for(Priority::Critical),
+            cpu_mean_background: budgets.mean_for(Priority::Background),
             memory: budgets.mem,
             cpus,
             threads,

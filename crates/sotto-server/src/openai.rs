@@ -1,6 +1,7 @@
 //! The OpenAI-compatible endpoints: chat completions, text completions and the model list,
 //! streaming (SSE) and not, with grammar-enforced `response_format`. Also the admission steps
-//! every inference endpoint shares: priority and deadline, queueing, waiting for the start.
+//! every inference endpoint shares: priority and deadline, queueing, waiting for the start
+//! (through the engine's one client, [`Reply`]).
 //!
 //! Must not: block the runtime, or let an engine error through without a status code.
 
@@ -14,8 +15,9 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sotto_engine::{Event, FinishReason, Message, Priority, Prompt, Request, Sampling, Stats, grammar};
-use tokio::sync::mpsc::UnboundedReceiver;
+use sotto_engine::{
+    Admission, FinishReason, Message, Piece, Priority, Prompt, Reply, Request, Sampling, Stats, grammar,
+};
 
 use crate::metrics::outcome;
 use crate::{ApiError, ApiJson, AppState, header_str};
@@ -128,17 +130,16 @@ pub(crate) struct CompletionRequest {
     common: Common,
 }
 
-/// Where a request sits in the queue and how long it may wait.
+/// How a request asked to be queued: its priority and how long it may wait in the queue (the
+/// body, header or default deadline). The engine's [`Admission`] is made from it when the
+/// request is queued.
 #[derive(Debug, Clone, Copy)]
-pub struct Admission {
+pub struct Terms {
     pub priority: Priority,
-    /// How long the request may wait in the queue (the body, header or default deadline).
     pub wait: Option<Duration>,
-    /// `wait` counted from when the request arrived.
-    pub deadline: Option<Instant>,
 }
 
-impl Admission {
+impl Terms {
     /// From the body fields, else the `X-Sotto-Priority` / `X-Sotto-Deadline-Ms` headers,
     /// else the defaults.
     pub fn from_parts(
@@ -161,64 +162,41 @@ impl Admission {
             },
         };
         let wait = deadline_ms.map(Duration::from_millis).or(state.0.settings.default_deadline);
-        Ok(Admission { priority, wait, deadline: None }.from_now())
+        Ok(Terms { priority, wait })
     }
 
-    /// The same admission with its deadline counted from now: each item of an analysis batch
-    /// gets the whole wait for itself.
-    pub fn from_now(self) -> Self {
-        Admission { deadline: self.wait.map(|w| Instant::now() + w), ..self }
+    /// The admission with the wait counted from now: each item of an analysis batch gets the
+    /// whole wait for itself.
+    pub fn from_now(self) -> Admission {
+        Admission { priority: self.priority, deadline: self.wait.map(|w| Instant::now() + w) }
     }
 }
 
-/// Queue `request`; a full queue is a 429 with `Retry-After`.
-pub fn admit(state: &AppState, request: Request) -> Result<UnboundedReceiver<Event>, ApiError> {
-    state.0.engine.submit(request).map_err(|e| {
+/// Queue `request` and wait until the engine starts on it. A full queue is a 429 with
+/// `Retry-After`; a deadline that passes first is a 504 (and the request, dropped here, is
+/// never evaluated).
+pub async fn admit(state: &AppState, request: Request) -> Result<Reply, ApiError> {
+    let deadline = request.deadline;
+    let mut reply = state.0.engine.submit(request).map_err(|e| {
         let retry = state.0.metrics.retry_after(state.0.engine.status().queued);
         ApiError::from_engine(e, retry)
-    })
+    })?;
+    reply.started(deadline).await.map_err(|e| ApiError::from_engine(e, 1))?;
+    Ok(reply)
 }
 
-/// Wait until the engine starts on the request. A deadline that passes first is a 504 (and
-/// the request, dropped here, is never evaluated).
-pub async fn wait_started(events: &mut UnboundedReceiver<Event>, deadline: Option<Instant>) -> Result<(), ApiError> {
-    let first = match deadline {
-        Some(d) => match tokio::time::timeout_at(d.into(), events.recv()).await {
-            Ok(e) => e,
-            Err(_) => {
-                return Err(ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "timeout_error",
-                    "deadline_exceeded",
-                    "the deadline passed while the request waited in the queue; it was not evaluated",
-                ));
-            }
-        },
-        None => events.recv().await,
-    };
-    match first {
-        Some(Event::Started) => Ok(()),
-        Some(Event::Failed(e)) => Err(ApiError::from_engine(e, 1)),
-        Some(other) => {
-            tracing::error!(?other, "the engine answered before starting");
-            Err(ApiError::from_engine(sotto_engine::EngineError::Stopped, 1))
-        }
-        None => Err(ApiError::from_engine(sotto_engine::EngineError::Stopped, 1)),
-    }
-}
-
-/// Counts a request's outcome exactly once; a handler dropped mid-way (the client left) is
-/// counted as cancelled.
-pub(crate) struct Outcome {
+/// The metrics tally of one request: counts its outcome exactly once; a handler dropped
+/// mid-way (the client left) is counted as cancelled.
+pub(crate) struct Tally {
     state: AppState,
     endpoint: &'static str,
     started: Instant,
     counted: bool,
 }
 
-impl Outcome {
+impl Tally {
     pub(crate) fn new(state: &AppState, endpoint: &'static str) -> Self {
-        Outcome { state: state.clone(), endpoint, started: Instant::now(), counted: false }
+        Tally { state: state.clone(), endpoint, started: Instant::now(), counted: false }
     }
 
     pub(crate) fn error(mut self, e: ApiError) -> ApiError {
@@ -252,7 +230,7 @@ impl Outcome {
     }
 }
 
-impl Drop for Outcome {
+impl Drop for Tally {
     fn drop(&mut self) {
         if !self.counted {
             self.state.0.metrics.count(self.endpoint, outcome::CANCELLED);
@@ -272,7 +250,7 @@ fn request_id(prefix: &str) -> String {
 
 /// Turn the shared fields into an engine request around `prompt`, without its grammar (see
 /// [`response_grammar`]).
-fn build(state: &AppState, headers: &HeaderMap, prompt: Prompt, c: &Common) -> Result<(Request, Admission), ApiError> {
+fn build(state: &AppState, headers: &HeaderMap, prompt: Prompt, c: &Common) -> Result<Request, ApiError> {
     if let Some(model) = &c.model
         && !state.0.model.accepts(model)
     {
@@ -314,16 +292,10 @@ fn build(state: &AppState, headers: &HeaderMap, prompt: Prompt, c: &Common) -> R
     if stop.len() > 4 {
         return Err(ApiError::bad_request("at most 4 stop sequences"));
     }
-    let admission = Admission::from_parts(state, headers, c.priority.as_deref(), c.deadline_ms)?;
-    let request = Request {
-        sampling,
-        stop,
-        priority: admission.priority,
-        deadline: admission.deadline,
-        ..Request::new(prompt, max_tokens)
-    };
+    let admission = Terms::from_parts(state, headers, c.priority.as_deref(), c.deadline_ms)?.from_now();
+    let request = Request { sampling, stop, ..Request::new(prompt, max_tokens) }.admitted(admission);
     request.validate().map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok((request, admission))
+    Ok(request)
 }
 
 /// The grammar `response_format` asks for. A JSON schema is checked against the limits first
@@ -402,16 +374,16 @@ pub(crate) async fn chat(
     headers: HeaderMap,
     body: Result<ApiJson<ChatRequest>, ApiError>,
 ) -> Response {
-    let outcome = Outcome::new(&state, Kind::Chat.endpoint());
+    let tally = Tally::new(&state, Kind::Chat.endpoint());
     let parsed = body.and_then(|ApiJson(req)| {
         let msgs = messages(req.messages)?;
         Ok((msgs, req.common))
     });
     let (msgs, common) = match parsed {
         Ok(v) => v,
-        Err(e) => return outcome.error(e).into_response(),
+        Err(e) => return tally.error(e).into_response(),
     };
-    generate(state, headers, Prompt::Chat(msgs), common, Kind::Chat, outcome).await
+    generate(state, headers, Prompt::Chat(msgs), common, Kind::Chat, tally).await
 }
 
 pub(crate) async fn completions(
@@ -419,7 +391,7 @@ pub(crate) async fn completions(
     headers: HeaderMap,
     body: Result<ApiJson<CompletionRequest>, ApiError>,
 ) -> Response {
-    let outcome = Outcome::new(&state, Kind::Completion.endpoint());
+    let tally = Tally::new(&state, Kind::Completion.endpoint());
     let parsed = body.and_then(|ApiJson(req)| {
         let mut prompts = req.prompt.into_vec();
         if prompts.len() != 1 {
@@ -429,9 +401,9 @@ pub(crate) async fn completions(
     });
     let (prompt, common) = match parsed {
         Ok(v) => v,
-        Err(e) => return outcome.error(e).into_response(),
+        Err(e) => return tally.error(e).into_response(),
     };
-    generate(state, headers, Prompt::Text(prompt), common, Kind::Completion, outcome).await
+    generate(state, headers, Prompt::Text(prompt), common, Kind::Completion, tally).await
 }
 
 async fn generate(
@@ -440,43 +412,34 @@ async fn generate(
     prompt: Prompt,
     common: Common,
     kind: Kind,
-    outcome: Outcome,
+    tally: Tally,
 ) -> Response {
-    let (mut request, admission) = match build(&state, &headers, prompt, &common) {
+    let mut request = match build(&state, &headers, prompt, &common) {
         Ok(v) => v,
-        Err(e) => return outcome.error(e).into_response(),
+        Err(e) => return tally.error(e).into_response(),
     };
     request.grammar = match response_grammar(&state, &common).await {
         Ok(g) => g,
-        Err(e) => return outcome.error(e).into_response(),
+        Err(e) => return tally.error(e).into_response(),
     };
-    let mut events = match admit(&state, request) {
-        Ok(rx) => rx,
-        Err(e) => return outcome.error(e).into_response(),
+    let reply = match admit(&state, request).await {
+        Ok(reply) => reply,
+        Err(e) => return tally.error(e).into_response(),
     };
-    if let Err(e) = wait_started(&mut events, admission.deadline).await {
-        return outcome.error(e).into_response();
-    }
     let id = request_id(if kind == Kind::Chat { "chatcmpl" } else { "cmpl" });
     let model = state.0.model.id.clone();
     if common.stream {
         let usage = common.stream_options.is_some_and(|o| o.include_usage);
-        return Sse::new(sse_stream(events, outcome, id, model, kind, usage))
+        return Sse::new(sse_stream(reply, tally, id, model, kind, usage))
             .keep_alive(KeepAlive::default())
             .into_response();
     }
-    let mut text = String::new();
-    loop {
-        match events.recv().await {
-            Some(Event::Text(t)) => text.push_str(&t),
-            Some(Event::Done(stats)) => {
-                outcome.done(&stats);
-                return Json(whole(kind, &id, &model, &text, &stats)).into_response();
-            }
-            Some(Event::Failed(e)) => return outcome.error(ApiError::from_engine(e, 1)).into_response(),
-            Some(Event::Started | Event::Scores(_) | Event::Embedding(_)) => {}
-            None => return outcome.error(ApiError::from_engine(sotto_engine::EngineError::Stopped, 1)).into_response(),
+    match reply.collect().await {
+        Ok((output, stats)) => {
+            tally.done(&stats);
+            Json(whole(kind, &id, &model, &output.text, &stats)).into_response()
         }
+        Err(e) => tally.error(ApiError::from_engine(e, 1)).into_response(),
     }
 }
 
@@ -531,8 +494,8 @@ fn chunk(kind: Kind, id: &str, model: &str, text: Option<&str>, finish: Option<&
 }
 
 struct StreamState {
-    events: UnboundedReceiver<Event>,
-    outcome: Option<Outcome>,
+    reply: Reply,
+    tally: Option<Tally>,
     id: String,
     model: String,
     kind: Kind,
@@ -544,10 +507,10 @@ struct StreamState {
 
 /// The SSE body: a role chunk (chat), one chunk per piece of text, a final chunk with the
 /// finish reason, the usage chunk when asked for, then `[DONE]`. Dropping the stream (the
-/// client left) drops the receiver, which cancels generation.
+/// client left) drops the reply, which cancels generation.
 fn sse_stream(
-    events: UnboundedReceiver<Event>,
-    outcome: Outcome,
+    reply: Reply,
+    tally: Tally,
     id: String,
     model: String,
     kind: Kind,
@@ -557,8 +520,7 @@ fn sse_stream(
     if kind == Kind::Chat {
         pending.push_back(chunk(kind, &id, &model, None, None, true).to_string());
     }
-    let state =
-        StreamState { events, outcome: Some(outcome), id, model, kind, include_usage, pending, finished: false };
+    let state = StreamState { reply, tally: Some(tally), id, model, kind, include_usage, pending, finished: false };
     stream::unfold(state, |mut s| async move {
         loop {
             if let Some(data) = s.pending.pop_front() {
@@ -567,11 +529,11 @@ fn sse_stream(
             if s.finished {
                 return None;
             }
-            match s.events.recv().await {
-                Some(Event::Text(t)) => {
+            match s.reply.next().await {
+                Ok(Piece::Text(t)) => {
                     s.pending.push_back(chunk(s.kind, &s.id, &s.model, Some(&t), None, false).to_string());
                 }
-                Some(Event::Done(stats)) => {
+                Ok(Piece::Done(stats)) => {
                     let finish = stats.finish.as_str();
                     s.pending.push_back(chunk(s.kind, &s.id, &s.model, None, Some(finish), false).to_string());
                     if s.include_usage {
@@ -581,21 +543,17 @@ fn sse_stream(
                         s.pending.push_back(u.to_string());
                     }
                     s.pending.push_back("[DONE]".into());
-                    if let Some(o) = s.outcome.take() {
+                    if let Some(o) = s.tally.take() {
                         o.done(&stats);
                     }
                     s.finished = true;
                 }
-                Some(Event::Failed(e)) => {
+                Err(e) => {
                     let err = ApiError::from_engine(e, 1);
                     s.pending.push_back(err.body().to_string());
-                    if let Some(o) = s.outcome.take() {
+                    if let Some(o) = s.tally.take() {
                         o.error(err);
                     }
-                    s.finished = true;
-                }
-                Some(Event::Started | Event::Scores(_) | Event::Embedding(_)) => {}
-                None => {
                     s.finished = true;
                 }
             }

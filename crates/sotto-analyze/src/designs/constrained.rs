@@ -2,11 +2,11 @@
 //! schema's grammar, after the curated examples (and retrieved ones, if configured) or with
 //! none (zero-shot).
 
-use sotto_engine::Request;
+use sotto_engine::{Admission, Request};
 use sotto_events::Event;
 
 use super::{Answer, Context, Cost, Design};
-use crate::analyzer::{Admission, AnalyzeError, Detail};
+use crate::analyzer::{AnalyzeError, Detail};
 use crate::prompt::{self, Style};
 use crate::verdict;
 
@@ -34,7 +34,7 @@ impl Design for Constrained {
         let request = Request {
             answer_prefix: prompt::json_answer_prefix(cx.style),
             grammar: Some(grammar),
-            ..cx.admitted(prompt::request(layout, 160), admission)
+            ..prompt::request(layout, 160).admitted(admission)
         };
         let text = cx.run(request, admission, cost).await?.text;
         verdict::from_json(text.trim()).map(Answer::from).map_err(AnalyzeError::Unparsed)

@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
-use sotto_engine::{EngineError, Request};
+use sotto_engine::{Admission, EngineError, Priority, Request};
 use sotto_events::Event;
 use sotto_events::eval::Label;
 
 use super::{Answer, Context, Cost, Design};
-use crate::analyzer::{Admission, AnalyzeError, Detail, Embeddings};
+use crate::analyzer::{AnalyzeError, Detail, Embeddings};
 use crate::head::{Head, embedding};
 use crate::prompt;
 
@@ -51,7 +51,7 @@ impl Design for HeadDesign {
                     cost.embedding_skipped = true;
                 }
                 if policy == Embeddings::Always || (unsure && free) {
-                    let request = cx.admitted(Request::embed(embedding::text(event)), admission);
+                    let request = Request::embed(embedding::text(event)).admitted(admission);
                     match cx.run(request, admission, cost).await {
                         Ok(reply) => {
                             cost.embedded = true;
@@ -75,7 +75,7 @@ impl Design for HeadDesign {
         let evidence = judged.evidence;
         let label = verdict.verdict;
         if cx.wants_rationale(detail, label) {
-            let request = cx.admitted(rationale_request(cx, event, label, &evidence), admission);
+            let request = rationale_request(cx, event, label, &evidence).admitted(admission);
             match cx.run(request, admission, cost).await {
                 Ok(reply) => verdict.rationale = Some(reply.text.trim().to_string()).filter(|r| !r.is_empty()),
                 // The verdict stands without its explanation when the deadline passes while
@@ -96,9 +96,9 @@ impl HeadDesign {
     pub async fn prewarm(&self, cx: &Context) -> Result<(), AnalyzeError> {
         let event = sotto_events::parse_json(&serde_json::json!({"command_line": "whoami", "os": "linux"}))
             .expect("a literal event parses");
-        let admission = Admission { priority: sotto_engine::Priority::Background, deadline: None };
+        let admission = Admission { priority: Priority::Background, deadline: None };
         let request =
-            Request { max_tokens: 1, ..cx.admitted(rationale_request(cx, &event, Label::Benign, &[]), admission) };
+            Request { max_tokens: 1, ..rationale_request(cx, &event, Label::Benign, &[]).admitted(admission) };
         cx.run(request, admission, &mut Cost::default()).await.map(drop)
     }
 }

@@ -13,11 +13,11 @@ pub(crate) mod scoring;
 
 use std::sync::Arc;
 
-use sotto_engine::{Engine, EngineError, Event as EngineEvent, FinishReason, Request, Stats};
+use sotto_engine::{Admission, Engine, EngineError, FinishReason, Output, Request, Stats};
 use sotto_events::Event;
 use sotto_events::eval::Label;
 
-use crate::analyzer::{Admission, AnalyzeError, Detail, Options, Rationale};
+use crate::analyzer::{AnalyzeError, Detail, Options, Rationale};
 use crate::bank::{Bank, Example};
 use crate::prompt::{self, Style};
 use crate::verdict::{self, LabelScores, Severity, Verdict};
@@ -55,14 +55,6 @@ pub(crate) struct Context {
     pub engine: Arc<Engine>,
     pub style: Style,
     pub options: Options,
-}
-
-/// What the engine answered one request with.
-#[derive(Debug, Default)]
-pub(crate) struct Reply {
-    pub text: String,
-    pub scores: Option<Vec<f64>>,
-    pub embedding: Option<Vec<f32>>,
 }
 
 /// Tokens one event cost, over all its requests.
@@ -112,43 +104,22 @@ impl Context {
         tail(near, self.options.retrieve).iter().map(|(ex, _)| prompt::Shot::retrieved(ex)).collect()
     }
 
-    pub fn admitted(&self, request: Request, admission: Admission) -> Request {
-        Request { priority: admission.priority, deadline: admission.deadline, ..request }
-    }
-
-    /// Submit and await the whole reply.
-    pub async fn run(&self, request: Request, admission: Admission, cost: &mut Cost) -> Result<Reply, AnalyzeError> {
-        let mut events = self.engine.submit(request)?;
-        let first = match admission.deadline {
-            Some(d) => tokio::time::timeout_at(d.into(), events.recv()).await.map_err(|_| AnalyzeError::Deadline)?,
-            None => events.recv().await,
-        };
-        match first {
-            Some(EngineEvent::Started) => {}
-            Some(EngineEvent::Failed(EngineError::DeadlineExceeded { .. })) => return Err(AnalyzeError::Deadline),
-            Some(EngineEvent::Failed(e)) => return Err(e.into()),
-            _ => return Err(EngineError::Stopped.into()),
+    /// Submit and await the whole answer. A deadline that passes before the start is
+    /// [`AnalyzeError::Deadline`]; one that cuts the answer off is an error too, as a verdict
+    /// cut off mid-answer is no verdict.
+    pub async fn run(&self, request: Request, admission: Admission, cost: &mut Cost) -> Result<Output, AnalyzeError> {
+        let mut reply = self.engine.submit(request)?;
+        reply.started(admission.deadline).await.map_err(|e| match e {
+            EngineError::DeadlineExceeded { .. } => AnalyzeError::Deadline,
+            e => e.into(),
+        })?;
+        let (output, stats) = reply.collect().await?;
+        cost.add(&stats);
+        if stats.finish == FinishReason::Deadline {
+            let after = stats.queued + stats.prefill + stats.decode;
+            return Err(EngineError::DeadlineWhileRunning { after }.into());
         }
-        let mut reply = Reply::default();
-        loop {
-            match events.recv().await {
-                Some(EngineEvent::Text(t)) => reply.text.push_str(&t),
-                Some(EngineEvent::Scores(s)) => reply.scores = Some(s),
-                Some(EngineEvent::Embedding(e)) => reply.embedding = Some(e),
-                Some(EngineEvent::Done(stats)) => {
-                    cost.add(&stats);
-                    if stats.finish == FinishReason::Deadline {
-                        // A verdict cut off mid-answer is no verdict.
-                        let after = stats.queued + stats.prefill + stats.decode;
-                        return Err(EngineError::DeadlineWhileRunning { after }.into());
-                    }
-                    return Ok(reply);
-                }
-                Some(EngineEvent::Failed(e)) => return Err(e.into()),
-                Some(EngineEvent::Started) => {}
-                None => return Err(EngineError::Stopped.into()),
-            }
-        }
+        Ok(output)
     }
 
     /// Techniques (none for benign) and a one-sentence rationale for `label`, generated
@@ -165,7 +136,7 @@ impl Context {
         let request = Request {
             answer_prefix: Some(format!("Verdict: {label}\nTechniques:")),
             grammar: Some(prompt::details_grammar()),
-            ..self.admitted(prompt::request(layout, 80), admission)
+            ..prompt::request(layout, 80).admitted(admission)
         };
         let text = self.run(request, admission, cost).await?.text;
         let (techniques, rationale) = parse_details(&text);

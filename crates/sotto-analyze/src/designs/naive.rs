@@ -2,10 +2,11 @@
 //! leniently. It is what a user would try first, and what the evaluation measures the other
 //! designs against.
 
+use sotto_engine::Admission;
 use sotto_events::Event;
 
 use super::{Answer, Context, Cost, Design};
-use crate::analyzer::{Admission, AnalyzeError, Detail};
+use crate::analyzer::{AnalyzeError, Detail};
 use crate::prompt;
 use crate::verdict::{self, Severity, Verdict};
 use sotto_events::eval::Label;
@@ -21,7 +22,7 @@ impl Design for Naive {
         admission: Admission,
         cost: &mut Cost,
     ) -> Result<Answer, AnalyzeError> {
-        let request = cx.admitted(prompt::naive(event), admission);
+        let request = prompt::naive(event).admitted(admission);
         let text = cx.run(request, admission, cost).await?.text;
         let label = verdict::lenient_label(&text).ok_or_else(|| AnalyzeError::Unparsed(text.clone()))?;
         let rationale = text.trim().lines().next().map(str::to_string);

@@ -2,10 +2,11 @@
 //! examples (no model), technique ids come from the closest example with that label, and the
 //! model writes the rationale, with the closest examples in its prompt, only when asked.
 
+use sotto_engine::Admission;
 use sotto_events::Event;
 
 use super::{Answer, Context, Cost, Design, VOTE_NEIGHBOURS, from_probabilities, tail};
-use crate::analyzer::{Admission, AnalyzeError, Detail};
+use crate::analyzer::{AnalyzeError, Detail};
 use crate::bank::Bank;
 use sotto_events::eval::Label;
 

@@ -4,11 +4,11 @@
 
 use std::sync::Mutex;
 
-use sotto_engine::{EngineError, Request, Task};
+use sotto_engine::{Admission, EngineError, Request, Task};
 use sotto_events::Event;
 
 use super::{Answer, Context, Cost, Design, LABELS, Near, VOTE_NEIGHBOURS, from_probabilities, tail};
-use crate::analyzer::{Admission, AnalyzeError, Detail};
+use crate::analyzer::{AnalyzeError, Detail};
 use crate::bank::Bank;
 use crate::prompt;
 
@@ -75,7 +75,7 @@ impl Scoring {
         let request = Request {
             task: Task::Score(continuations),
             answer_prefix: Some("Verdict:".into()),
-            ..cx.admitted(prompt::request(layout, 0), admission)
+            ..prompt::request(layout, 0).admitted(admission)
         };
         let scores = cx.run(request, admission, cost).await?.scores;
         let scores = scores.ok_or(AnalyzeError::Engine(EngineError::Stopped))?;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use sotto_analyze::{Admission, AnalyzeError, Analyzer, Detail, Embeddings, Mode, Options, Rationale, Style};
-use sotto_engine::{Engine, EngineConfig, Event as EngineEvent, NoPacing, Phase, Priority, Prompt, Request, StepHook};
+use sotto_engine::{Engine, EngineConfig, NoPacing, Phase, Priority, Prompt, Request, StepHook};
 use sotto_events::{Event, Label};
 use sotto_models::{catalog, store};
 
@@ -313,14 +313,7 @@ async fn an_expired_deadline_is_refused_without_evaluation() {
     }
     // A probe queued after it: had the refused request reached the engine's queue and stayed,
     // it would have been evaluated first.
-    let mut probe = engine.submit(Request::new(Prompt::Text("Hello".into()), 1)).unwrap();
-    loop {
-        match probe.recv().await {
-            Some(EngineEvent::Done(_)) => break,
-            Some(EngineEvent::Failed(e)) => panic!("the probe failed: {e}"),
-            Some(_) => {}
-            None => panic!("no Done for the probe"),
-        }
-    }
+    let probe = engine.submit(Request::new(Prompt::Text("Hello".into()), 1)).unwrap();
+    probe.collect().await.unwrap_or_else(|e| panic!("the probe failed: {e}"));
     assert_eq!(started.load(Ordering::SeqCst), 1, "the engine evaluated something besides the probe");
 }

@@ -22,7 +22,7 @@ use super::prompt::Tokens;
 use super::{Embedder, Worker, backend};
 use crate::prefix::MIN_SNAPSHOT_TOKENS;
 use crate::text::{StopMatcher, Utf8Stream};
-use crate::{EMBED_TOKENS, EngineError, Event, FinishReason, Phase, Sampling};
+use crate::{EMBED_TOKENS, EngineError, FinishReason, Phase, Sampling, Update};
 
 /// Tokens per decode call in the embeddings context. Every token is an output there, so the
 /// logits buffer is this many rows of the vocabulary (32 × 262k floats for Gemma 3: 34 MB).
@@ -84,7 +84,7 @@ pub(super) struct Embedding {
 
 impl<'m> Worker<'m> {
     /// The checks before every step. `may_yield`: this phase can be set aside and resumed.
-    pub(super) fn check(&self, reply: &UnboundedSender<Event>, may_yield: bool) -> Check {
+    pub(super) fn check(&self, reply: &UnboundedSender<Update>, may_yield: bool) -> Check {
         if reply.is_closed() || self.shared.cancel.load(Ordering::Relaxed) {
             return Check::Gone;
         }
@@ -106,7 +106,7 @@ impl<'m> Worker<'m> {
         &mut self,
         prompt: &Tokens,
         from: usize,
-        reply: &UnboundedSender<Event>,
+        reply: &UnboundedSender<Update>,
         may_yield: bool,
     ) -> Result<Step<i32>, EngineError> {
         let tokens = &prompt.tokens;
@@ -157,14 +157,14 @@ impl<'m> Worker<'m> {
         &mut self,
         generation: &mut Generation,
         logits_at: i32,
-        reply: &UnboundedSender<Event>,
+        reply: &UnboundedSender<Update>,
         may_yield: bool,
     ) -> Result<Step<FinishReason>, EngineError> {
         let g = generation;
         let mut logits_at = logits_at;
         let send = |text: String| {
             if !text.is_empty() {
-                let _ = reply.send(Event::Text(text));
+                let _ = reply.send(Update::Text(text));
             }
         };
         let finish = loop {
@@ -236,7 +236,7 @@ impl<'m> Worker<'m> {
         &mut self,
         last: i32,
         continuations: &[String],
-        reply: &UnboundedSender<Event>,
+        reply: &UnboundedSender<Update>,
     ) -> Result<Step<Vec<f64>>, EngineError> {
         let base = self.live.len();
         let mut all = Vec::with_capacity(continuations.len());
@@ -329,7 +329,7 @@ impl<'m> Worker<'m> {
     pub(super) fn embed(
         &mut self,
         embedding: &mut Embedding,
-        reply: &UnboundedSender<Event>,
+        reply: &UnboundedSender<Update>,
         may_yield: bool,
     ) -> Result<Step<Vec<f32>>, EngineError> {
         let chunk_cap = self.chunk.min(EMBED_BATCH);

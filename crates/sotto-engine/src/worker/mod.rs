@@ -30,10 +30,11 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use sotto_models::GgufHeader;
 use sotto_models::memory::{self, KvType, MemoryEstimate};
 
+use crate::Priority;
 use crate::prefix::Snapshots;
-use crate::queue::{Pop, Priority, Queue};
+use crate::queue::{Pop, Queue};
 use crate::template::{Renderer, Specials};
-use crate::{EngineConfig, EngineError, Event, ModelInfo, StepHook};
+use crate::{EngineConfig, EngineError, ModelInfo, StepHook, Update};
 use run::Parked;
 
 /// State the engine thread shares with its handle and, through it, with the server.
@@ -193,14 +194,14 @@ fn recover(
     shared: &Shared,
     worker: &mut Worker<'_>,
     what: String,
-    reply: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
+    reply: Option<tokio::sync::mpsc::UnboundedSender<Update>>,
 ) {
     tracing::error!(panic = %what, "the engine thread panicked; reloading the model");
     shared.busy.store(false, Ordering::Relaxed);
     shared.down.store(true, Ordering::Release);
     shared.panics.fetch_add(1, Ordering::Relaxed);
     if let Some(reply) = reply {
-        let _ = reply.send(Event::Failed(EngineError::Panicked(what.clone())));
+        let _ = reply.send(Update::Failed(EngineError::Panicked(what.clone())));
     }
     for parked in worker.take_parked() {
         parked.fail(EngineError::Panicked(what.clone()));
@@ -225,7 +226,7 @@ fn fail_load(ready: &mut Option<Sender<Result<ModelInfo, EngineError>>>, shared:
     }
     tracing::error!(error = %e, "reloading the model failed");
     if let Pop::Job(job) = shared.queue.pop(Some(Duration::ZERO)) {
-        let _ = job.reply.send(Event::Failed(EngineError::Load { path: PathBuf::new(), reason: e.to_string() }));
+        let _ = job.reply.send(Update::Failed(EngineError::Load { path: PathBuf::new(), reason: e.to_string() }));
     }
     shared.queue.wait_for_work()
 }

@@ -25,8 +25,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::Worker;
 use super::eval::{Embedding, Generation, Step};
 use super::prompt::Tokens;
-use crate::queue::{Job, Priority};
-use crate::{EngineError, Event, FinishReason, Grammar, Phase, Prompt, Stats, Task};
+use crate::Priority;
+use crate::queue::Job;
+use crate::{EngineError, FinishReason, Grammar, Phase, Prompt, Stats, Task, Update};
 
 /// A request the engine has started.
 pub(super) struct Run {
@@ -78,7 +79,7 @@ impl Parked {
 
     /// Answer a parked request that will not be resumed.
     pub(super) fn fail(self, error: EngineError) {
-        let _ = self.run.job.reply.send(Event::Failed(error));
+        let _ = self.run.job.reply.send(Update::Failed(error));
     }
 }
 
@@ -97,10 +98,10 @@ impl Worker<'_> {
         let queued = job.enqueued.elapsed();
         if job.request.deadline.is_some_and(|d| Instant::now() >= d) {
             tracing::info!(queued_ms = queued.as_millis() as u64, "deadline passed in the queue; not evaluated");
-            let _ = job.reply.send(Event::Failed(EngineError::DeadlineExceeded { waited: queued }));
+            let _ = job.reply.send(Update::Failed(EngineError::DeadlineExceeded { waited: queued }));
             return;
         }
-        let _ = job.reply.send(Event::Started);
+        let _ = job.reply.send(Update::Started);
         let reply = job.reply.clone();
         self.enter(&job);
         let cpu = process_cpu_time();
@@ -112,7 +113,7 @@ impl Worker<'_> {
             Err(e) => {
                 self.shared.busy.store(false, Ordering::Relaxed);
                 tracing::warn!(error = %e, "request refused");
-                let _ = reply.send(Event::Failed(e));
+                let _ = reply.send(Update::Failed(e));
             }
         }
     }
@@ -233,7 +234,7 @@ impl Worker<'_> {
                         parked_ms = stats.parked.as_millis() as u64, cpu_ms = stats.cpu.as_millis() as u64,
                         finish = ?stats.finish, "request done"
                     );
-                    let _ = run.job.reply.send(Event::Done(stats));
+                    let _ = run.job.reply.send(Update::Done(stats));
                     return;
                 }
                 Ok(Drive::Yield) => match self.set_aside(run) {
@@ -253,12 +254,12 @@ impl Worker<'_> {
     }
 
     /// The request failed: whatever the KV cache holds now is not trusted for reuse.
-    fn fail(&mut self, reply: &UnboundedSender<Event>, e: EngineError) {
+    fn fail(&mut self, reply: &UnboundedSender<Update>, e: EngineError) {
         self.shared.busy.store(false, Ordering::Relaxed);
         self.ctx.clear_kv_cache();
         self.live.clear();
         tracing::warn!(error = %e, "request failed");
-        let _ = reply.send(Event::Failed(e));
+        let _ = reply.send(Update::Failed(e));
     }
 
     fn drive(&mut self, run: &mut Run) -> Result<Drive, EngineError> {
@@ -272,7 +273,7 @@ impl Worker<'_> {
                     run.stats.prefill += started.elapsed();
                     return match step? {
                         Step::Done(vector) => {
-                            let _ = reply.send(Event::Embedding(vector));
+                            let _ = reply.send(Update::Embedding(vector));
                             Ok(Drive::Done(FinishReason::Stop))
                         }
                         Step::Gone => Err(EngineError::Stopped),
@@ -307,7 +308,7 @@ impl Worker<'_> {
                         run.stats.decode += started.elapsed();
                         return match step? {
                             Step::Done(scores) => {
-                                let _ = reply.send(Event::Scores(scores));
+                                let _ = reply.send(Update::Scores(scores));
                                 Ok(Drive::Done(FinishReason::Stop))
                             }
                             Step::Gone | Step::Yield => Err(EngineError::Stopped),

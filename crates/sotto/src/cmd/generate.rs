@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use sotto_engine::{Engine, EngineConfig, Event, Message, Prompt, Request, Sampling, Stats, process_cpu_time};
+use sotto_engine::{Engine, EngineConfig, Message, Piece, Prompt, Request, Sampling, Stats, process_cpu_time};
 use sotto_models::{catalog, store};
 
 use crate::cli::GenerateArgs;
@@ -48,22 +48,19 @@ pub fn run(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<ExitCode> {
         Some(temperature) => Sampling::Random { temperature, top_p: args.top_p, seed: args.seed },
     };
     let request = Request { sampling, stop: args.stop, ..Request::new(prompt, args.max_tokens) };
-    let mut events = engine.submit(request)?;
+    let mut reply = engine.submit(request)?;
     let mut text = String::new();
     let mut out = std::io::stdout().lock();
     let stats: Stats = loop {
-        match events.blocking_recv() {
-            Some(Event::Text(t)) => {
+        match reply.next_blocking().context("generation failed")? {
+            Piece::Text(t) => {
                 if !args.json {
                     out.write_all(t.as_bytes())?;
                     out.flush()?;
                 }
                 text.push_str(&t);
             }
-            Some(Event::Done(stats)) => break stats,
-            Some(Event::Started | Event::Scores(_) | Event::Embedding(_)) => {}
-            Some(Event::Failed(e)) => return Err(e).context("generation failed"),
-            None => anyhow::bail!("the engine stopped unexpectedly"),
+            Piece::Done(stats) => break stats,
         }
     };
     let idle = match args.linger {
