@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 mod daemon;
 mod follow;
+mod layers;
 
 fn sotto(args: &[&str], models: Option<&std::path::Path>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sotto"));
