@@ -101,7 +101,7 @@ fn bad_input_gets_a_message_naming_the_problem() {
         (&["generate", "--model", "/dev/null", "--prompt", "x"], "not a GGUF model file"),
         (
             &["generate", "--model", "/dev/null", "--prompt", "x", "--threads", "0"],
-            "threads and threads_batch must be at least 1",
+            "--threads: model.threads: \"0\" is not a whole number from 1 to 4096",
         ),
     ];
     for (args, expected) in cases {
