@@ -28,8 +28,10 @@ fuzz_target!(|data: &[u8]| {
     let mut plain = String::new();
     let mut shown = String::new();
     let mut stopped = false;
+    let mut piece = String::new();
     for token in bytes.chunks(usize::from(len % 8) + 1) {
-        let piece = stream.push(token);
+        piece.clear();
+        stream.push(token, &mut piece);
         plain.push_str(&piece);
         if !stopped {
             let (emit, hit) = matcher.push(&piece);

@@ -18,9 +18,9 @@ use crate::{Admission, Analyzer, Detail, Embeddings, Mode, Options};
 
 const LABELS: [Label; 3] = [Label::Malicious, Label::Suspicious, Label::Benign];
 
-/// What happened to one labelled event.
+/// One labelled event, graded: what was expected and what the analysis said.
 #[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
+pub struct Graded {
     pub id: String,
     pub format: String,
     pub os: String,
@@ -92,7 +92,7 @@ fn base(id: &str) -> &str {
 }
 
 /// Score a run.
-pub fn score(outcomes: &[Outcome]) -> Report {
+pub fn score(outcomes: &[Graded]) -> Report {
     let mut confusion = [[0usize; 4]; 3];
     for o in outcomes {
         let col = o.predicted.map_or(3, index);
@@ -115,7 +115,7 @@ pub fn score(outcomes: &[Outcome]) -> Report {
     let flagged = |row: &[usize; 4]| row[0] + row[1];
     let mal: usize = confusion[0].iter().sum();
     let ben: usize = confusion[2].iter().sum();
-    let with_techniques: Vec<&Outcome> = outcomes.iter().filter(|o| !o.expected_techniques.is_empty()).collect();
+    let with_techniques: Vec<&Graded> = outcomes.iter().filter(|o| !o.expected_techniques.is_empty()).collect();
     let hits = with_techniques
         .iter()
         .filter(|o| o.predicted_techniques.iter().any(|p| o.expected_techniques.iter().any(|e| base(e) == base(p))))
@@ -151,7 +151,7 @@ pub struct Run {
     /// The design (`fast`, `constrained`, ..., `fast-uncalibrated`).
     pub design: String,
     pub report: Report,
-    pub outcomes: Vec<Outcome>,
+    pub outcomes: Vec<Graded>,
     pub wall_s: f64,
 }
 
@@ -262,7 +262,7 @@ pub fn run_suite(
                 Ok(a) => (Some(a.verdict.verdict), Some(a.verdict.confidence), a.verdict.techniques, a.embedded, None),
                 Err(e) => (None, None, Vec::new(), false, Some(e)),
             };
-            outcomes.push(Outcome {
+            outcomes.push(Graded {
                 id: item.id.clone(),
                 format: item.format.clone(),
                 os: item.os.clone(),
@@ -316,8 +316,8 @@ pub fn table(model: &Path, runs: &[Run]) -> String {
 mod tests {
     use super::*;
 
-    fn outcome(expected: Label, predicted: Option<Label>, exp_t: &[&str], pred_t: &[&str], ms: f64) -> Outcome {
-        Outcome {
+    fn outcome(expected: Label, predicted: Option<Label>, exp_t: &[&str], pred_t: &[&str], ms: f64) -> Graded {
+        Graded {
             id: "x".into(),
             format: "plain".into(),
             os: "linux".into(),

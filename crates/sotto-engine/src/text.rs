@@ -11,16 +11,16 @@ pub struct Utf8Stream {
 }
 
 impl Utf8Stream {
-    /// Add bytes; return the text that is now complete.
-    pub fn push(&mut self, bytes: &[u8]) -> String {
+    /// Add bytes; append the text that is now complete to `out` (a buffer the caller reuses,
+    /// so that a token costs no allocation here).
+    pub fn push(&mut self, bytes: &[u8], out: &mut String) {
         self.pending.extend_from_slice(bytes);
-        let mut out = String::new();
         loop {
             match std::str::from_utf8(&self.pending) {
                 Ok(s) => {
                     out.push_str(s);
                     self.pending.clear();
-                    return out;
+                    return;
                 }
                 Err(e) => {
                     let valid = e.valid_up_to();
@@ -30,7 +30,7 @@ impl Utf8Stream {
                         // Incomplete character at the end: keep it for later.
                         None => {
                             self.pending.drain(..valid);
-                            return out;
+                            return;
                         }
                         // Invalid bytes: replace them and go on.
                         Some(bad) => {
@@ -104,11 +104,16 @@ mod tests {
     fn split_characters_wait_for_their_last_byte() {
         let mut s = Utf8Stream::default();
         let snake = "🐍".as_bytes();
-        assert_eq!(s.push(b"a"), "a");
-        assert_eq!(s.push(&snake[..2]), "");
-        assert_eq!(s.push(&snake[2..]), "🐍");
-        assert_eq!(s.push(b"\xffb"), "\u{fffd}b");
-        assert_eq!(s.push(&snake[..1]), "");
+        let mut push = |bytes: &[u8]| {
+            let mut out = String::new();
+            s.push(bytes, &mut out);
+            out
+        };
+        assert_eq!(push(b"a"), "a");
+        assert_eq!(push(&snake[..2]), "");
+        assert_eq!(push(&snake[2..]), "🐍");
+        assert_eq!(push(b"\xffb"), "\u{fffd}b");
+        assert_eq!(push(&snake[..1]), "");
         assert_eq!(s.finish(), "\u{fffd}");
     }
 
@@ -171,7 +176,7 @@ mod tests {
                 let mut stream = Utf8Stream::default();
                 let mut out = String::new();
                 for part in split(&bytes, &cuts) {
-                    out.push_str(&stream.push(&part));
+                    stream.push(&part, &mut out);
                 }
                 out.push_str(&stream.finish());
                 prop_assert_eq!(out, String::from_utf8_lossy(&bytes).into_owned());

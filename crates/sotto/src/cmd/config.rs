@@ -1,6 +1,7 @@
 //! `sotto config show|keys`, and the `--config` / `--set` arguments shared by every command that
-//! reads the configuration (`serve`, `analyze`, `eval`, `service`). The presentation side of
-//! `crate::config`: the effective configuration as TOML that loads back to the same values.
+//! reads the configuration (`serve`, `analyze`, `eval`, `generate`, `service`). The presentation
+//! side of `crate::config`: the effective configuration as TOML that loads back to the same
+//! values.
 //!
 //! Must not: parse values itself (everything goes through `crate::config`), or print a secret.
 
@@ -8,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::config::{Config, KEYS, Key, Kind, PRECEDENCE, Source};
+use crate::config::{Config, Flag, KEYS, Key, Kind, PRECEDENCE, Source};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConfigArgs {
@@ -35,7 +36,17 @@ impl ConfigArgs {
 
     /// The effective, validated configuration.
     pub fn load(&self) -> anyhow::Result<Config> {
-        Ok(Config::load(self.config.as_deref(), &self.pairs()?)?)
+        self.load_with([])
+    }
+
+    /// The effective, validated configuration with a command's own options, `(key, flag,
+    /// value)`, above `--set`; an option not given (`None`) leaves its key alone.
+    pub fn load_with<const N: usize>(
+        &self,
+        flags: [(&'static str, &'static str, Option<String>); N],
+    ) -> anyhow::Result<Config> {
+        let flags: Vec<Flag> = flags.into_iter().filter_map(|(key, flag, value)| Some((key, flag, value?))).collect();
+        Ok(Config::load(self.config.as_deref(), &self.pairs()?, &flags)?)
     }
 }
 

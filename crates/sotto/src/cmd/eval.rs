@@ -35,10 +35,7 @@ fn designs(names: &[String], split: &Split) -> anyhow::Result<Vec<Candidate>> {
 }
 
 pub fn run(models_dir: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let mut config = args.config.load()?;
-    if let Some(m) = &args.model {
-        config.model.path = m.clone();
-    }
+    let config = args.config.load_with([("model.path", "--model", args.model.clone())])?;
     let suite_path = args.suite.clone().unwrap_or_else(super::head::default_corpus);
     let split = Split::load(&suite_path).with_context(|| format!("reading {}", suite_path.display()))?;
     let designs = designs(&args.designs, &split)?;

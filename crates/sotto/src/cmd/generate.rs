@@ -1,4 +1,5 @@
-//! `sotto generate`: one prompt through the engine, streamed to stdout, counters to stderr.
+//! `sotto generate`: one prompt through the engine, streamed to stdout, counters to stderr. The
+//! model, threads and budgets come from the configuration, as for every command.
 
 use std::io::Write;
 use std::path::Path;
@@ -6,32 +7,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use sotto_engine::{Engine, EngineConfig, Message, Piece, Prompt, Request, Sampling, Stats, process_cpu_time};
-use sotto_models::{catalog, store};
+use sotto_engine::{Message, Piece, Prompt, Request, Sampling, Stats, process_cpu_time};
 
 use crate::cli::GenerateArgs;
 
 pub fn run(models_dir: &Path, args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    let path = store::resolve(args.model.as_deref(), models_dir);
-    if !path.exists() {
-        let id = args.model.as_deref().unwrap_or(catalog::DEFAULT_MODEL);
-        if catalog::find(id).is_some() {
-            anyhow::bail!("model `{id}` is not in {}; run `sotto models fetch {id}` first", models_dir.display());
-        }
-    }
-    let governor = args.budget.governor()?;
-    let plan = governor.plan();
-    let config = EngineConfig {
-        n_ctx: args.n_ctx,
-        threads: args.threads.unwrap_or(plan.decode),
-        threads_batch: args.threads_batch.or(args.threads).unwrap_or(plan.prefill),
-        chunk: args.chunk,
-        kv_type: args.kv_type,
-        mem_budget: Some(args.mem),
-        template: args.template.parse().expect("infallible"),
-        ..EngineConfig::new(&path)
-    };
-    let engine = Engine::start(config, Box::new(governor)).with_context(|| format!("loading {}", path.display()))?;
+    let mut config = args.config.load_with(args.config_flags())?;
+    // One prompt: nothing worth keeping on disk for the next run.
+    config.cache.persist = false;
+    let engine = super::analyze::start_engine(models_dir, &config)?;
     let info = engine.info().clone();
     let prompt = if args.raw {
         Prompt::Text(args.prompt)

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use sotto_models::fetch::{self, Outcome};
+use sotto_models::fetch::{self, Fetched};
 use sotto_models::{CATALOG, GgufHeader, ModelSpec, catalog};
 
 /// Fetch the named catalog models (all when `ids` is empty).
@@ -24,11 +24,11 @@ pub fn fetch(dir: &Path, ids: &[String]) -> anyhow::Result<ExitCode> {
     for spec in specs {
         eprintln!("{}: checking {}", spec.id, dir.join(spec.file_name).display());
         match fetch::fetch(spec, dir).with_context(|| format!("fetching {}", spec.id))? {
-            Outcome::AlreadyPresent => println!("{}: present, sha256 verified", spec.id),
-            Outcome::Fetched { replaced: None } => {
+            Fetched::AlreadyPresent => println!("{}: present, sha256 verified", spec.id),
+            Fetched::Downloaded { replaced: None } => {
                 println!("{}: fetched, sha256 verified", spec.id)
             }
-            Outcome::Fetched { replaced: Some(why) } => {
+            Fetched::Downloaded { replaced: Some(why) } => {
                 println!("{}: replaced a bad copy ({why}); fetched, sha256 verified", spec.id)
             }
         }

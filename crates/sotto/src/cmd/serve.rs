@@ -57,7 +57,7 @@ pub fn engine_config(config: &Config, models_dir: &Path, governor: &Governor) ->
         threads_batch: config.model.threads_batch.or(config.model.threads).unwrap_or(plan.prefill),
         chunk: config.model.chunk,
         queue: config.server.queue,
-        template: config.model.template.parse().expect("infallible"),
+        template: config.model.template.clone(),
         kv_type: config.model.kv_type,
         mem_budget: Some(config.budget.memory),
         prefix_cache: config.cache.prefix as usize,
@@ -155,7 +155,7 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     };
     let engine = Arc::new(engine.with_context(|| format!("loading {}", path.display()))?);
     let info = engine.info().clone();
-    let analyzer = Arc::new(super::analyze::analyzer(engine.clone(), &config, None)?);
+    let analyzer = Arc::new(super::analyze::analyzer(engine.clone(), &config)?);
     let settings = Settings {
         token: config.server.token.clone(),
         max_body: config.server.max_body as usize,
@@ -165,7 +165,7 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
         max_connections: config.server.max_connections,
         header_timeout: config.server.header_timeout,
         body_timeout: config.server.body_timeout,
-        default_detail: config.analyze.detail.parse().map_err(anyhow::Error::msg)?,
+        default_detail: config.analyze.detail,
         ..Settings::default()
     };
     let governance = Governance { cgroup_cpus, ..Governance::new(&budgets, cpus, info.threads, info.threads_batch) };

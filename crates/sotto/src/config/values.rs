@@ -1,5 +1,5 @@
 //! Reading and printing configuration values: durations, sizes, percentages, integers,
-//! booleans and tokens, and the "did you mean" hint for unknown keys.
+//! booleans and tokens.
 //!
 //! Must not: know which key a value belongs to (the caller names it in its error).
 
@@ -7,8 +7,6 @@ use std::fmt;
 use std::time::Duration;
 
 use sotto_governor::{parse_bytes, parse_percent};
-
-use super::{KEYS, Key};
 
 /// `500ms`, `10s`, `15m`, `2h`; a bare number is seconds. Kept to whole milliseconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -124,49 +122,7 @@ pub(super) fn check_token(t: &str) -> Result<String, String> {
     Ok(t.to_string())
 }
 
-/// Edit distance, for "did you mean".
-pub(super) fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let next = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
-            prev = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
-}
-
-pub(super) fn sections() -> Vec<&'static str> {
-    let mut s: Vec<&str> = KEYS.iter().map(|k| k.parts().0).collect();
-    s.dedup();
-    s
-}
-
-/// Close matches for an unknown name, else the names of its section, else the sections.
-/// `name_of` turns a key into the spelling the user used (dotted key or variable).
-pub(super) fn hint(unknown: &str, name_of: impl Fn(&Key) -> String, section_of_unknown: Option<&str>) -> String {
-    let scored: Vec<(usize, String)> = KEYS
-        .iter()
-        .map(|k| {
-            let same_name = unknown.ends_with(&format!(".{}", k.parts().1)) || unknown == k.parts().1;
-            let n = name_of(k);
-            (if same_name { 0 } else { distance(&n, unknown) }, n)
-        })
-        .collect();
-    let best = scored.iter().map(|(d, _)| *d).min().unwrap_or(usize::MAX);
-    let close: Vec<String> = scored.into_iter().filter(|(d, _)| *d == best && best <= 3).map(|(_, n)| n).collect();
-    if !close.is_empty() {
-        return format!("did you mean {}?", close.join(" or "));
-    }
-    match section_of_unknown.filter(|s| sections().contains(s)) {
-        Some(s) => {
-            let names: Vec<String> = KEYS.iter().filter(|k| k.parts().0 == s).map(&name_of).collect();
-            format!("the [{s}] keys are {} (see `sotto config keys`)", names.join(", "))
-        }
-        None => format!("the sections are {} (see `sotto config keys`)", sections().join(", ")),
-    }
+/// The name serde gives a unit enum variant (`Detail::Full` → `full`), as its `FromStr` reads it.
+pub(super) fn serde_name(v: impl serde::Serialize) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 mod daemon;
 mod follow;
+mod layers;
 
 fn sotto(args: &[&str], models: Option<&std::path::Path>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sotto"));
@@ -100,7 +101,7 @@ fn bad_input_gets_a_message_naming_the_problem() {
         (&["generate", "--model", "/dev/null", "--prompt", "x"], "not a GGUF model file"),
         (
             &["generate", "--model", "/dev/null", "--prompt", "x", "--threads", "0"],
-            "threads and threads_batch must be at least 1",
+            "--threads: model.threads: \"0\" is not a whole number from 1 to 4096",
         ),
     ];
     for (args, expected) in cases {
