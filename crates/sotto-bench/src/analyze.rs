@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sotto_engine::{Engine, EngineConfig};
 use sotto_governor::sampler::{Sampler, figures};
 use sotto_governor::{Budgets, Governor, SchedClass, available_cpus, process_cpu_time};
-use sotto_server::{AppState, Governance, ModelName, Settings};
+use sotto_server::{AppState, ModelName, Resources, Settings};
 
 use crate::client::Client;
 use crate::serve::Daemon;
@@ -102,7 +102,7 @@ pub fn run(options: &Options) -> anyhow::Result<Value> {
     let analyzer = Arc::new(sotto_analyze::Analyzer::new(engine.clone(), sotto_analyze::Options::default()));
     // As `sotto serve` does at start: the rationale prompt's shared part is cached first.
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(analyzer.prewarm())?;
-    let gov = Governance::new(&budgets, cpus, plan.decode, plan.prefill);
+    let gov = Resources::new(&budgets, cpus, plan.decode, plan.prefill);
     let name = ModelName { id: options.model_id.clone(), aliases: Vec::new(), created: 0 };
     let state = AppState::new(engine, Some(analyzer), name, Settings::default(), gov, paced);
     let daemon = Daemon::start(state)?;

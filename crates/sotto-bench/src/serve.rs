@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sotto_engine::{Engine, EngineConfig};
 use sotto_governor::sampler::{Report, Sampler, figures};
 use sotto_governor::{Budgets, Governor, SchedClass, available_cpus, percentile, process_cpu_time};
-use sotto_server::{AppState, Governance, ModelName, Settings};
+use sotto_server::{AppState, ModelName, Resources, Settings};
 
 use crate::client::Client;
 
@@ -118,7 +118,7 @@ fn one(options: &Options, label: &'static str, prefix_cache: usize, cpus: f64) -
         ..EngineConfig::new(&options.model)
     };
     let engine = Arc::new(Engine::start(config, Box::new(governor))?);
-    let gov = Governance::new(&budgets, cpus, plan.decode, plan.prefill);
+    let gov = Resources::new(&budgets, cpus, plan.decode, plan.prefill);
     let name = ModelName { id: options.model_id.clone(), aliases: Vec::new(), created: 0 };
     let state = AppState::new(engine, None, name, Settings::default(), gov, paced);
     let daemon = Daemon::start(state)?;

@@ -21,9 +21,5 @@ pub use governor::{Governor, GovernorStats, Phase};
 pub use machine::{Machine, available_cpus};
 pub use pacer::{Pacer, ThreadPlan};
 pub use priority::Priority;
-/// The former name of [`Priority`], kept only so that `sotto`'s config tests compile until the
-/// configuration rewrite (issue 12) lands; remove it then.
-#[doc(hidden)]
-pub use priority::Priority as Urgency;
 pub use sampler::percentile;
 pub use sched::{SchedClass, SchedError};

@@ -37,7 +37,7 @@ use sotto_governor::GovernorStats;
 
 pub use conn::serve;
 pub use error::ApiError;
-pub use metrics::{Governance, Metrics};
+pub use metrics::{Metrics, Resources};
 pub use schema::SchemaLimits;
 
 /// Settings the HTTP layer needs.
@@ -112,7 +112,7 @@ pub(crate) struct Inner {
     pub model: ModelName,
     pub settings: Settings,
     pub metrics: Metrics,
-    pub governance: Governance,
+    pub resources: Resources,
     pub governor: Arc<GovernorStats>,
     pub started: Instant,
     pub stopping: AtomicBool,
@@ -128,7 +128,7 @@ impl AppState {
         analyzer: Option<Arc<sotto_analyze::Analyzer>>,
         model: ModelName,
         settings: Settings,
-        governance: Governance,
+        resources: Resources,
         governor: Arc<GovernorStats>,
     ) -> Self {
         AppState(Arc::new(Inner {
@@ -137,7 +137,7 @@ impl AppState {
             model,
             settings,
             metrics: Metrics::default(),
-            governance,
+            resources,
             governor,
             started: Instant::now(),
             stopping: AtomicBool::new(false),
@@ -263,7 +263,7 @@ async fn ready(State(state): State<AppState>) -> Response {
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let paced = Duration::from_nanos(state.0.governor.paced_ns.load(Ordering::Relaxed));
-    let text = state.0.metrics.render(&state.0.engine.status(), &state.0.governance, paced);
+    let text = state.0.metrics.render(&state.0.engine.status(), &state.0.resources, paced);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }
 

@@ -36,9 +36,10 @@ pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 const LATENCY_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0, 30.0, 60.0];
 const WAIT_BUCKETS: &[f64] = &[0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-/// Facts about the budgets and the machine, fixed at start.
+/// The resources the daemon runs with, fixed at start: its budgets, the machine and the thread
+/// plan (shown on `/metrics`).
 #[derive(Debug, Clone, Copy)]
-pub struct Governance {
+pub struct Resources {
     pub cpu_mean: f64,
     pub cpu_peak: f64,
     /// Mean budgets of critical and background requests (normal ones get `cpu_mean`).
@@ -52,11 +53,11 @@ pub struct Governance {
     pub cgroup_cpus: Option<f64>,
 }
 
-impl Governance {
+impl Resources {
     /// The facts for `budgets` on `cpus` CPUs with the engine's thread counts.
     pub fn new(budgets: &sotto_governor::Budgets, cpus: f64, threads: u32, threads_batch: u32) -> Self {
         use sotto_governor::Priority;
-        Governance {
+        Resources {
             cpu_mean: budgets.cpu_mean,
             cpu_peak: budgets.cpu_peak,
             cpu_mean_critical: budgets.mean_for(Priority::Critical),
@@ -70,10 +71,10 @@ impl Governance {
     }
 }
 
-impl Default for Governance {
+impl Default for Resources {
     /// The default budgets on 2 CPUs with one thread per phase (tests).
     fn default() -> Self {
-        Governance::new(&sotto_governor::Budgets::default(), 2.0, 1, 1)
+        Resources::new(&sotto_governor::Budgets::default(), 2.0, 1, 1)
     }
 }
 
@@ -193,7 +194,7 @@ impl Metrics {
 
     /// The Prometheus text exposition: what this scrape reads from `engine`, `gov`, `paced`
     /// and the process, then what the server counted.
-    pub fn render(&self, engine: &EngineStatus, gov: &Governance, paced: Duration) -> String {
+    pub fn render(&self, engine: &EngineStatus, gov: &Resources, paced: Duration) -> String {
         let scrape = Scrape {
             engine: *engine,
             gov: *gov,
@@ -220,7 +221,7 @@ impl Metrics {
 #[derive(Debug)]
 struct Scrape {
     engine: EngineStatus,
-    gov: Governance,
+    gov: Resources,
     /// Time the governor slept so far.
     paced: Duration,
     /// Process CPU time, all threads.
@@ -419,7 +420,7 @@ mod tests {
             preemptions: 3,
             parked: 1,
         };
-        let gov = Governance { cpu_mean_background: 0.1, cgroup_cpus: Some(1.0), ..Governance::default() };
+        let gov = Resources { cpu_mean_background: 0.1, cgroup_cpus: Some(1.0), ..Resources::default() };
         let scrape = Scrape {
             engine,
             gov,

@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sotto_engine::{Engine, EngineConfig, NoPacing, Phase, Priority, StepHook};
 use sotto_models::{catalog, store};
-use sotto_server::{AppState, Governance, ModelName, Settings, app};
+use sotto_server::{AppState, ModelName, Resources, Settings, app};
 use tower::ServiceExt;
 
 mod hardening;
@@ -31,7 +31,7 @@ fn state_with(config: EngineConfig, settings: Settings) -> AppState {
 fn state_hooked(config: EngineConfig, settings: Settings, hook: Box<dyn StepHook>) -> AppState {
     let engine = Arc::new(Engine::start(config, hook).expect("engine starts"));
     let model = ModelName { id: "smollm2-135m".into(), aliases: vec!["SmolLM2-135M-Instruct.Q4_1".into()], created: 1 };
-    let gov = Governance::default();
+    let gov = Resources::default();
     AppState::new(engine, None, model, settings, gov, Arc::default())
 }
 
@@ -409,7 +409,7 @@ fn analyzer_hooked(options: sotto_analyze::Options, hook: Box<dyn StepHook>) -> 
     let options = sotto_analyze::Options { mode: sotto_analyze::Mode::ConstrainedZeroShot, ..options };
     let analyzer = Arc::new(sotto_analyze::Analyzer::new(engine.clone(), options));
     let model = ModelName { id: "smollm2-135m".into(), aliases: vec![], created: 1 };
-    let gov = Governance::default();
+    let gov = Resources::default();
     AppState::new(engine, Some(analyzer), model, Settings::default(), gov, Arc::default())
 }
 

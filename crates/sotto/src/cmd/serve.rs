@@ -14,7 +14,7 @@ use anyhow::Context;
 use sotto_engine::{Engine, EngineConfig};
 use sotto_governor::{CgroupMode, Governor, available_cpus};
 use sotto_models::{catalog, store};
-use sotto_server::{AppState, Governance, ModelName, Settings};
+use sotto_server::{AppState, ModelName, Resources, Settings};
 
 use crate::cmd::config::ConfigArgs;
 use crate::config::{Config, state_dir};
@@ -168,10 +168,10 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
         default_detail: config.analyze.detail,
         ..Settings::default()
     };
-    let governance = Governance { cgroup_cpus, ..Governance::new(&budgets, cpus, info.threads, info.threads_batch) };
+    let resources = Resources { cgroup_cpus, ..Resources::new(&budgets, cpus, info.threads, info.threads_batch) };
     let name = model_name(&path);
     let warm = analyzer.clone();
-    let state = AppState::new(engine, Some(analyzer), name.clone(), settings, governance, paced);
+    let state = AppState::new(engine, Some(analyzer), name.clone(), settings, resources, paced);
     runtime.block_on(async {
         // The rationale prompt's shared part, evaluated once at background priority (loaded
         // from the prefix directory when an earlier run persisted it).

@@ -110,7 +110,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Server {
+pub struct ServerSection {
     pub listen: SocketAddr,
     /// A second, explicit consent to leave loopback: the API runs inference for whoever asks.
     pub allow_remote: bool,
@@ -133,7 +133,7 @@ pub struct Server {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Model {
+pub struct ModelSection {
     pub path: String,
     pub n_ctx: u32,
     pub chunk: u32,
@@ -147,7 +147,7 @@ pub struct Model {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Budget {
+pub struct BudgetSection {
     pub cpu_mean: f64,
     pub cpu_peak: f64,
     pub memory: u64,
@@ -162,7 +162,7 @@ pub struct Budget {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Cache {
+pub struct CacheSection {
     pub prefix: u64,
     pub persist: bool,
     /// `None`: `<state dir>/prefix`.
@@ -172,7 +172,7 @@ pub struct Cache {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Analyze {
+pub struct AnalyzeSection {
     /// The design that answers (`--mode` overrides it as a flag).
     pub mode: sotto_analyze::Mode,
     /// How much of each verdict is produced (`--detail`; the server's default for requests).
@@ -194,11 +194,11 @@ pub struct Analyze {
 /// The effective configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    pub server: Server,
-    pub model: Model,
-    pub budget: Budget,
-    pub cache: Cache,
-    pub analyze: Analyze,
+    pub server: ServerSection,
+    pub model: ModelSection,
+    pub budget: BudgetSection,
+    pub cache: CacheSection,
+    pub analyze: AnalyzeSection,
     /// Where each key's value came from.
     pub sources: BTreeMap<&'static str, Source>,
     /// The file that was read, if any.
@@ -253,7 +253,7 @@ impl Config {
         let settings = sotto_server::Settings::default();
         let budgets = Budgets::default();
         Config {
-            server: Server {
+            server: ServerSection {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8434)),
                 allow_remote: false,
                 token: None,
@@ -268,7 +268,7 @@ impl Config {
                 header_timeout: settings.header_timeout,
                 body_timeout: settings.body_timeout,
             },
-            model: Model {
+            model: ModelSection {
                 path: sotto_models::catalog::DEFAULT_MODEL.to_string(),
                 n_ctx: engine.n_ctx,
                 chunk: engine.chunk,
@@ -278,7 +278,7 @@ impl Config {
                 template: engine.template,
                 keep_alive: engine.keep_alive,
             },
-            budget: Budget {
+            budget: BudgetSection {
                 cpu_mean: budgets.cpu_mean,
                 cpu_peak: budgets.cpu_peak,
                 memory: budgets.mem,
@@ -288,8 +288,13 @@ impl Config {
                 background_mean: budgets.background_mean,
                 cgroup: CgroupMode::Off,
             },
-            cache: Cache { prefix: engine.prefix_cache as u64, persist: true, dir: None, disk: engine.prefix_disk },
-            analyze: Analyze {
+            cache: CacheSection {
+                prefix: engine.prefix_cache as u64,
+                persist: true,
+                dir: None,
+                disk: engine.prefix_disk,
+            },
+            analyze: AnalyzeSection {
                 mode: sotto_analyze::Mode::Head,
                 detail: settings.default_detail,
                 rationale: sotto_analyze::Rationale::default(),

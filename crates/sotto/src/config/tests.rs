@@ -96,8 +96,8 @@ fn errors_name_the_key_and_the_source() {
     assert!(load_err(None, &[], &[("server.max_connections", "0")]).contains("server.max_connections"));
     assert!(load_err(None, &[], &[("server.sandbox", "maybe")]).contains("off, auto or require"));
     let c = Config::load_from(None, &env(&[]), &sets(&[("budget.cpu_mean_critical", "50%")])).unwrap();
-    assert_eq!(c.budgets().mean_for(sotto_governor::Urgency::Critical), 0.5);
-    assert_eq!(c.budgets().mean_for(sotto_governor::Urgency::Background), 0.35);
+    assert_eq!(c.budgets().mean_for(sotto_governor::Priority::Critical), 0.5);
+    assert_eq!(c.budgets().mean_for(sotto_governor::Priority::Background), 0.35);
     assert_eq!(c.value("budget.cpu_mean_background"), "same");
 }
 
