@@ -6,7 +6,7 @@
 //! must exist), else `$SOTTO_CONFIG` (it must exist), else `$XDG_CONFIG_HOME/sotto/sotto.toml`
 //! (or `~/.config/sotto/sotto.toml`) when that exists; with none, defaults only.
 //!
-//! Every key is listed once, in [`KEYS`] (`keys.rs`, with its parser and printer), and every
+//! Every key is one row of [`KEYS`] (`keys.rs`: name, default, help, parser, printer), and every
 //! value from every source goes through one parser, [`Config::set`], so an error always names
 //! the key and where the value came from. Each default is the `Default` of the library type
 //! that uses it ([`Config::defaults`]). Unknown keys are errors, and so are unknown
@@ -315,7 +315,7 @@ impl Config {
             let hint = hint(key, |k| k.name.to_string(), key.split_once('.').map(|(s, _)| s));
             return Err(ConfigError::UnknownKey { origin: source.origin(), key: key.to_string(), hint });
         };
-        self.parse_into(k.name, value.trim()).map_err(|message| ConfigError::Value {
+        (k.parse)(self, value.trim()).map_err(|message| ConfigError::Value {
             origin: source.origin(),
             key: k.name,
             message,
