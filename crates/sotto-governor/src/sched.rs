@@ -71,6 +71,11 @@ impl fmt::Display for SchedClass {
 }
 
 impl SchedClass {
+    /// The default class of critical requests (`budget.sched_critical`): low enough to leave a
+    /// busy foreground its share, high enough that a live alert still progresses beside it,
+    /// which the idle class does not (issue 11; `bench governor --foreground-only`).
+    pub const CRITICAL: SchedClass = SchedClass::Nice(5);
+
     /// Apply to the calling thread. Errors are returned for logging; inference still runs.
     pub fn apply_to_current_thread(self) -> Result<(), SchedError> {
         imp::apply(self)

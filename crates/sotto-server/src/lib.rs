@@ -318,4 +318,8 @@ pub fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 pub use analyze::MAX_BATCH;
+
+/// Where the daemon listens unless told otherwise: loopback only.
+pub const DEFAULT_LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 8434));
 pub use openai::{Terms, admit};

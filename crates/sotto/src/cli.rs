@@ -128,7 +128,7 @@ pub enum BenchCommand {
 #[derive(Debug, Args)]
 pub struct BenchSoakArgs {
     /// A GGUF path or a catalog id
-    #[arg(long, default_value = "gemma3-270m")]
+    #[arg(long, default_value = sotto_models::catalog::DEFAULT_MODEL)]
     pub model: String,
     /// Requests in all
     #[arg(long, default_value_t = 2000)]
@@ -144,7 +144,7 @@ pub struct BenchSoakArgs {
 #[derive(Debug, Args)]
 pub struct BenchAnalyzeArgs {
     /// A GGUF path or a catalog id
-    #[arg(long, default_value = "gemma3-270m")]
+    #[arg(long, default_value = sotto_models::catalog::DEFAULT_MODEL)]
     pub model: String,
     /// Events per stream phase
     #[arg(long, default_value_t = 2000)]
@@ -166,7 +166,7 @@ pub struct BenchAnalyzeArgs {
 #[derive(Debug, Args)]
 pub struct BenchServeArgs {
     /// A GGUF path or a catalog id
-    #[arg(long, default_value = "gemma3-270m")]
+    #[arg(long, default_value = sotto_models::catalog::DEFAULT_MODEL)]
     pub model: String,
     /// Requests per configuration
     #[arg(long, default_value_t = 20)]

@@ -252,13 +252,14 @@ impl Config {
         let engine = EngineConfig::new(sotto_models::catalog::DEFAULT_MODEL);
         let settings = sotto_server::Settings::default();
         let budgets = Budgets::default();
+        let analysis = sotto_analyze::Options::default();
         Config {
             server: ServerSection {
-                listen: SocketAddr::from(([127, 0, 0, 1], 8434)),
+                listen: sotto_server::DEFAULT_LISTEN,
                 allow_remote: false,
                 token: None,
                 token_file: None,
-                sandbox: crate::sandbox::Mode::Auto,
+                sandbox: crate::sandbox::Mode::default(),
                 max_body: settings.max_body as u64,
                 max_tokens: settings.max_tokens,
                 queue: engine.queue,
@@ -282,11 +283,11 @@ impl Config {
                 cpu_mean: budgets.cpu_mean,
                 cpu_peak: budgets.cpu_peak,
                 memory: budgets.mem,
-                sched: SchedClass::Idle,
-                sched_critical: SchedClass::Nice(5),
+                sched: SchedClass::default(),
+                sched_critical: SchedClass::CRITICAL,
                 critical_mean: budgets.critical_mean,
                 background_mean: budgets.background_mean,
-                cgroup: CgroupMode::Off,
+                cgroup: CgroupMode::default(),
             },
             cache: CacheSection {
                 prefix: engine.prefix_cache as u64,
@@ -295,14 +296,14 @@ impl Config {
                 disk: engine.prefix_disk,
             },
             analyze: AnalyzeSection {
-                mode: sotto_analyze::Mode::Head,
+                mode: analysis.mode,
                 detail: settings.default_detail,
-                rationale: sotto_analyze::Rationale::default(),
-                embeddings: sotto_analyze::Embeddings::default(),
+                rationale: analysis.rationale,
+                embeddings: analysis.embeddings,
                 head: None,
-                max_field_chars: 2000,
-                retrieve: sotto_analyze::DEFAULT_RETRIEVE,
-                follow_check: Duration::from_secs(2),
+                max_field_chars: analysis.max_field_chars,
+                retrieve: analysis.retrieve,
+                follow_check: crate::follow::SAFETY_NET,
             },
             sources: KEYS.iter().map(|k| (k.name, Source::Default)).collect(),
             file: None,

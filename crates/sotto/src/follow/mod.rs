@@ -41,6 +41,10 @@ pub struct Line {
     pub bytes: Vec<u8>,
 }
 
+/// How often a quiet file is looked at without a change notification (`analyze.follow_check`
+/// by default): a safety net for filesystems that do not notify, not a poll.
+pub const SAFETY_NET: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Bytes read at once.
 const CHUNK: usize = 64 * 1024;
 
