@@ -124,6 +124,35 @@ fn fill_block(x: &mut [f32], counts: &std::collections::BTreeMap<usize, u32>) {
     }
 }
 
+/// The words of a text as it was written, for a normalised word: evidence reads `"system32"`,
+/// not the hashed form `"system0"`. Only numbers are given back: a user name, GUID or address
+/// stays a placeholder. Built only when a word may have lost its digits.
+struct AsWritten<'t> {
+    text: &'t str,
+    words: std::cell::OnceCell<std::collections::HashMap<String, String>>,
+}
+
+impl<'t> AsWritten<'t> {
+    fn new(text: &'t str) -> Self {
+        AsWritten { text, words: std::cell::OnceCell::new() }
+    }
+
+    /// `normalised` as the text spelled it, or as it is where no word of the text gives it.
+    fn word<'w>(&self, normalised: &'w str) -> std::borrow::Cow<'w, str> {
+        if !normalised.contains('0') || normalised.contains('<') {
+            return normalised.into();
+        }
+        let words = self.words.get_or_init(|| {
+            let mut map = std::collections::HashMap::new();
+            for w in words(self.text) {
+                map.entry(normalise(&w)).or_insert(w);
+            }
+            map
+        });
+        words.get(normalised).map_or(normalised.into(), |w| w.clone().into())
+    }
+}
+
 /// The features of one event.
 pub fn extract(event: &Event) -> Features {
     let view = View::new(event);
@@ -141,12 +170,14 @@ pub fn extract(event: &Event) -> Features {
             tokens.push((i, shown));
         }
     };
+    let cmd_written = AsWritten::new(&view.cmd);
     for w in words(&cmd) {
-        add("c", &w, format!("\"{w}\" in the command line"));
+        add("c", &w, format!("\"{}\" in the command line", cmd_written.word(&w)));
     }
     add("i", &view.name, format!("image {}", view.name));
+    let image_written = AsWritten::new(&view.image);
     for w in words(&image) {
-        add("d", &w, format!("\"{w}\" in the image path"));
+        add("d", &w, format!("\"{}\" in the image path", image_written.word(&w)));
     }
     if !parent.is_empty() {
         add("p", &parent, format!("parent {parent}"));
@@ -189,6 +220,20 @@ mod tests {
 
     fn event(v: serde_json::Value) -> Event {
         sotto_events::parse_json(&v).unwrap()
+    }
+
+    #[test]
+    fn evidence_spells_numbers_as_written_and_keeps_placeholders_for_people() {
+        let f = extract(&event(json!({
+            "command_line": r"C:\Windows\System32\svchost.exe -k netsvcs -s x64 C:\Users\alice\a.exe",
+            "process_path": r"C:\Windows\System32\svchost.exe",
+            "os": "windows",
+        })));
+        let shown: Vec<&str> = f.tokens.iter().map(|(_, t)| t.as_str()).collect();
+        assert!(shown.contains(&"\"system32\" in the command line"), "{shown:?}");
+        assert!(shown.contains(&"\"system32\" in the image path"), "{shown:?}");
+        assert!(shown.contains(&"\"x64\" in the command line"), "{shown:?}");
+        assert!(!shown.iter().any(|t| t.contains("system0") || t.contains("alice")), "{shown:?}");
     }
 
     #[test]
