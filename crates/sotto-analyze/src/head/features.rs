@@ -129,12 +129,13 @@ fn fill_block(x: &mut [f32], counts: &std::collections::BTreeMap<usize, u32>) {
 /// stays a placeholder. Built only when a word may have lost its digits.
 struct AsWritten<'t> {
     text: &'t str,
-    words: std::cell::OnceCell<std::collections::HashMap<String, String>>,
+    /// Each word of `text` by its normalised form.
+    by_normalised: std::cell::OnceCell<std::collections::HashMap<String, String>>,
 }
 
 impl<'t> AsWritten<'t> {
     fn new(text: &'t str) -> Self {
-        AsWritten { text, words: std::cell::OnceCell::new() }
+        AsWritten { text, by_normalised: std::cell::OnceCell::new() }
     }
 
     /// `normalised` as the text spelled it, or as it is where no word of the text gives it.
@@ -142,14 +143,14 @@ impl<'t> AsWritten<'t> {
         if !normalised.contains('0') || normalised.contains('<') {
             return normalised.into();
         }
-        let words = self.words.get_or_init(|| {
+        let written = self.by_normalised.get_or_init(|| {
             let mut map = std::collections::HashMap::new();
             for w in words(self.text) {
                 map.entry(normalise(&w)).or_insert(w);
             }
             map
         });
-        words.get(normalised).map_or(normalised.into(), |w| w.clone().into())
+        written.get(normalised).map_or(normalised.into(), |w| w.clone().into())
     }
 }
 

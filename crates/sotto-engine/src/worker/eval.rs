@@ -10,6 +10,7 @@ use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaPoolingType;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::sampling::LlamaSampler;
@@ -100,6 +101,21 @@ impl<'m> Worker<'m> {
         Check::Go
     }
 
+    /// [`Worker::check`] as a chunk loop uses it: `None` to take the step, else how the loop
+    /// ends (a passed deadline is the request's error).
+    fn before_chunk<T>(
+        &self,
+        reply: &UnboundedSender<Update>,
+        may_yield: bool,
+    ) -> Result<Option<Step<T>>, EngineError> {
+        match self.check(reply, may_yield) {
+            Check::Go => Ok(None),
+            Check::Gone => Ok(Some(Step::Gone)),
+            Check::Late(e) => Err(e),
+            Check::Yield => Ok(Some(Step::Yield)),
+        }
+    }
+
     /// Evaluate `prompt` from token `from` on, one chunk per `decode` call, pacing between
     /// chunks; the hook sizes each chunk (at most the configured one). A chunk never straddles
     /// the fixed-prefix boundary, so the prefix's state can be kept the moment it is complete.
@@ -123,25 +139,15 @@ impl<'m> Worker<'m> {
         let mut last = 0;
         let mut start = from;
         while start < tokens.len() {
-            match self.check(reply, may_yield) {
-                Check::Go => {}
-                Check::Gone => return Ok(Step::Gone),
-                Check::Late(e) => return Err(e),
-                Check::Yield => return Ok(Step::Yield),
+            if let Some(end) = self.before_chunk(reply, may_yield)? {
+                return Ok(end);
             }
             let mut size = self.hook.next_chunk(Phase::Prefill, self.chunk).clamp(1, self.chunk);
             if let Some(b) = snapshot_at.filter(|&b| start < b) {
                 size = size.min(b - start);
             }
             let chunk = &tokens[start..(start + size).min(tokens.len())];
-            self.batch.clear();
-            for (j, &token) in chunk.iter().enumerate() {
-                let pos = start + j;
-                self.batch
-                    .add(token, pos as i32, &[0], pos == tokens.len() - 1)
-                    .map_err(|e| EngineError::Decode(e.to_string()))?;
-            }
-            self.ctx.decode(&mut self.batch).map_err(|e| EngineError::Decode(e.to_string()))?;
+            decode_chunk(&mut self.ctx, &mut self.batch, chunk, start, |pos| pos == tokens.len() - 1)?;
             self.live.extend_from_slice(&prompt.ids[start..start + chunk.len()]);
             last = self.batch.n_tokens() - 1;
             start += chunk.len();
@@ -200,10 +206,7 @@ impl<'m> Worker<'m> {
             if g.generated == g.budget {
                 break FinishReason::Length; // no need to evaluate a token nobody will extend
             }
-            let pos = self.live.len();
-            self.batch.clear();
-            self.batch.add(token, pos as i32, &[0], true).map_err(|e| EngineError::Decode(e.to_string()))?;
-            self.ctx.decode(&mut self.batch).map_err(|e| EngineError::Decode(e.to_string()))?;
+            decode_chunk(&mut self.ctx, &mut self.batch, &[token], self.live.len(), |_| true)?;
             self.live.push(token.0);
             logits_at = 0;
             self.hook.after_step(Phase::Decode, 1);
@@ -271,19 +274,12 @@ impl<'m> Worker<'m> {
             let inputs = &tokens[..tokens.len() - 1];
             let mut start = 0;
             while start < inputs.len() {
-                match self.check(reply, false) {
-                    Check::Go | Check::Yield => {}
-                    Check::Gone => return Ok(Step::Gone),
-                    Check::Late(e) => return Err(e),
+                if let Some(end) = self.before_chunk(reply, false)? {
+                    return Ok(end);
                 }
                 let size = self.hook.next_chunk(Phase::Outputs, self.chunk).clamp(1, self.chunk);
                 let chunk = &inputs[start..(start + size).min(inputs.len())];
-                self.batch.clear();
-                for (j, &t) in chunk.iter().enumerate() {
-                    let pos = (base + start + j) as i32;
-                    self.batch.add(t, pos, &[0], true).map_err(|e| EngineError::Decode(e.to_string()))?;
-                }
-                self.ctx.decode(&mut self.batch).map_err(|e| EngineError::Decode(e.to_string()))?;
+                decode_chunk(&mut self.ctx, &mut self.batch, chunk, base + start, |_| true)?;
                 for j in 0..chunk.len() {
                     total += log_softmax_row(self.ctx.get_logits_ith(j as i32))(tokens[start + j + 1].0);
                 }
@@ -340,21 +336,14 @@ impl<'m> Worker<'m> {
         let chunk_cap = self.chunk.min(EMBED_BATCH);
         self.embedder()?;
         while embedding.at < embedding.tokens.len() {
-            match self.check(reply, may_yield) {
-                Check::Go => {}
-                Check::Gone => return Ok(Step::Gone),
-                Check::Late(e) => return Err(e),
-                Check::Yield => return Ok(Step::Yield),
+            if let Some(end) = self.before_chunk(reply, may_yield)? {
+                return Ok(end);
             }
             let size = self.hook.next_chunk(Phase::Outputs, chunk_cap).clamp(1, chunk_cap);
             let start = embedding.at;
             let end = (start + size).min(embedding.tokens.len());
             let e = self.embedder.as_mut().expect("made above");
-            e.batch.clear();
-            for (pos, &token) in embedding.tokens[start..end].iter().enumerate().map(|(j, t)| (start + j, t)) {
-                e.batch.add(token, pos as i32, &[0], true).map_err(|e| EngineError::Decode(e.to_string()))?;
-            }
-            e.ctx.decode(&mut e.batch).map_err(|e| EngineError::Decode(e.to_string()))?;
+            decode_chunk(&mut e.ctx, &mut e.batch, &embedding.tokens[start..end], start, |_| true)?;
             for pos in start.max(embedding.skip)..end {
                 let row = e.ctx.embeddings_ith((pos - start) as i32).map_err(|e| EngineError::Decode(e.to_string()))?;
                 for (s, v) in embedding.sum.iter_mut().zip(row) {
@@ -367,6 +356,23 @@ impl<'m> Worker<'m> {
         let norm = embedding.sum.iter().map(|v| v * v).sum::<f64>().sqrt();
         Ok(Step::Done(embedding.sum.iter().map(|v| if norm > 0.0 { (v / norm) as f32 } else { 0.0 }).collect()))
     }
+}
+
+/// Evaluate `tokens` at positions `from..` of sequence 0 in one `decode` call: the one way
+/// every phase puts tokens into a context. `logits(pos)`: whether that position's logits are
+/// kept (batch index = position − `from`).
+pub(super) fn decode_chunk(
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch<'_>,
+    tokens: &[LlamaToken],
+    from: usize,
+    logits: impl Fn(usize) -> bool,
+) -> Result<(), EngineError> {
+    batch.clear();
+    for (pos, &token) in (from..).zip(tokens) {
+        batch.add(token, pos as i32, &[0], logits(pos)).map_err(|e| EngineError::Decode(e.to_string()))?;
+    }
+    ctx.decode(batch).map_err(|e| EngineError::Decode(e.to_string()))
 }
 
 /// `deadline` (with when its request was queued) has passed: the error that stops the request.

@@ -23,7 +23,7 @@ use sotto_governor::process_cpu_time;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::Worker;
-use super::eval::{Embedding, Generation, Step};
+use super::eval::{Embedding, Generation, Step, decode_chunk};
 use super::prompt::Tokens;
 use crate::Priority;
 use crate::queue::Job;
@@ -394,10 +394,8 @@ impl Worker<'_> {
             self.live = ids;
         }
         if let Some(token) = pending {
-            let pos = self.live.len();
-            self.batch.clear();
-            self.batch.add(LlamaToken(token), pos as i32, &[0], true).map_err(|e| lost(&e))?;
-            self.ctx.decode(&mut self.batch).map_err(|e| lost(&e))?;
+            decode_chunk(&mut self.ctx, &mut self.batch, &[LlamaToken(token)], self.live.len(), |_| true)
+                .map_err(|e| lost(&e))?;
             self.live.push(token);
             self.hook.after_step(Phase::Decode, 1);
             if let Stage::Answer { logits_at, .. } = &mut run.stage {
