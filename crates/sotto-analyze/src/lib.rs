@@ -14,7 +14,7 @@ mod prompt;
 pub mod verdict;
 
 pub use analyzer::{Analysis, AnalyzeError, Analyzer, DEFAULT_RETRIEVE, Detail, Embeddings, Mode, Options, Rationale};
-pub use prompt::{Style, event_block};
+pub use prompt::{NAIVE_MAX_TOKENS, Style, event_block, naive_question};
 /// How each of an event's requests is queued: the engine's own admission, not a copy.
 pub use sotto_engine::Admission;
 pub use verdict::{LabelScores, Severity, Verdict};

@@ -246,10 +246,16 @@ pub(crate) fn json_answer_prefix(style: Style) -> Option<String> {
 
 /// The naive baseline: one plain question with the event as JSON; no examples, no format.
 pub(crate) fn naive(event: &Event) -> Request {
+    Request::new(Prompt::Chat(vec![Message::new("user", naive_question(event))]), NAIVE_MAX_TOKENS)
+}
+
+/// The tokens the naive design lets the model write.
+pub const NAIVE_MAX_TOKENS: u32 = 96;
+
+/// The naive design's one user message; `sotto bench run` asks the baseline server the same.
+pub fn naive_question(event: &Event) -> String {
     let json = serde_json::to_string(event).expect("events serialise");
-    let question =
-        format!("Is the following endpoint security event malicious, suspicious or benign? Explain briefly.\n\n{json}");
-    Request::new(Prompt::Chat(vec![Message::new("user", question)]), 96)
+    format!("Is the following endpoint security event malicious, suspicious or benign? Explain briefly.\n\n{json}")
 }
 
 const RATIONALE_INSTRUCTIONS: &str = "You explain a verdict on one endpoint security event (a process launch) to an \

@@ -7,6 +7,8 @@
 pub mod analyze;
 pub mod client;
 pub mod governor;
+pub mod matrix;
+pub mod process;
 pub mod serve;
 pub mod soak;
 pub mod workload;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use sotto_governor::percentile;
 
 use crate::client::Client;
+use crate::process::Server;
 
 /// What to run.
 pub struct Options {
@@ -167,41 +168,22 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Wait until `/ready` answers 200, or the process exits, or 5 minutes pass.
-fn wait_ready(child: &mut Child, client: &Client) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            anyhow::bail!("sotto serve exited before it was ready: {status}");
-        }
-        if client.get("/ready").is_ok_and(|r| r.status == 200) {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < deadline, "sotto serve was not ready within 5 minutes");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Runs the soak; prints the table and returns the raw data.
 pub fn run(options: &Options) -> anyhow::Result<Value> {
     let state = std::env::temp_dir().join(format!("sotto-soak-{}", std::process::id()));
     std::fs::create_dir_all(&state)?;
-    let port = free_port()?;
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let mut child = Command::new(&options.exe)
+    let addr = crate::process::free_addr()?;
+    let child = Command::new(&options.exe)
         .args(["serve", "--set", &format!("server.listen={addr}"), "--set", &format!("model.path={}", options.model)])
         .env("XDG_STATE_HOME", &state)
         .env("SOTTO_MODELS", &options.models_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let pid = child.id();
+    let mut server = Server { child, addr };
+    let pid = server.pid();
     let client = Client::new(addr, Duration::from_secs(300));
-    wait_ready(&mut child, &client)?;
+    server.wait_ready(&client, "/ready", Duration::from_secs(300))?;
     let prefix_dir = state.join("sotto/prefix");
     let (fds_before, prefix_before) = (open_fds(pid), dir_bytes(&prefix_dir));
     let started = Instant::now();
@@ -220,7 +202,7 @@ pub fn run(options: &Options) -> anyhow::Result<Value> {
         workers.into_iter().flat_map(|w| w.join().expect("a client thread")).collect()
     });
     let wall = started.elapsed().as_secs_f64();
-    let alive = child.try_wait()?.is_none();
+    let alive = server.child.try_wait()?.is_none();
     // Connections the clients closed are closed by the daemon within its header timeout.
     let settle = Instant::now();
     while open_fds(pid) > fds_before && settle.elapsed() < Duration::from_secs(15) {
@@ -228,15 +210,7 @@ pub fn run(options: &Options) -> anyhow::Result<Value> {
     }
     let (fds_after, prefix_after) = (open_fds(pid), dir_bytes(&prefix_dir));
     let peak_rss = sotto_governor::sampler::peak_rss(pid);
-    let stop = Instant::now();
-    let exit = if alive {
-        // kill(1), so that this crate needs no unsafe code.
-        Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
-        let status = child.wait()?;
-        Some((status.code(), stop.elapsed().as_secs_f64()))
-    } else {
-        None
-    };
+    let exit = server.terminate()?.map(|(status, took)| (status.code(), took.as_secs_f64()));
     let _ = std::fs::remove_dir_all(&state);
 
     let mut by_status: BTreeMap<String, usize> = BTreeMap::new();

@@ -80,3 +80,10 @@ pub fn sha_foreground(threads: usize, secs: Duration) -> u64 {
     }
     count.load(Ordering::Relaxed)
 }
+
+/// The raw text whose prefill and decode speed `sotto bench run` compares with llama.cpp's:
+/// the triage preamble and two events, about 325 tokens.
+pub fn speed_text() -> String {
+    let events: Vec<String> = EVENTS[..2].iter().map(|e| e.replace("{n}", "1000")).collect();
+    format!("{SYSTEM}\n\nEvent: {}\n\nEvent: {}\n\nVerdict:", events[0], events[1])
+}

@@ -105,6 +105,9 @@ pub struct HeadTrainArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Seed 001's comparison table: the configurations of a matrix file, each a real server
+    /// sent the held-out events, judged against the promises, beside the seeds' own setup
+    Run(BenchRunArgs),
     /// CPU budgets under a request stream, idle CPU, and foreground impact per scheduling class
     Governor(BenchGovernorArgs),
     /// The HTTP path: sequential chat requests sharing a system prompt, prefix cache on and off
@@ -123,6 +126,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         millis: u64,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchRunArgs {
+    /// The matrix (TOML): the rows to run and the promises; bench/matrix.toml is the default one
+    #[arg(long)]
+    pub matrix: PathBuf,
+    /// Labelled events to send [default: the corpus's held-out test families]
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// The baseline's python [default: built or found by scripts/baseline]
+    #[arg(long)]
+    pub baseline_python: Option<PathBuf>,
+    /// Where the table, the raw data, the charts and the logs go
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

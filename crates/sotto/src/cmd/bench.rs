@@ -10,6 +10,9 @@ use sotto_models::{fetch, store};
 
 use crate::cli::{BenchGovernorArgs, BenchServeArgs};
 
+/// The llama.cpp every run measures: the binding and the sys crate that vendors llama.cpp.
+const LLAMA_CPP: &str = "llama-cpp-2 0.1.160 (llama-cpp-sys-2 0.1.161, no OpenMP)";
+
 pub fn governor(models_dir: &Path, args: BenchGovernorArgs) -> anyhow::Result<ExitCode> {
     let mut models = Vec::new();
     let mut model_meta = Vec::new();
@@ -33,7 +36,7 @@ pub fn governor(models_dir: &Path, args: BenchGovernorArgs) -> anyhow::Result<Ex
     let mut data = sotto_bench::governor::run(&options)?;
     data["command"] = std::env::args().collect::<Vec<_>>().join(" ").into();
     data["models"] = model_meta.into();
-    data["llama_cpp_2"] = "0.1.160 (llama-cpp-sys-2 0.1.161, no OpenMP)".into();
+    data["llama_cpp_2"] = LLAMA_CPP.into();
     data["cpu"] = cpu_model().into();
     save(&data, args.out.as_deref())
 }
@@ -120,4 +123,87 @@ pub fn soak(models_dir: &Path, args: crate::cli::BenchSoakArgs) -> anyhow::Resul
     };
     let data = sotto_bench::soak::run(&options)?;
     record(data, &args.model, &path, args.out.as_deref())
+}
+
+/// The baseline's python: `--baseline-python`, else the environment `scripts/baseline` keeps,
+/// built by it first when this is a source checkout and it is missing. `None`: the baseline
+/// rows fail with the reason, the others run.
+fn baseline_python(given: Option<std::path::PathBuf>) -> Option<std::path::PathBuf> {
+    if given.is_some() {
+        return given;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/baseline");
+    if !script.exists() {
+        return None;
+    }
+    let out = std::process::Command::new("bash").arg(&script).arg("--path").output().ok()?;
+    if !out.status.success() {
+        eprintln!("the baseline could not be built: {}", String::from_utf8_lossy(&out.stderr).trim());
+        return None;
+    }
+    Some(String::from_utf8_lossy(&out.stdout).trim().into()).filter(|p: &std::path::PathBuf| p.exists())
+}
+
+pub fn run(models_dir: &Path, args: crate::cli::BenchRunArgs) -> anyhow::Result<ExitCode> {
+    use sotto_bench::matrix::{self, Matrix, Setup};
+    let text = std::fs::read_to_string(&args.matrix).with_context(|| format!("reading {}", args.matrix.display()))?;
+    let parsed = Matrix::parse(&text).with_context(|| format!("{}", args.matrix.display()))?;
+    let mut models = std::collections::BTreeMap::new();
+    let mut hashes = serde_json::Map::new();
+    for row in parsed.rows() {
+        if !models.contains_key(&row.model) {
+            let path = model_path(&row.model, models_dir)?;
+            hashes.insert(row.model.clone(), fetch::sha256_file(&path)?.into());
+            models.insert(row.model.clone(), path);
+        }
+    }
+    let file = args.corpus.clone().unwrap_or_else(super::head::default_corpus);
+    let split = sotto_analyze::head::train::Split::load(&file)?;
+    let events = if args.corpus.is_some() {
+        split.items.clone()
+    } else {
+        split.side(sotto_events::eval::Side::Test).into_iter().cloned().collect()
+    };
+    let needs_baseline = parsed.rows().iter().any(|r| r.kind == matrix::spec::Kind::Baseline);
+    let python = if needs_baseline { baseline_python(args.baseline_python.clone()) } else { None };
+    let baseline_build = python
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p.parent()?.parent()?.join("build.txt")).ok())
+        .map(|s| s.trim().replace('\n', "; "));
+    let meta = serde_json::json!({
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "cpu": cpu_model(),
+        "cpus": sotto_governor::available_cpus(),
+        "models_sha256": hashes,
+        "llama_cpp": LLAMA_CPP,
+        "baseline": baseline_build.unwrap_or_else(|| "not built".into()),
+        "events": format!("{} ({})", file.display(), if args.corpus.is_some() { "all" } else { "held-out test families" }),
+        "date": date(),
+    });
+    let options = matrix::Options {
+        matrix: parsed,
+        matrix_text: text,
+        events,
+        setup: Setup {
+            exe: std::env::current_exe()?,
+            models_dir: models_dir.to_path_buf(),
+            baseline_python: python,
+            logs: args.out.join("logs"),
+        },
+        models,
+        out: args.out.clone(),
+        meta,
+    };
+    matrix::run(&options)?;
+    eprintln!("written to {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Today, as `date -u +%F` prints it.
+fn date() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%F"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }

@@ -26,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(&models_dir, args),
         Command::Config(cmd) => config::run(cmd),
         Command::Service(cmd) => service::run(&models_dir, cmd),
+        Command::Bench(BenchCommand::Run(args)) => bench::run(&models_dir, args),
         Command::Bench(BenchCommand::Governor(args)) => bench::governor(&models_dir, args),
         Command::Bench(BenchCommand::Serve(args)) => bench::serve(&models_dir, args),
         Command::Bench(BenchCommand::Analyze(args)) => bench::analyze(&models_dir, args),

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
+mod bench_run;
 mod daemon;
 mod follow;
 mod layers;
