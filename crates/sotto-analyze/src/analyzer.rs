@@ -22,6 +22,7 @@ use crate::verdict::Verdict;
 /// Which design answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Mode {
     /// Score the three labels by log-probability after one prefill (examples included);
     /// generate techniques and rationale only when asked or when the verdict is not benign.
@@ -76,12 +77,22 @@ impl std::str::FromStr for Mode {
 /// How much of the verdict to produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Detail {
     /// The label and confidence always; techniques and rationale only for non-benign verdicts.
     #[default]
     Verdict,
     /// Techniques and rationale for every event.
     Full,
+}
+
+impl Detail {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detail::Verdict => "verdict",
+            Detail::Full => "full",
+        }
+    }
 }
 
 impl std::str::FromStr for Detail {

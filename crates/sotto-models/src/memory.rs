@@ -7,10 +7,14 @@ use crate::GgufHeader;
 
 /// Element type of the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum KvType {
     #[default]
+    #[cfg_attr(feature = "clap", value(name = "f16"))]
     F16,
+    #[cfg_attr(feature = "clap", value(name = "q8_0"))]
     Q8_0,
+    #[cfg_attr(feature = "clap", value(name = "q4_0"))]
     Q4_0,
 }
 

@@ -64,6 +64,9 @@ pub enum Command {
     /// Measure the promises
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// What this machine offers a local model: CPU, cores, ISA, memory and its measured
+    /// bandwidth, GPUs, power, and the OS facilities sotto uses
+    Doctor(DoctorArgs),
     /// Train the verdict head from the labelled corpus and score it on the held-out families
     #[command(subcommand)]
     Head(HeadCommand),
@@ -126,6 +129,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         millis: u64,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print JSON instead of the summary
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds of the memory bandwidth measurement (0: skip it)
+    #[arg(long, default_value_t = 3.0)]
+    pub bandwidth_secs: f64,
 }
 
 #[derive(Debug, Args)]
@@ -211,11 +224,11 @@ pub struct AnalyzeArgs {
     #[arg(long, short)]
     pub model: Option<String>,
     /// The design that answers (overrides analyze.mode)
-    #[arg(long, value_parser = names(sotto_analyze::Mode::ALL.map(sotto_analyze::Mode::as_str)))]
-    pub mode: Option<String>,
+    #[arg(long, value_enum)]
+    pub mode: Option<sotto_analyze::Mode>,
     /// How much of each verdict to produce (overrides analyze.detail)
-    #[arg(long, value_parser = names(["verdict", "full"]))]
-    pub detail: Option<String>,
+    #[arg(long, value_enum)]
+    pub detail: Option<sotto_analyze::Detail>,
 }
 
 #[derive(Debug, Args)]
@@ -285,12 +298,6 @@ pub enum ModelsCommand {
     List,
 }
 
-/// A flag that takes one of `values`: `--help` lists them and clap suggests the closest. The
-/// value stays text: `crate::config` parses it, as it parses the same key from any source.
-fn names<const N: usize>(values: [&'static str; N]) -> clap::builder::PossibleValuesParser {
-    clap::builder::PossibleValuesParser::new(values)
-}
-
 /// `sotto generate`: the prompt and sampling are its own; the model, threads and budgets are
 /// configuration keys, and each flag below overrides its key above the file, the environment
 /// and `--set`.
@@ -339,8 +346,8 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub mem: Option<String>,
     /// KV cache type (overrides model.kv_type)
-    #[arg(long, value_parser = names(["f16", "q8_0", "q4_0"]))]
-    pub kv_type: Option<String>,
+    #[arg(long, value_enum)]
+    pub kv_type: Option<sotto_models::memory::KvType>,
     /// Chat template: auto, completion, or a llama.cpp built-in name (overrides model.template)
     #[arg(long)]
     pub template: Option<String>,
@@ -373,7 +380,7 @@ impl GenerateArgs {
             ("model.threads_batch", "--threads-batch", self.threads_batch.clone()),
             ("model.chunk", "--chunk", self.chunk.clone()),
             ("model.n_ctx", "--n-ctx", self.n_ctx.clone()),
-            ("model.kv_type", "--kv-type", self.kv_type.clone()),
+            ("model.kv_type", "--kv-type", self.kv_type.map(|k| k.name().to_string())),
             ("model.template", "--template", self.template.clone()),
             ("budget.cpu_mean", "--cpu-mean", self.cpu_mean.clone()),
             ("budget.cpu_peak", "--cpu-peak", self.cpu_peak.clone()),
@@ -397,6 +404,15 @@ mod tests {
         assert!(err.contains("q8_0"), "{err}");
         let cli = Cli::try_parse_from(["sotto", "analyze", "--mode", "naive", "--detail", "full"]).unwrap();
         let Command::Analyze(args) = cli.command else { panic!("analyze") };
-        assert_eq!((args.mode.as_deref(), args.detail.as_deref()), (Some("naive"), Some("full")));
+        assert_eq!((args.mode, args.detail), (Some(sotto_analyze::Mode::Naive), Some(sotto_analyze::Detail::Full)));
+        let cli = Cli::try_parse_from(["sotto", "generate", "-p", "x", "--kv-type", "q4_0"]).unwrap();
+        let Command::Generate(args) = cli.command else { panic!("generate") };
+        assert_eq!(args.kv_type, Some(sotto_models::memory::KvType::Q4_0));
+        // Every name a flag takes is the name the configuration reads.
+        for m in sotto_analyze::Mode::ALL {
+            let cli = Cli::try_parse_from(["sotto", "analyze", "--mode", m.as_str()]).unwrap();
+            let Command::Analyze(args) = cli.command else { panic!("analyze") };
+            assert_eq!(args.mode, Some(m));
+        }
     }
 }

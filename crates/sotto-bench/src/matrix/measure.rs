@@ -119,6 +119,10 @@ pub fn measure(row: &Row, target: Target, setup: &Setup, plan: &Plan) -> anyhow:
     let warming = Instant::now();
     let warm = target.rationale(first).unwrap_or_else(|| target.verdict(first));
     anyhow::ensure!(warm.status == 200, "the warm-up request failed: {} {:?}", warm.status, warm.error);
+    // What the server started in the background (sotto's rationale prompt, at background
+    // priority) finishes before the stream: otherwise the stream starves it and it runs on
+    // into the idle period.
+    target.wait_quiet(Duration::from_secs(600))?;
     let warmup_s = warming.elapsed().as_secs_f64();
     let cpu_now = || process_cpu_ns(pid).unwrap_or(0);
     let sampler = Sampler::start(pid, plan.cpus);

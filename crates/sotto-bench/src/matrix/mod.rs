@@ -101,11 +101,11 @@ pub fn run(o: &Options) -> anyhow::Result<Value> {
         match run_row(&row, o, &plan) {
             Ok((m, bytes)) => {
                 let done = Done { row: &row, measured: &m, model_bytes: bytes };
-                bar.println(report::summary(&done, &o.matrix.promises));
+                say(&bar, report::summary(&done, &o.matrix.promises));
                 measured.push((row, m, bytes));
             }
             Err(e) => {
-                bar.println(format!("{}: failed: {e:#}", row.name));
+                say(&bar, format!("{}: failed: {e:#}", row.name));
                 failed.push((row, format!("{e:#}")));
             }
         }
@@ -126,6 +126,12 @@ pub fn run(o: &Options) -> anyhow::Result<Value> {
     let done: Vec<Done> =
         measured.iter().map(|(row, m, bytes)| Done { row, measured: m, model_bytes: *bytes }).collect();
     write(o, &done, &failed, &speeds)
+}
+
+/// A line for the log above the progress bar; on stderr as it is when the bar is hidden (stderr
+/// not a terminal: indicatif then prints nothing).
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) }
 }
 
 fn run_row(row: &Row, o: &Options, plan: &Plan) -> anyhow::Result<(Measured, u64)> {

@@ -158,7 +158,12 @@ pub fn ratios(done: &[Done]) -> String {
     let mut s = String::from(
         "| sotto row | baseline row | p95 latency | CPU-s per event | peak CPU |\n|---|---|---|---|---|\n",
     );
-    let ratio = |a: f64, b: f64| if b > 0.0 { format!("{:.3}", a / b) } else { "—".into() };
+    let ratio = |a: f64, b: f64| match a / b {
+        r if b <= 0.0 || !r.is_finite() => "—".to_string(),
+        r if r >= 0.01 || r == 0.0 => format!("{r:.3}"),
+        // sotto's verdicts take a millisecond where the baseline takes seconds.
+        r => format!("{r:.1e} (1/{:.0})", 1.0 / r),
+    };
     let mut any = false;
     for a in done.iter().filter(|d| d.row.kind == Kind::Sotto) {
         for b in done.iter().filter(|d| d.row.kind == Kind::Baseline && d.row.model == a.row.model) {

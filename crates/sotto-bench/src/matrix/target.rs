@@ -156,6 +156,28 @@ impl Target {
         })
     }
 
+    /// Waits until the engine has nothing to do: sotto's `/metrics` shows no request busy,
+    /// queued or set aside in three readings 100 ms apart. The baseline has no such gauge and
+    /// answers one request at a time, so it is quiet once it has answered.
+    pub fn wait_quiet(&self, limit: Duration) -> anyhow::Result<()> {
+        if self.kind == Kind::Baseline {
+            return Ok(());
+        }
+        let deadline = Instant::now() + limit;
+        let mut quiet = 0;
+        while quiet < 3 {
+            anyhow::ensure!(Instant::now() < deadline, "the server was still busy after {} s", limit.as_secs());
+            let reply = self.client.get("/metrics")?;
+            anyhow::ensure!(reply.status == 200, "/metrics: {} {}", reply.status, reply.body);
+            let idle = ["sotto_engine_busy", "sotto_queue_depth", "sotto_engine_parked"]
+                .iter()
+                .all(|name| gauge(&reply.body, name) == Some(0.0));
+            quiet = if idle { quiet + 1 } else { 0 };
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
     /// SIGTERM; the exit status's code, if the server was still running.
     pub fn stop(mut self) -> anyhow::Result<Option<i32>> {
         let exit = self.server.terminate()?.and_then(|(status, _)| status.code());
@@ -200,6 +222,43 @@ fn timed(ask: impl FnOnce() -> anyhow::Result<Read>) -> Answer {
     }
 }
 
+/// The value of an unlabelled gauge in a Prometheus text exposition.
+fn gauge(exposition: &str, name: &str) -> Option<f64> {
+    exposition.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 fn strings(v: &Value) -> Vec<String> {
     v.as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn gauges_are_read_from_the_exposition() {
+        let text = "# HELP sotto_engine_busy 1 while busy.\n# TYPE sotto_engine_busy gauge\nsotto_engine_busy 1\n\
+                    sotto_engine_busy_seconds 4\nsotto_queue_depth 0\n";
+        assert_eq!(gauge(text, "sotto_engine_busy"), Some(1.0));
+        assert_eq!(gauge(text, "sotto_queue_depth"), Some(0.0));
+        assert_eq!(gauge(text, "sotto_engine_parked"), None);
+    }
+
+    #[test]
+    fn a_sotto_row_sees_its_own_directories_and_no_user_configuration() {
+        let setup =
+            Setup { exe: "sotto".into(), models_dir: "/models".into(), baseline_python: None, logs: "/logs".into() };
+        let c = sotto_command(&setup, Path::new("/state"));
+        let envs: Vec<(&OsStr, Option<&OsStr>)> = c.get_envs().collect();
+        let value = |k: &str| envs.iter().find(|(n, _)| *n == k).and_then(|(_, v)| *v);
+        assert_eq!(value("XDG_STATE_HOME"), Some(OsStr::new("/state")));
+        assert_eq!(value("XDG_CONFIG_HOME"), Some(OsStr::new("/state/config")), "no user config file");
+        assert_eq!(value("SOTTO_MODELS"), Some(OsStr::new("/models")));
+        for (name, _) in std::env::vars_os().filter(|(n, _)| n.to_string_lossy().starts_with("SOTTO_")) {
+            if name != "SOTTO_MODELS" {
+                assert!(envs.contains(&(name.as_os_str(), None)), "{name:?} is removed");
+            }
+        }
+    }
 }

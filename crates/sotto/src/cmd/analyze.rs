@@ -54,8 +54,8 @@ pub fn analyzer(engine: Arc<Engine>, config: &crate::config::Config) -> anyhow::
 pub fn run(models_dir: &Path, args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let config = args.config.load_with([
         ("model.path", "--model", args.model.clone()),
-        ("analyze.mode", "--mode", args.mode.clone()),
-        ("analyze.detail", "--detail", args.detail.clone()),
+        ("analyze.mode", "--mode", args.mode.map(|m| m.as_str().to_string())),
+        ("analyze.detail", "--detail", args.detail.map(|d| d.as_str().to_string())),
     ])?;
     let detail: Detail = config.analyze.detail;
     // Before the (slow) model load, so that a stop during it is a clean stop too.

@@ -11,7 +11,8 @@ use sotto_models::{fetch, store};
 use crate::cli::{BenchGovernorArgs, BenchServeArgs};
 
 /// The llama.cpp every run measures: the binding and the sys crate that vendors llama.cpp.
-const LLAMA_CPP: &str = "llama-cpp-2 0.1.160 (llama-cpp-sys-2 0.1.161, no OpenMP)";
+const LLAMA_CPP: &str =
+    "llama-cpp-2 0.1.160, llama-cpp-sys-2 0.1.161 (llama-cpp-rs commit e7af607e, ggml 0.26.0), no OpenMP";
 
 pub fn governor(models_dir: &Path, args: BenchGovernorArgs) -> anyhow::Result<ExitCode> {
     let mut models = Vec::new();

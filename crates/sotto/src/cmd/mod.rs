@@ -7,6 +7,7 @@ use crate::cli::{BenchCommand, Cli, Command, HeadCommand, ModelsCommand};
 mod analyze;
 mod bench;
 pub mod config;
+mod doctor;
 mod eval;
 mod generate;
 mod head;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Analyze(args) => analyze::run(&models_dir, args),
         Command::Eval(args) => eval::run(&models_dir, args),
         Command::Config(cmd) => config::run(cmd),
+        Command::Doctor(args) => doctor::run(args),
         Command::Service(cmd) => service::run(&models_dir, cmd),
         Command::Bench(BenchCommand::Run(args)) => bench::run(&models_dir, args),
         Command::Bench(BenchCommand::Governor(args)) => bench::governor(&models_dir, args),

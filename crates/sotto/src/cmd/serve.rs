@@ -171,16 +171,20 @@ pub fn run(models_dir: &Path, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let resources = Resources { cgroup_cpus, ..Resources::new(&budgets, cpus, info.threads, info.threads_batch) };
     let name = model_name(&path);
     let warm = analyzer.clone();
+    let prefix_cache = config.cache.prefix > 0;
     let state = AppState::new(engine, Some(analyzer), name.clone(), settings, resources, paced);
     runtime.block_on(async {
         // The rationale prompt's shared part, evaluated once at background priority (loaded
         // from the prefix directory when an earlier run persisted it).
-        tokio::spawn(async move {
-            match warm.prewarm().await {
-                Ok(()) => tracing::info!("rationale prompt cached"),
-                Err(e) => tracing::warn!(error = %e, "could not cache the rationale prompt"),
-            }
-        });
+        // With the prefix cache off there is nothing to keep it in: the work would be wasted.
+        if prefix_cache {
+            tokio::spawn(async move {
+                match warm.prewarm().await {
+                    Ok(()) => tracing::info!("rationale prompt cached"),
+                    Err(e) => tracing::warn!(error = %e, "could not cache the rationale prompt"),
+                }
+            });
+        }
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;

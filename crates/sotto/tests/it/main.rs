@@ -354,3 +354,23 @@ fn eval_scores_the_default_design_and_names_unknown_ones() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("unknown design `clever`"), "{}", stderr(&bad));
 }
+
+#[test]
+fn doctor_describes_the_machine_as_json_and_as_text() {
+    let out = sotto(&["doctor", "--json", "--bandwidth-secs", "0.2"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["cpu"]["logical_cpus"].as_u64().unwrap() >= 1, "{r}");
+    assert!(r["usable_cpus"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["memory_total"].as_u64().unwrap() > r["memory_available"].as_u64().unwrap() / 2, "{r}");
+    let b = &r["bandwidth"];
+    assert!(b["copy"].as_f64().unwrap() > 0.0 && b["triad"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["isa"]["avx2"].is_boolean() && r["facilities"]["landlock"].is_string(), "{r}");
+    let text = sotto(&["doctor", "--bandwidth-secs", "0"], None);
+    assert!(text.status.success(), "{}", stderr(&text));
+    let text = String::from_utf8_lossy(&text.stdout);
+    for label in ["CPU", "cores", "ISA", "memory", "bandwidth   not measured", "GPU", "idle class", "Landlock", "power"]
+    {
+        assert!(text.contains(label), "{label} in:\n{text}");
+    }
+}
