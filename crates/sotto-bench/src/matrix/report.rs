@@ -86,7 +86,7 @@ pub fn summary(done: &Done, p: &Promises) -> String {
     let rationale = m.rationale_ms.map_or(String::new(), |r| format!(", rationale p95 {:.0} ms", r.p95));
     format!(
         "{}: accuracy {:.3}, verdict p95 {:.0} ms{rationale}, CPU {:.1}/{:.1}/{:.1} %, {:.3} CPU-s/event, idle {:.2} %, \
-         RSS {:.0} MiB, foreground -{:.1} %: {kept}/{} promises kept",
+         RSS {:.0} MiB, foreground impact {:.1} %: {kept}/{} promises kept",
         done.row.name,
         m.scores.accuracy,
         m.verdict_ms.p95,

@@ -125,13 +125,10 @@ pub fn gpus() -> Vec<Gpu> {
             out.push(Gpu { vendor: "nvidia".into(), name, seen_in: "/proc/driver/nvidia".into() });
         }
     }
-    if out.is_empty() {
-        if let Ok(o) =
-            std::process::Command::new("nvidia-smi").args(["--query-gpu=name", "--format=csv,noheader"]).output()
-        {
-            for name in String::from_utf8_lossy(&o.stdout).lines().map(str::trim).filter(|n| !n.is_empty()) {
-                out.push(Gpu { vendor: "nvidia".into(), name: name.into(), seen_in: "nvidia-smi".into() });
-            }
+    let smi = || std::process::Command::new("nvidia-smi").args(["--query-gpu=name", "--format=csv,noheader"]).output();
+    if let Some(o) = out.is_empty().then(smi).and_then(Result::ok) {
+        for name in String::from_utf8_lossy(&o.stdout).lines().map(str::trim).filter(|n| !n.is_empty()) {
+            out.push(Gpu { vendor: "nvidia".into(), name: name.into(), seen_in: "nvidia-smi".into() });
         }
     }
     for card in read_dir("/sys/class/drm") {
