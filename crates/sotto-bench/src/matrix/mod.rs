@@ -125,7 +125,7 @@ pub fn run(o: &Options) -> anyhow::Result<Value> {
     bar.finish_and_clear();
     let done: Vec<Done> =
         measured.iter().map(|(row, m, bytes)| Done { row, measured: m, model_bytes: *bytes }).collect();
-    write(o, &done, &failed, &speeds)
+    write(o, events.len(), &done, &failed, &speeds)
 }
 
 /// A line for the log above the progress bar; on stderr as it is when the bar is hidden (stderr
@@ -141,15 +141,18 @@ fn run_row(row: &Row, o: &Options, plan: &Plan) -> anyhow::Result<(Measured, u64
     Ok((measure::measure(row, target, &o.setup, plan)?, bytes))
 }
 
-fn write(o: &Options, done: &[Done], failed: &[(Row, String)], speeds: &[speed::Speed]) -> anyhow::Result<Value> {
+fn write(
+    o: &Options,
+    events: usize,
+    done: &[Done],
+    failed: &[(Row, String)],
+    speeds: &[speed::Speed],
+) -> anyhow::Result<Value> {
     let p = &o.matrix.promises;
     let mut md = format!("# sotto bench run\n\n```\n{}\n```\n\n", serde_json::to_string_pretty(&o.meta)?);
     md.push_str(&format!(
         "{} events per row, one at a time; {} rationales; {} s idle; {} s foreground (2 SHA-256 threads).\n\n",
-        plan_events(o),
-        o.matrix.run.rationales,
-        o.matrix.run.idle_s,
-        o.matrix.run.foreground_s
+        events, o.matrix.run.rationales, o.matrix.run.idle_s, o.matrix.run.foreground_s
     ));
     md.push_str(&report::table(done, p));
     let ratios = report::ratios(done);
@@ -197,7 +200,7 @@ fn write(o: &Options, done: &[Done], failed: &[(Row, String)], speeds: &[speed::
     report::write_csv(&o.out, done)?;
     let data = json!({
         "meta": o.meta,
-        "run": {"events": plan_events(o), "rationales": o.matrix.run.rationales,
+        "run": {"events": events, "rationales": o.matrix.run.rationales,
             "idle_s": o.matrix.run.idle_s, "foreground_s": o.matrix.run.foreground_s},
         "rows": done.iter().map(|d| json!({
             "name": d.row.name, "kind": format!("{:?}", d.row.kind).to_lowercase(), "model": d.row.model,
@@ -210,10 +213,6 @@ fn write(o: &Options, done: &[Done], failed: &[(Row, String)], speeds: &[speed::
     std::fs::write(o.out.join("run.json"), serde_json::to_string_pretty(&data)?)?;
     println!("{md}");
     Ok(data)
-}
-
-fn plan_events(o: &Options) -> usize {
-    spread(&o.events, o.matrix.run.events).len()
 }
 
 #[cfg(test)]
