@@ -61,6 +61,8 @@ const SIZE: (u32, u32) = (900, 420);
 const FAMILY: &str = "sans-serif";
 /// Headroom above the largest value on a latency axis, so the last point is not on the frame.
 const HEADROOM: f64 = 1.15;
+/// The lowest latency the log-scale scatter draws: a sub-millisecond p95 sits at 0.1 ms.
+const LOG_FLOOR_MS: f64 = 0.1;
 /// Text sizes, px: the title, and everything else (ticks, axis names, legend, point labels).
 const TITLE_SIZE: u32 = 20;
 const TEXT_SIZE: u32 = 13;
@@ -194,21 +196,45 @@ impl Painter<'_> {
     }
 
     /// Every row as a labelled point at (p95, accuracy), over the lightly filled promise box.
+    /// The latency axis is logarithmic: sotto's verdicts take milliseconds and the baseline's
+    /// seconds, and on a linear axis every fast row lands on one pixel. Labels are placed by
+    /// [`place_labels`], so rows at the same spot are listed one under another, each joined
+    /// to its point by a thin line.
     fn accuracy<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, rows: &[Row]) -> anyhow::Result<()> {
         let points: Vec<(&str, f64, f64)> = rows
             .iter()
             .filter(|row| row.p95_ms.is_finite() && row.accuracy.is_finite())
-            .map(|row| (row.name, row.p95_ms.max(0.0), row.accuracy.clamp(0.0, 1.0)))
+            .map(|row| (row.name, row.p95_ms.max(LOG_FLOOR_MS), row.accuracy.clamp(0.0, 1.0)))
             .collect();
         let (promise_ms, promise_accuracy) = (self.promises.p95_ms, self.promises.accuracy);
         let largest = points.iter().map(|&(_, ms, _)| ms).chain([promise_ms]);
-        let end = axis_end(largest, 1.0) * HEADROOM;
+        let end = axis_end(largest, 1.0) * 2.0;
+        let start = points.iter().map(|&(_, ms, _)| ms).fold(end / 10.0, f64::min) / 2.0;
+        let centre = (SIZE.0 / 2) as i32;
+        let title_style = self.text(TITLE_SIZE).pos(Pos::new(HPos::Center, VPos::Top));
         let title = "accuracy vs verdict latency p95";
-        let mut chart = self.plot(root, title, 0.0..end, 0.0..1.0)?;
-        self.mesh(&mut chart, "verdict latency p95 (ms)", "accuracy")?;
+        root.draw(&Text::new(title, (centre, 8), title_style)).map_err(drawing)?;
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .margin_top(PLOT_TOP)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d((start..end).log_scale(), 0.0..1.0)
+            .map_err(drawing)?;
+        chart
+            .configure_mesh()
+            .x_desc("verdict latency p95 (ms, log scale)")
+            .y_desc("accuracy")
+            .x_label_formatter(&|v| format!("{v}"))
+            .y_label_formatter(&|v| format!("{v:.2}"))
+            .label_style(self.text(TEXT_SIZE))
+            .axis_desc_style(self.text(TEXT_SIZE))
+            .light_line_style(TRANSPARENT)
+            .draw()
+            .map_err(drawing)?;
         let mut legend = Vec::new();
         if promise_ms.is_finite() && promise_accuracy.is_finite() {
-            let corners = [(0.0, promise_accuracy.clamp(0.0, 1.0)), (promise_ms.max(0.0), 1.0)];
+            let corners = [(start, promise_accuracy.clamp(0.0, 1.0)), (promise_ms.max(start), 1.0)];
             let promise_box = [
                 Rectangle::new(corners, GREEN_700.mix(0.12).filled()),
                 Rectangle::new(corners, GREEN_700.stroke_width(1)),
@@ -217,15 +243,20 @@ impl Painter<'_> {
             let label = format!("promise (p95 ≤ {promise_ms:.0} ms, accuracy ≥ {promise_accuracy:.2})");
             legend.push((label, Key::Area(GREEN_700)));
         }
-        let labelled = points.into_iter().map(|(name, ms, accuracy)| {
-            // Names of points near the right edge go on their left, so they stay in the chart.
-            let (dx, side) = if ms > end * 0.7 { (-7, HPos::Right) } else { (7, HPos::Left) };
-            let style = self.text(TEXT_SIZE).pos(Pos::new(side, VPos::Center));
-            EmptyElement::at((ms, accuracy))
-                + Circle::new((0, 0), 4, BLUE_700.filled())
-                + Text::new(name.to_owned(), (dx, 0), style)
-        });
-        chart.draw_series(labelled).map_err(drawing)?;
+        let dots = points.iter().map(|&(_, ms, accuracy)| Circle::new((ms, accuracy), 4, BLUE_700.filled()));
+        chart.draw_series(dots).map_err(drawing)?;
+        let pixels: Vec<(i32, i32)> = points.iter().map(|&(_, ms, a)| chart.backend_coord(&(ms, a))).collect();
+        let widths: Vec<i32> = points.iter().map(|(name, _, _)| estimated_width(name.chars().count(), TEXT_SIZE)).collect();
+        let right = (SIZE.0 - 12) as i32;
+        let style = self.text(TEXT_SIZE).pos(Pos::new(HPos::Left, VPos::Center));
+        for (i, (x, y)) in place_labels(&pixels, &widths, right).into_iter().enumerate() {
+            let (px, py) = pixels[i];
+            if (y - py).abs() > 2 || x < px {
+                let join = PathElement::new([(px, py), (x - 2, y)], BLUE_700.mix(0.5).stroke_width(1));
+                root.draw(&join).map_err(drawing)?;
+            }
+            root.draw(&Text::new(points[i].0.to_owned(), (x, y), style.clone())).map_err(drawing)?;
+        }
         self.legend(root, &legend)
     }
 
@@ -318,6 +349,30 @@ fn estimated_width(chars: usize, size: u32) -> i32 {
     (chars as f64 * f64::from(size) * 0.55).ceil() as i32
 }
 
+/// Where each point's label starts (left edge, vertical centre), in pixels: right of its
+/// point, or left of it where the label would cross `right`; a label that would overlap one
+/// already placed moves down a line at a time until it is clear. Points are labelled top to
+/// bottom, left to right, so a cluster's labels read as a list.
+fn place_labels(points: &[(i32, i32)], widths: &[i32], right: i32) -> Vec<(i32, i32)> {
+    const LINE: i32 = TEXT_SIZE as i32 + 3;
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    order.sort_by_key(|&i| (points[i].1, points[i].0));
+    let mut placed: Vec<(i32, i32, i32)> = Vec::new(); // (left, centre y, width)
+    let mut at = vec![(0, 0); points.len()];
+    for i in order {
+        let (px, py) = points[i];
+        let width = widths[i];
+        let x = if px + 8 + width > right { (px - 8 - width).max(0) } else { px + 8 };
+        let mut y = py;
+        while placed.iter().any(|&(l, c, w)| (c - y).abs() < LINE && x < l + w && l < x + width) {
+            y += LINE;
+        }
+        placed.push((x, y, width));
+        at[i] = (x, y);
+    }
+    at
+}
+
 /// The empirical CDF of `values` as the corners of a step line, ascending; non-finite values
 /// are dropped, and no values give no steps.
 fn ecdf_steps(values: &[f64]) -> Vec<(f64, f64)> {
@@ -400,6 +455,22 @@ mod tests {
 
     fn promises() -> Promises {
         Promises { cpu_mean: 35.0, cpu_peak: 60.0, p95_ms: 800.0, accuracy: 0.9 }
+    }
+
+    #[test]
+    fn labels_of_points_at_one_spot_do_not_overlap() {
+        let points = [(100, 50), (100, 50), (101, 51), (600, 200), (880, 300)];
+        let widths = [150, 150, 150, 100, 100];
+        let at = place_labels(&points, &widths, 888);
+        for i in 0..at.len() {
+            for j in 0..i {
+                let ((xi, yi), (xj, yj)) = (at[i], at[j]);
+                let crosses = xi < xj + widths[j] && xj < xi + widths[i];
+                assert!(!crosses || (yi - yj).abs() >= TEXT_SIZE as i32, "labels {i} and {j} overlap: {at:?}");
+            }
+        }
+        assert_eq!(at[3], (608, 200), "a lone label sits right of its point");
+        assert!(at[4].0 + widths[4] <= 888, "a label near the right edge goes left of its point");
     }
 
     #[test]

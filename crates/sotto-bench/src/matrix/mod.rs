@@ -113,8 +113,12 @@ pub fn run(o: &Options) -> anyhow::Result<Value> {
     }
     let speeds = match &o.matrix.speed {
         Some(spec) => {
-            let models: Vec<(String, &std::path::Path)> =
-                o.models.iter().map(|(id, path)| (id.clone(), path.as_path())).collect();
+            let models: Vec<(String, &std::path::Path)> = o
+                .matrix
+                .speed_models()
+                .into_iter()
+                .filter_map(|id| o.models.get(&id).map(|path| (id, path.as_path())))
+                .collect();
             let runners = if o.setup.baseline_python.is_some() { 3 } else { 2 };
             bar.inc_length((models.len() * spec.threads.len() * runners * spec.repeats.max(1)) as u64);
             bar.set_message("prefill and decode speed");
@@ -164,7 +168,10 @@ fn write(
         md.push_str(&format!("\n- {} failed: {why}\n", row.name));
     }
     if !speeds.is_empty() {
-        md.push_str("\nPrefill and decode speed of one text, medians (ungoverned: within 5% of llama.cpp passes):\n\n");
+        md.push_str(
+            "\nPrefill and decode speed of one text, the runners taking turns; each ratio is the median of \
+             sotto's runs over the llama.cpp run beside each (ungoverned: within 5% passes):\n\n",
+        );
         md.push_str(&speed::table(speeds));
     }
     let cpu: Vec<Vec<(f64, f64)>> =

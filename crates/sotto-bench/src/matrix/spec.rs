@@ -19,7 +19,7 @@ pub struct Matrix {
     pub run: RunSpec,
     #[serde(default)]
     pub promises: Promises,
-    #[serde(rename = "row")]
+    #[serde(rename = "row", default)]
     pub rows: Vec<RowSpec>,
     /// Raw prefill and decode speed against llama.cpp's; absent: not measured.
     pub speed: Option<SpeedSpec>,
@@ -33,13 +33,15 @@ pub struct SpeedSpec {
     pub threads: Vec<u32>,
     /// Tokens generated per run.
     pub generate: u32,
-    /// Runs of each cell; the median is reported.
+    /// Runs of each cell, interleaved; the best and the median are reported.
     pub repeats: usize,
+    /// Models measured, catalog ids or GGUF paths; empty: every model the rows name.
+    pub models: Vec<String>,
 }
 
 impl Default for SpeedSpec {
     fn default() -> Self {
-        SpeedSpec { threads: vec![1, 2], generate: 32, repeats: 3 }
+        SpeedSpec { threads: vec![1, 2], generate: 64, repeats: 5, models: Vec::new() }
     }
 }
 
@@ -146,7 +148,7 @@ impl Matrix {
     /// Parses and checks a matrix file.
     pub fn parse(text: &str) -> anyhow::Result<Matrix> {
         let matrix: Matrix = toml::from_str(text)?;
-        anyhow::ensure!(!matrix.rows.is_empty(), "the matrix has no [[row]]");
+        anyhow::ensure!(!matrix.rows.is_empty() || matrix.speed.is_some(), "the matrix has no [[row]] and no [speed]");
         for r in &matrix.rows {
             anyhow::ensure!(!r.models.is_empty(), "row `{}`: `models` is empty", r.name);
             match r.kind {
@@ -199,6 +201,21 @@ impl Matrix {
                 })
             })
             .collect()
+    }
+
+    /// The models `[speed]` measures: its own list, else every model the rows name, in order.
+    pub fn speed_models(&self) -> Vec<String> {
+        let Some(speed) = &self.speed else { return Vec::new() };
+        if !speed.models.is_empty() {
+            return speed.models.clone();
+        }
+        let mut models: Vec<String> = Vec::new();
+        for m in self.rows.iter().flat_map(|r| &r.models) {
+            if !models.contains(m) {
+                models.push(m.clone());
+            }
+        }
+        models
     }
 }
 
@@ -253,6 +270,17 @@ mod tests {
         let twice = format!("{TWO}\n[[row]]\nname = \"default\"\nkind = \"sotto\"\nmodels = [\"gemma3\"]\n");
         assert!(Matrix::parse(&twice).unwrap_err().to_string().contains("two rows are named `default · gemma3`"));
         assert!(Matrix::parse("[run]\nevents = 1\n").is_err());
+    }
+
+    #[test]
+    fn speed_measures_the_rows_models_unless_it_names_its_own() {
+        let m = Matrix::parse(&format!("{TWO}\n[speed]\nrepeats = 2\n")).unwrap();
+        assert_eq!(m.speed_models(), ["smollm2", "gemma3"]);
+        assert_eq!(m.speed.as_ref().unwrap().generate, 64, "unset speed keys keep their defaults");
+        let alone = Matrix::parse("[speed]\nmodels = [\"gemma3\"]\nthreads = [2]\n").unwrap();
+        assert!(alone.rows().is_empty());
+        assert_eq!(alone.speed_models(), ["gemma3"]);
+        assert!(Matrix::parse(TWO).unwrap().speed_models().is_empty());
     }
 
     #[test]

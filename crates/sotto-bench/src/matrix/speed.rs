@@ -4,9 +4,16 @@
 //! same GGUF. Ungoverned, sotto must be within 5% of llama.cpp; the governed row shows the
 //! prefill speed the budget costs.
 //!
+//! The ratio is judged side by side: the runners take turns (one run of each cell in turn),
+//! each sotto run is divided by the llama.cpp run next to it in time, and the median of those
+//! paired ratios is judged. On a shared 2-core machine one runner's runs of the same text
+//! spread by 30% (176 to 235 prefill tokens/s, 2026-12-03), far more than the 5% being
+//! judged; neighbouring runs share the machine's mood, so their ratio is steadier than either
+//! speed (the two committed runs agree on every paired ratio within 0.06). Best and median
+//! tokens/s are reported beside it, and every run is kept.
+//!
 //! Must not: compare runs that differ in anything but the runner (same text, same threads,
-//! same model, no prefix cache), or report one run where several were asked for (the median
-//! is reported, every run is kept).
+//! same model, no prefix cache), or report one run where several were asked for.
 
 use std::io::Write;
 use std::path::Path;
@@ -48,8 +55,12 @@ pub struct Speed {
     /// Both `n_threads` and `n_threads_batch`.
     pub threads: Option<u32>,
     pub prompt_tokens: u64,
+    /// Medians of the runs.
     pub prefill_tok_s: f64,
     pub decode_tok_s: f64,
+    /// The best run's.
+    pub best_prefill_tok_s: f64,
+    pub best_decode_tok_s: f64,
     /// Every run: (prefill, decode) tokens/s.
     pub runs: Vec<(f64, f64)>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,6 +124,8 @@ pub fn measure(models: &[(String, &Path)], setup: &Setup, spec: &SpeedSpec, tick
                 prompt_tokens: ok.first().map_or(0, |r| r.0),
                 prefill_tok_s: percentile(&prefill, 50.0),
                 decode_tok_s: percentile(&decode, 50.0),
+                best_prefill_tok_s: prefill.iter().copied().fold(0.0, f64::max),
+                best_decode_tok_s: decode.iter().copied().fold(0.0, f64::max),
                 runs: ok.iter().map(|r| (r.1, r.2)).collect(),
                 error,
             }
@@ -172,41 +185,99 @@ fn once(
     Ok((number("prompt_tokens")? as u64, number("prefill_tok_s")?, number("decode_tok_s")?))
 }
 
-/// The speed table: each sotto row with its ratio to llama-cpp-python at the same threads;
-/// ungoverned, a ratio of 0.95 or more passes (within 5%).
+/// The median of `sotto[i] / reference[i]` over the runs both have, by `pick` (prefill or
+/// decode tokens/s); `None` without a pair.
+pub fn paired_ratio(sotto: &[(f64, f64)], reference: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64) -> Option<f64> {
+    let ratios: Vec<f64> = sotto
+        .iter()
+        .zip(reference)
+        .map(|(a, b)| pick(a) / pick(b))
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .collect();
+    (!ratios.is_empty()).then(|| percentile(&ratios, 50.0))
+}
+
+/// The speed table: best and median tokens/s of each runner, and each sotto row's paired
+/// ratio to llama-cpp-python at the same threads; ungoverned, a ratio of 0.95 or more passes
+/// (within 5%).
 pub fn table(speeds: &[Speed]) -> String {
     let mut s = String::from(
-        "| model | runner | threads | prompt tokens | prefill tok/s | decode tok/s | prefill / llama.cpp | decode / llama.cpp |\n\
-         |---|---|---|---|---|---|---|---|\n",
+        "| model | runner | threads | prompt tokens | runs | prefill tok/s best (median) | decode tok/s best (median) | prefill / llama.cpp | decode / llama.cpp |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for x in speeds {
         let reference =
             speeds.iter().find(|b| b.runner == Runner::LlamaCppPython && b.model == x.model && b.threads == x.threads);
-        let ratio = |a: f64, b: Option<f64>| match b {
-            Some(b) if b > 0.0 && x.runner != Runner::LlamaCppPython => {
-                let r = a / b;
-                let mark = match x.runner {
-                    Runner::SottoUngoverned if r >= 0.95 => " ✅",
-                    Runner::SottoUngoverned => " ❌",
-                    _ => "",
-                };
-                format!("{r:.3}{mark}")
-            }
+        let ratio = |pick: fn(&(f64, f64)) -> f64| match reference {
+            Some(b) if x.runner != Runner::LlamaCppPython => match paired_ratio(&x.runs, &b.runs, pick) {
+                Some(r) => {
+                    let mark = match x.runner {
+                        Runner::SottoUngoverned if r >= 0.95 => " ✅",
+                        Runner::SottoUngoverned => " ❌",
+                        _ => "",
+                    };
+                    format!("{r:.3}{mark}")
+                }
+                None => "—".into(),
+            },
             _ => "—".into(),
         };
         let threads = x.threads.map_or("plan".into(), |t| t.to_string());
         let (prefill, decode) = match &x.error {
             Some(e) if x.runs.is_empty() => (format!("failed: {e}"), String::new()),
-            _ => (format!("{:.1}", x.prefill_tok_s), format!("{:.1}", x.decode_tok_s)),
+            _ => (
+                format!("{:.1} ({:.1})", x.best_prefill_tok_s, x.prefill_tok_s),
+                format!("{:.1} ({:.1})", x.best_decode_tok_s, x.decode_tok_s),
+            ),
         };
         s.push_str(&format!(
-            "| {} | {} | {threads} | {} | {prefill} | {decode} | {} | {} |\n",
+            "| {} | {} | {threads} | {} | {} | {prefill} | {decode} | {} | {} |\n",
             x.model,
             x.runner.label(),
             x.prompt_tokens,
-            ratio(x.prefill_tok_s, reference.map(|b| b.prefill_tok_s)),
-            ratio(x.decode_tok_s, reference.map(|b| b.decode_tok_s)),
+            x.runs.len(),
+            ratio(|r| r.0),
+            ratio(|r| r.1),
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn speed(runner: Runner, runs: &[(f64, f64)]) -> Speed {
+        let prefill: Vec<f64> = runs.iter().map(|r| r.0).collect();
+        let decode: Vec<f64> = runs.iter().map(|r| r.1).collect();
+        Speed {
+            model: "m".into(),
+            runner,
+            threads: Some(2),
+            prompt_tokens: 400,
+            prefill_tok_s: percentile(&prefill, 50.0),
+            decode_tok_s: percentile(&decode, 50.0),
+            best_prefill_tok_s: prefill.iter().copied().fold(0.0, f64::max),
+            best_decode_tok_s: decode.iter().copied().fold(0.0, f64::max),
+            runs: runs.to_vec(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn ungoverned_rows_are_judged_on_the_median_of_paired_ratios() {
+        // The machine slows down over the runs; each pair shares its moment.
+        let python = speed(Runner::LlamaCppPython, &[(200.0, 40.0), (150.0, 30.0), (100.0, 20.0)]);
+        // Prefill pairs 0.96, 0.98, 1.00: median 0.98 passes. Decode 0.90 in every pair fails,
+        // although sotto's best decode (36) is within 5% of llama.cpp's median (30).
+        let sotto = speed(Runner::SottoUngoverned, &[(192.0, 36.0), (147.0, 27.0), (100.0, 18.0)]);
+        let governed = speed(Runner::SottoGoverned, &[(50.0, 10.0), (50.0, 10.0), (50.0, 10.0)]);
+        let table = table(&[sotto, python, governed]);
+        let row = |runner: &str| table.lines().find(|l| l.contains(runner)).unwrap().to_owned();
+        assert!(row("ungoverned").contains("| 0.980 ✅ | 0.900 ❌ |"), "{table}");
+        assert!(row("ungoverned").contains("192.0 (147.0)"), "best then median: {table}");
+        assert!(row("35/50").contains("| 0.333 | 0.333 |"), "governed rows are reported, not judged: {table}");
+        assert!(row("llama-cpp-python").ends_with("| — | — |"), "{table}");
+        assert_eq!(paired_ratio(&[(1.0, 1.0)], &[], |r| r.0), None);
+    }
 }
