@@ -15,6 +15,7 @@ mod error;
 pub mod grammar;
 mod persist;
 mod prefix;
+mod quantize;
 mod queue;
 mod reply;
 mod request;
@@ -25,6 +26,7 @@ mod worker;
 
 pub use engine::{Engine, EngineConfig, EngineStatus, ModelInfo};
 pub use error::EngineError;
+pub use quantize::{QuantType, quantize};
 pub use reply::{Admission, Output, Piece, Reply};
 pub use request::{
     EMBED_TOKENS, FinishReason, Grammar, Message, NoPacing, Phase, Prompt, Request, Sampling, Stats, StepHook, Task,

@@ -1,5 +1,6 @@
 //! Model files: the catalog of models sotto can fetch, fetching and verifying them, where they
-//! live on disk, and reading a GGUF file's header.
+//! live on disk, and reading a GGUF file's header; the wider catalogue of models to plan for
+//! (`known`), and the latency predictor `sotto plan` runs over it (`predict`).
 //!
 //! This crate never links llama.cpp; it only reads bytes. The engine calls [`gguf`] before
 //! handing a path to llama.cpp, so that a bad file gets a clear error instead of a null pointer.
@@ -7,7 +8,9 @@
 pub mod catalog;
 pub mod fetch;
 pub mod gguf;
+pub mod known;
 pub mod memory;
+pub mod predict;
 pub mod store;
 
 pub use catalog::{CATALOG, DEFAULT_MODEL, ModelSpec};

@@ -78,26 +78,57 @@ impl MemoryEstimate {
     }
 }
 
+/// What the estimate needs of a model: its file size and shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dims {
+    pub file_bytes: u64,
+    pub layers: u64,
+    pub embedding_length: u64,
+    pub heads: u64,
+    pub kv_heads: u64,
+    pub head_dim_k: u64,
+    pub head_dim_v: u64,
+    pub feed_forward_length: u64,
+    pub vocab: u64,
+}
+
+impl Dims {
+    /// The header's figures; the usual defaults where a key is missing.
+    pub fn from_header(header: &GgufHeader) -> Dims {
+        let n_embd = header.arch_u64("embedding_length").unwrap_or(0);
+        let heads = header.arch_u64("attention.head_count").unwrap_or(1).max(1);
+        Dims {
+            file_bytes: header.file_size,
+            layers: header.arch_u64("block_count").unwrap_or(0),
+            embedding_length: n_embd,
+            heads,
+            kv_heads: header.arch_u64("attention.head_count_kv").unwrap_or(heads),
+            head_dim_k: header.arch_u64("attention.key_length").unwrap_or(n_embd / heads),
+            head_dim_v: header.arch_u64("attention.value_length").unwrap_or(n_embd / heads),
+            feed_forward_length: header.arch_u64("feed_forward_length").unwrap_or(4 * n_embd),
+            vocab: match header.get("tokenizer.ggml.tokens") {
+                Some(crate::gguf::Value::Array { len, .. }) => *len,
+                _ => 32_000,
+            },
+        }
+    }
+}
+
 /// Estimate for `header` with a context of `n_ctx` tokens, prefill chunks of `n_batch`, the
 /// given KV type, and `snapshots` bytes reserved for saved prefixes.
 pub fn estimate(header: &GgufHeader, n_ctx: u64, n_batch: u64, kv: KvType, snapshots: u64) -> MemoryEstimate {
-    let n_layer = header.arch_u64("block_count").unwrap_or(0);
-    let n_embd = header.arch_u64("embedding_length").unwrap_or(0);
-    let n_head = header.arch_u64("attention.head_count").unwrap_or(1).max(1);
-    let n_head_kv = header.arch_u64("attention.head_count_kv").unwrap_or(n_head);
-    let head_k = header.arch_u64("attention.key_length").unwrap_or(n_embd / n_head);
-    let head_v = header.arch_u64("attention.value_length").unwrap_or(n_embd / n_head);
-    let n_ff = header.arch_u64("feed_forward_length").unwrap_or(4 * n_embd);
-    let n_vocab = match header.get("tokenizer.ggml.tokens") {
-        Some(crate::gguf::Value::Array { len, .. }) => *len,
-        _ => 32_000,
-    };
-    let kv_per_token = (n_layer * n_head_kv * (head_k + head_v)) as f64 * kv.bytes_per_element();
+    estimate_dims(&Dims::from_header(header), n_ctx, n_batch, kv, snapshots)
+}
+
+/// [`estimate`] from a model's dimensions (a catalogue entry has no file to read).
+pub fn estimate_dims(d: &Dims, n_ctx: u64, n_batch: u64, kv: KvType, snapshots: u64) -> MemoryEstimate {
+    let kv_per_token = (d.layers * d.kv_heads * (d.head_dim_k + d.head_dim_v)) as f64 * kv.bytes_per_element();
     // Activations for one chunk (f32): residual stream, attention scores over the whole
     // context, the feed-forward block, and the logits row.
-    let compute = 4 * (n_batch * (8 * n_embd + 2 * n_ff + n_head * n_ctx) + 2 * n_vocab);
+    let n_embd = d.embedding_length;
+    let compute = 4 * (n_batch * (8 * n_embd + 2 * d.feed_forward_length + d.heads * n_ctx) + 2 * d.vocab);
     MemoryEstimate {
-        weights: header.file_size,
+        weights: d.file_bytes,
         kv_cache: (kv_per_token * n_ctx as f64) as u64,
         kv_per_token: kv_per_token.ceil() as u64,
         compute,

@@ -67,6 +67,9 @@ pub enum Command {
     /// What this machine offers a local model: CPU, cores, ISA, memory and its measured
     /// bandwidth, GPUs, power, and the OS facilities sotto uses
     Doctor(DoctorArgs),
+    /// Predict RAM and latency of each catalogue model on this machine under the budget,
+    /// from a short calibration run, and recommend one
+    Plan(PlanArgs),
     /// Train the verdict head from the labelled corpus and score it on the held-out families
     #[command(subcommand)]
     Head(HeadCommand),
@@ -117,6 +120,9 @@ pub enum BenchCommand {
     Serve(BenchServeArgs),
     /// The analysis path: a host-shaped event stream paced and flat out, and rationales
     Analyze(BenchAnalyzeArgs),
+    /// `sotto plan`'s predictor against measured latency: the shipped models, their
+    /// re-quantizations and synthetic 0.5B/1B/3B models, at 1 and 2 threads and two budgets
+    Plan(BenchPlanArgs),
     /// A real `sotto serve` under thousands of mixed and bad requests, then SIGTERM: crashes,
     /// 5xx, memory, descriptors
     Soak(BenchSoakArgs),
@@ -139,6 +145,40 @@ pub struct DoctorArgs {
     /// Seconds of the memory bandwidth measurement (0: skip it)
     #[arg(long, default_value_t = 3.0)]
     pub bandwidth_secs: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub config: crate::cmd::config::ConfigArgs,
+    /// What if the budget were MEAN/PEAK, e.g. 50%/70% [default: budget.cpu_mean/cpu_peak]
+    #[arg(long, value_name = "MEAN/PEAK")]
+    pub budget: Option<String>,
+    /// Tokens of the median event's rendering (the p95 event is 1.5 times longer)
+    #[arg(long, default_value_t = 64.0)]
+    pub event_tokens: f64,
+    /// Measure the calibration again instead of using the cached one
+    #[arg(long)]
+    pub recalibrate: bool,
+    /// Print JSON instead of the table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPlanArgs {
+    /// Where to write table.md and run.json
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Where the generated models are kept [default: $XDG_CACHE_HOME/sotto/plan-validation]
+    #[arg(long)]
+    pub work: Option<PathBuf>,
+    /// Synthetic model sizes (scripts/synth-gguf --size)
+    #[arg(long, value_delimiter = ',', default_values_t = ["0.5b".to_owned(), "1b".to_owned(), "3b".to_owned()])]
+    pub sizes: Vec<String>,
+    /// Thread counts (prefill and decode alike)
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2])]
+    pub threads: Vec<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -11,8 +11,13 @@ use sotto_models::{fetch, store};
 use crate::cli::{BenchGovernorArgs, BenchServeArgs};
 
 /// The llama.cpp every run measures: the binding and the sys crate that vendors llama.cpp.
-const LLAMA_CPP: &str =
-    "llama-cpp-2 0.1.160, llama-cpp-sys-2 0.1.161 (llama-cpp-rs commit e7af607e, ggml 0.26.0), no OpenMP";
+/// The crate ships llama.cpp without its git metadata (its build-info says "unknown"), so the
+/// revision is named by the llama-cpp-rs commit whose submodule pins it, and fixed by a hash
+/// of the vendored sources: in the crate's folder,
+/// `find llama.cpp/{src,include,ggml/src,ggml/include} -type f | LC_ALL=C sort | xargs sha256sum | sha256sum`.
+const LLAMA_CPP: &str = "llama-cpp-2 0.1.160, llama-cpp-sys-2 0.1.161: llama.cpp as pinned by llama-cpp-rs commit \
+     e7af607ebd5ec2932709ef918c17cca2f9b0fce4 (sources sha256 416d0b44893ec218fa8e03d2a4091bc29e1988ae58f12e4510cb2421f1900154), \
+     ggml 0.26.0, no OpenMP, AVX2/FMA/F16C/BMI2";
 
 pub fn governor(models_dir: &Path, args: BenchGovernorArgs) -> anyhow::Result<ExitCode> {
     let mut models = Vec::new();
@@ -55,7 +60,7 @@ fn save(data: &serde_json::Value, out: Option<&Path>) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -151,11 +156,11 @@ pub fn run(models_dir: &Path, args: crate::cli::BenchRunArgs) -> anyhow::Result<
     let parsed = Matrix::parse(&text).with_context(|| format!("{}", args.matrix.display()))?;
     let mut models = std::collections::BTreeMap::new();
     let mut hashes = serde_json::Map::new();
-    for row in parsed.rows() {
-        if !models.contains_key(&row.model) {
-            let path = model_path(&row.model, models_dir)?;
-            hashes.insert(row.model.clone(), fetch::sha256_file(&path)?.into());
-            models.insert(row.model.clone(), path);
+    for model in parsed.rows().into_iter().map(|r| r.model).chain(parsed.speed_models()) {
+        if !models.contains_key(&model) {
+            let path = model_path(&model, models_dir)?;
+            hashes.insert(model.clone(), fetch::sha256_file(&path)?.into());
+            models.insert(model, path);
         }
     }
     let file = args.corpus.clone().unwrap_or_else(super::head::default_corpus);
@@ -165,7 +170,8 @@ pub fn run(models_dir: &Path, args: crate::cli::BenchRunArgs) -> anyhow::Result<
     } else {
         split.side(sotto_events::eval::Side::Test).into_iter().cloned().collect()
     };
-    let needs_baseline = parsed.rows().iter().any(|r| r.kind == matrix::spec::Kind::Baseline);
+    let needs_baseline =
+        parsed.speed.is_some() || parsed.rows().iter().any(|r| r.kind == matrix::spec::Kind::Baseline);
     let python = if needs_baseline { baseline_python(args.baseline_python.clone()) } else { None };
     let baseline_build = python
         .as_ref()
@@ -201,7 +207,7 @@ pub fn run(models_dir: &Path, args: crate::cli::BenchRunArgs) -> anyhow::Result<
 }
 
 /// Today, as `date -u +%F` prints it.
-fn date() -> String {
+pub(crate) fn date() -> String {
     std::process::Command::new("date")
         .args(["-u", "+%F"])
         .output()

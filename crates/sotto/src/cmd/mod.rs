@@ -12,6 +12,7 @@ mod eval;
 mod generate;
 mod head;
 mod models;
+mod plan;
 mod serve;
 pub mod service;
 
@@ -27,11 +28,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(&models_dir, args),
         Command::Config(cmd) => config::run(cmd),
         Command::Doctor(args) => doctor::run(args),
+        Command::Plan(args) => plan::run(&models_dir, args),
         Command::Service(cmd) => service::run(&models_dir, cmd),
         Command::Bench(BenchCommand::Run(args)) => bench::run(&models_dir, args),
         Command::Bench(BenchCommand::Governor(args)) => bench::governor(&models_dir, args),
         Command::Bench(BenchCommand::Serve(args)) => bench::serve(&models_dir, args),
         Command::Bench(BenchCommand::Analyze(args)) => bench::analyze(&models_dir, args),
+        Command::Bench(BenchCommand::Plan(args)) => plan::validate::run(&models_dir, args),
         Command::Bench(BenchCommand::Soak(args)) => bench::soak(&models_dir, args),
         Command::Bench(BenchCommand::ShaForeground { threads, millis }) => {
             println!("{}", sotto_bench::workload::sha_foreground(threads, std::time::Duration::from_millis(millis)));

@@ -374,3 +374,61 @@ fn doctor_describes_the_machine_as_json_and_as_text() {
         assert!(text.contains(label), "{label} in:\n{text}");
     }
 }
+
+#[test]
+fn plan_calibrates_once_and_predicts_every_catalogue_model() {
+    let state = tempfile::tempdir().unwrap();
+    let plan = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sotto"))
+            .arg("plan")
+            .args(extra)
+            .env("SOTTO_MODELS", real_models())
+            .env("XDG_STATE_HOME", state.path())
+            .env("XDG_CONFIG_HOME", state.path())
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let first = plan(&["--json"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stderr(&first).contains("calibrating"), "the first plan calibrates: {}", stderr(&first));
+    let a: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let rows = a["rows"].as_array().unwrap();
+    let ids: std::collections::BTreeSet<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    for id in ["smollm2-135m", "gemma3-270m", "qwen3-8b", "foundation-sec-8b"] {
+        assert!(ids.contains(id), "{id} is predicted: {ids:?}");
+    }
+    for r in rows {
+        let (v50, v95) = (r["verdict_ms"][0].as_f64().unwrap(), r["verdict_ms"][1].as_f64().unwrap());
+        assert!(v50 > 0.0 && v95 >= v50 && r["ram_bytes"].as_u64().unwrap() > r["file_bytes"].as_u64().unwrap(), "{r}");
+    }
+    // The fit is the one measured here: a bandwidth, and a prefill rate for each kernel class
+    // the shipped models and the re-quantized variants use (Q4_0, Q8_0, Q4_1, the others).
+    let fit = &a["calibration"]["fit"];
+    assert!(fit["bandwidth"].as_f64().unwrap() > 0.0, "{fit}");
+    let rates = fit["prefill_rate"].as_array().unwrap();
+    assert_eq!(rates.len(), 4, "{fit}");
+    assert!(rates.iter().all(|r| r[1].as_f64().unwrap() > 0.0), "{fit}");
+
+    let second = plan(&["--json"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(!stderr(&second).contains("calibrating"), "the second plan uses the cache: {}", stderr(&second));
+    let b: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(a["rows"], b["rows"], "the same calibration gives the same plan");
+
+    let shorter = plan(&["--json", "--event-tokens", "16"]);
+    let c: serde_json::Value = serde_json::from_slice(&shorter.stdout).unwrap();
+    let verdict = |v: &serde_json::Value| v["rows"][0]["verdict_ms"][1].as_f64().unwrap();
+    assert!(verdict(&c) < verdict(&a), "shorter events answer sooner");
+
+    let table = plan(&[]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("| model | quant |") && (text.contains("Recommended:") || text.contains("No model")), "{text}");
+
+    let bad = plan(&["--budget", "35%"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("MEAN/PEAK"), "{}", stderr(&bad));
+    let bad = plan(&["--budget", "35%/500%"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("--budget"), "{}", stderr(&bad));
+}

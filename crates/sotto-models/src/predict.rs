@@ -1,0 +1,404 @@
+//! How fast a model will run on this machine, predicted from what it is made of and from a
+//! calibration measured here (seed 004: tiers picked from RAM and core count promised 15 s
+//! and delivered minutes). Pure arithmetic; the calibration itself is measured by `sotto plan`.
+//!
+//! Per token, at a fixed thread count:
+//! - decode reads every weight it multiplies: `decode_s = decode_bytes / bandwidth + rows ×
+//!   per_row`, where `rows` counts the output rows of every layer matrix (a dot product's
+//!   fixed cost). The output matrix is read in full for every token (tied: the token
+//!   embedding itself), the token embedding only one row at a time.
+//! - prefill is compute-bound: `prefill_s = layer_params / rate[kernel]`. The rate depends on
+//!   the weights' type, because llama.cpp multiplies Q4_0 and Q8_0 matrices with its tiled
+//!   kernels and other types one dot product at a time (1.3 to 1.7 times slower per weight
+//!   here); the calibration measures one rate per kernel class it has a model of.
+//! - under a budget, prefill runs in chunks the governor sizes to its step target: a chunk of
+//!   `n` tokens costs about one decode step plus `n − 1` prefill tokens, so a model too big
+//!   for the target prefills one token at a time, at decode speed. What the duty cycle costs
+//!   beyond that is a ratio measured on the calibration models.
+//!
+//! Known limit: the calibration models are small (135M and 270M parameters), and llama.cpp's
+//! kernels are more efficient per weight on wider matrices, so prefill of large models is
+//! predicted slower than it is (see `sotto bench plan`).
+//!
+//! Must not: read RAM or core count to guess a tier (the calibration is the only source of
+//! speed), or extrapolate a fit that came out negative (it falls back to the bytes alone).
+
+use serde::{Deserialize, Serialize};
+
+use crate::GgufHeader;
+
+/// How llama.cpp multiplies a weight type during prefill on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kernel {
+    /// Tiled matrix kernels (Q4_0).
+    Q4_0,
+    /// Tiled matrix kernels (Q8_0).
+    Q8_0,
+    /// Q4_1: one dot product at a time.
+    Q4_1,
+    /// Every other type (K-quants, Q5_0, ...): one dot product at a time.
+    Other,
+}
+
+impl Kernel {
+    /// The class of a ggml type id.
+    pub fn of_type(ggml_type: u32) -> Kernel {
+        match ggml_type {
+            2 => Kernel::Q4_0,
+            3 => Kernel::Q4_1,
+            8 => Kernel::Q8_0,
+            _ => Kernel::Other,
+        }
+    }
+
+    /// The class of a quantization name (`Q4_K_M`, `Q8_0`, ...).
+    pub fn of_quant(name: &str) -> Kernel {
+        match name.to_ascii_uppercase().as_str() {
+            "Q4_0" => Kernel::Q4_0,
+            "Q4_1" => Kernel::Q4_1,
+            "Q8_0" => Kernel::Q8_0,
+            _ => Kernel::Other,
+        }
+    }
+}
+
+/// What the predictor needs of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Shape {
+    /// Bytes a decoded token reads: every weight but the token embedding's unused rows.
+    pub decode_bytes: f64,
+    /// Parameters every prompt token is multiplied with: the layers' weights.
+    pub layer_params: f64,
+    /// Parameters of the output matrix (tied: the token embedding). A prompt chunk runs it
+    /// for its last token; an embedding request for every token (llama.cpp computes the
+    /// vocabulary's logits for each output).
+    pub output_params: f64,
+    /// Output rows of every layer matrix, summed: dot products per token.
+    pub rows: f64,
+    /// The kernel class of most layer weights.
+    pub kernel: Kernel,
+}
+
+impl Shape {
+    /// From the tensors of a GGUF file: exact sizes per tensor.
+    pub fn from_header(header: &GgufHeader) -> Shape {
+        let bytes = |t: &crate::gguf::TensorInfo| t.bytes().unwrap_or(0) as f64;
+        let has_output = header.tensors.iter().any(|t| t.name == "output.weight");
+        let output = if has_output { "output.weight" } else { "token_embd.weight" };
+        let (mut decode_bytes, mut layer_params, mut output_params, mut rows) = (0.0, 0.0, 0.0, 0.0);
+        let mut by_kernel = std::collections::BTreeMap::<Kernel, f64>::new();
+        for t in &header.tensors {
+            if t.name != "token_embd.weight" || !has_output {
+                decode_bytes += bytes(t);
+            }
+            if t.name.starts_with("blk.") {
+                layer_params += t.elements() as f64;
+                if t.dims.len() >= 2 {
+                    rows += t.dims[1..].iter().product::<u64>() as f64;
+                    *by_kernel.entry(Kernel::of_type(t.ggml_type)).or_default() += t.elements() as f64;
+                }
+            }
+            if t.name == output {
+                output_params = t.elements() as f64;
+            }
+        }
+        let kernel = by_kernel.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map_or(Kernel::Other, |k| k.0);
+        Shape { decode_bytes, layer_params, output_params, rows, kernel }
+    }
+
+    /// From a catalogue entry's figures: weights of one file spread evenly over its
+    /// parameters; `rows` per layer from its dimensions.
+    pub fn from_figures(f: &Figures, quant: &str) -> Shape {
+        let params = f.params.max(1) as f64;
+        let embedding = f.embedding_params as f64;
+        let bytes_per_param = f.file_bytes as f64 / params;
+        let (decode_params, layer_params) =
+            if f.tied { (params, params - embedding) } else { (params - embedding, params - 2.0 * embedding) };
+        let per_layer =
+            (f.heads + 2 * f.kv_heads) * f.head_dim + 2 * f.embedding_length + 2 * f.feed_forward_length;
+        Shape {
+            decode_bytes: decode_params * bytes_per_param,
+            layer_params: layer_params.max(0.0),
+            output_params: embedding,
+            rows: (per_layer * f.layers) as f64,
+            kernel: Kernel::of_quant(quant),
+        }
+    }
+}
+
+/// A catalogue entry's figures, as [`Shape::from_figures`] reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct Figures {
+    pub params: u64,
+    pub embedding_params: u64,
+    pub tied: bool,
+    pub layers: u64,
+    pub embedding_length: u64,
+    pub feed_forward_length: u64,
+    pub heads: u64,
+    pub kv_heads: u64,
+    pub head_dim: u64,
+    pub file_bytes: u64,
+}
+
+/// One model measured at one thread count and budget.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub shape: Shape,
+    /// Ungoverned (100/100) tokens/s.
+    pub prefill_tok_s: f64,
+    pub decode_tok_s: f64,
+    /// At the budget; `None` for a point measured ungoverned only (a kernel class's rate).
+    pub governed: Option<(f64, f64)>,
+}
+
+/// The governor's chunking of a prompt: its step target in seconds (`None`: no limit) and
+/// the largest chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Chunking {
+    pub target_s: Option<f64>,
+    pub max: f64,
+}
+
+impl Chunking {
+    /// The chunk the governor picks for a raw prefill cost of `prefill_s` a token.
+    pub fn tokens(&self, prefill_s: f64) -> f64 {
+        match self.target_s {
+            Some(t) if prefill_s > 0.0 => (t / prefill_s).floor().clamp(1.0, self.max.max(1.0)),
+            _ => self.max.max(1.0),
+        }
+    }
+
+    /// Seconds per prompt token in chunks: a chunk of `n` costs one decode step and `n − 1`
+    /// prefill tokens.
+    pub fn per_token(&self, prefill_s: f64, decode_s: f64) -> f64 {
+        let n = self.tokens(prefill_s);
+        (decode_s.max(prefill_s) + (n - 1.0) * prefill_s) / n
+    }
+}
+
+/// The fitted speed of this machine at one thread count and budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fit {
+    /// Bytes per second a decoded token streams through.
+    pub bandwidth: f64,
+    /// Seconds per output row per decoded token beyond the bytes.
+    pub decode_per_row: f64,
+    /// Layer parameters per second of prefill, per kernel class measured.
+    pub prefill_rate: Vec<(Kernel, f64)>,
+    pub chunking: Chunking,
+    /// What the budget's duty cycle keeps of the raw speed, beyond the chunking: governed
+    /// seconds a token = chunked raw seconds / this.
+    pub governed_prefill: f64,
+    pub governed_decode: f64,
+}
+
+/// Seconds per token of one model, raw or at the budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PerToken {
+    pub prefill_s: f64,
+    pub decode_s: f64,
+    /// A token of an embedding request: a prompt token that also runs the output matrix.
+    pub embed_s: f64,
+}
+
+impl Fit {
+    /// Fits the points (at least one with a positive speed). Decode: bytes and rows by least
+    /// squares (bytes alone when the rows term comes out negative). Prefill: one rate per
+    /// kernel class, the mean over its points. The budget's ratio: over the points measured
+    /// at the budget, net of the chunking they went through.
+    pub fn from_points(points: &[Point], chunking: Chunking) -> Option<Fit> {
+        let usable: Vec<&Point> = points
+            .iter()
+            .filter(|p| p.prefill_tok_s > 0.0 && p.decode_tok_s > 0.0 && p.shape.layer_params > 0.0)
+            .collect();
+        if usable.is_empty() {
+            return None;
+        }
+        let decode: Vec<(f64, f64, f64)> =
+            usable.iter().map(|p| (p.shape.decode_bytes, p.shape.rows, 1.0 / p.decode_tok_s)).collect();
+        let (per_byte, decode_per_row) = fit_two(&decode);
+        let mut prefill_rate: Vec<(Kernel, f64)> = Vec::new();
+        for kernel in [Kernel::Q4_0, Kernel::Q8_0, Kernel::Q4_1, Kernel::Other] {
+            let rates: Vec<f64> =
+                usable.iter().filter(|p| p.shape.kernel == kernel).map(|p| p.shape.layer_params * p.prefill_tok_s).collect();
+            if !rates.is_empty() {
+                prefill_rate.push((kernel, rates.iter().sum::<f64>() / rates.len() as f64));
+            }
+        }
+        let mut fit = Fit {
+            bandwidth: 1.0 / per_byte,
+            decode_per_row,
+            prefill_rate,
+            chunking,
+            governed_prefill: 1.0,
+            governed_decode: 1.0,
+        };
+        let governed: Vec<(&Point, (f64, f64))> = usable.iter().filter_map(|p| Some((*p, p.governed?))).collect();
+        if !governed.is_empty() {
+            let mean = |v: Vec<f64>| (v.iter().sum::<f64>() / v.len() as f64).clamp(1e-3, 1.0);
+            fit.governed_prefill = mean(
+                governed
+                    .iter()
+                    .map(|(p, (gp, _))| {
+                        let chunked = chunking.per_token(1.0 / p.prefill_tok_s, 1.0 / p.decode_tok_s);
+                        chunked * gp
+                    })
+                    .collect(),
+            );
+            fit.governed_decode = mean(governed.iter().map(|(p, (_, gd))| gd / p.decode_tok_s).collect());
+        }
+        Some(fit)
+    }
+
+    /// Layer parameters per second for `kernel`: its own rate, else the slowest measured (a
+    /// kernel the calibration has no model of is not assumed to be fast).
+    fn rate(&self, kernel: Kernel) -> f64 {
+        self.prefill_rate
+            .iter()
+            .find(|(k, _)| *k == kernel)
+            .or_else(|| self.prefill_rate.iter().min_by(|a, b| a.1.total_cmp(&b.1)))
+            .map_or(f64::INFINITY, |(_, r)| *r)
+    }
+
+    /// Ungoverned seconds per token of `shape` (prompts in chunks as large as allowed).
+    pub fn raw(&self, shape: &Shape) -> PerToken {
+        let rate = self.rate(shape.kernel);
+        PerToken {
+            prefill_s: shape.layer_params / rate,
+            decode_s: shape.decode_bytes / self.bandwidth + shape.rows * self.decode_per_row,
+            embed_s: (shape.layer_params + shape.output_params) / rate,
+        }
+    }
+
+    /// Seconds per token of `shape` at the calibrated budget, its prompts in the chunks the
+    /// governor would cut.
+    pub fn governed(&self, shape: &Shape) -> PerToken {
+        let raw = self.raw(shape);
+        let c = &self.chunking;
+        PerToken {
+            prefill_s: c.per_token(raw.prefill_s, raw.decode_s) / self.governed_prefill,
+            decode_s: raw.decode_s / self.governed_decode,
+            embed_s: c.per_token(raw.embed_s, raw.decode_s) / self.governed_prefill,
+        }
+    }
+}
+
+/// `y ≈ a·x + b·z` by least squares over `(x, z, y)`, with `a > 0` and `b ≥ 0`; with one
+/// point, or when the two-term fit is degenerate or negative, `b = 0` and `a` is the
+/// least-squares slope through the origin.
+fn fit_two(samples: &[(f64, f64, f64)]) -> (f64, f64) {
+    let through_origin = || {
+        let sxx: f64 = samples.iter().map(|s| s.0 * s.0).sum();
+        let sxy: f64 = samples.iter().map(|s| s.0 * s.2).sum();
+        (sxy / sxx, 0.0)
+    };
+    if samples.len() < 2 {
+        return through_origin();
+    }
+    let (mut sxx, mut sxz, mut szz, mut sxy, mut szy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &(x, z, y) in samples {
+        sxx += x * x;
+        sxz += x * z;
+        szz += z * z;
+        sxy += x * y;
+        szy += z * y;
+    }
+    let det = sxx * szz - sxz * sxz;
+    if det.abs() <= 1e-9 * sxx * szz {
+        return through_origin();
+    }
+    let a = (sxy * szz - szy * sxz) / det;
+    let b = (sxx * szy - sxz * sxy) / det;
+    if a > 0.0 && b >= 0.0 { (a, b) } else { through_origin() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UNLIMITED: Chunking = Chunking { target_s: None, max: 128.0 };
+
+    fn shape(bytes: f64, params: f64, rows: f64, kernel: Kernel) -> Shape {
+        Shape { decode_bytes: bytes, layer_params: params, output_params: 0.0, rows, kernel }
+    }
+
+    /// A machine whose true costs are known: points generated from them are fitted back.
+    fn point(s: Shape) -> Point {
+        let (per_byte, per_row) = (1.0 / 6e9, 1e-7);
+        let rate = if s.kernel == Kernel::Q4_0 { 2e10 } else { 1.2e10 };
+        let decode = 1.0 / (s.decode_bytes * per_byte + s.rows * per_row);
+        let prefill = rate / s.layer_params;
+        Point { shape: s, prefill_tok_s: prefill, decode_tok_s: decode, governed: Some((prefill * 0.5, decode * 0.7)) }
+    }
+
+    #[test]
+    fn the_fit_finds_its_machine_and_predicts_a_bigger_model() {
+        let small = shape(94e6, 107e6, 155e3, Kernel::Q4_1);
+        let requantized = shape(90e6, 107e6, 155e3, Kernel::Q4_0);
+        let wide = shape(247e6, 100e6, 124e3, Kernel::Q4_1);
+        let fit = Fit::from_points(&[point(small), point(requantized), point(wide)], UNLIMITED).unwrap();
+        assert!((fit.bandwidth / 6e9 - 1.0).abs() < 1e-6, "{fit:?}");
+        assert!((fit.decode_per_row / 1e-7 - 1.0).abs() < 1e-6, "{fit:?}");
+        let big = shape(1.7e9, 2.8e9, 774e3, Kernel::Q4_0);
+        let truth = point(big);
+        let raw = fit.raw(&big);
+        assert!((raw.decode_s * truth.decode_tok_s - 1.0).abs() < 1e-6);
+        assert!((raw.prefill_s * truth.prefill_tok_s - 1.0).abs() < 1e-6, "Q4_0 has its own rate");
+        // Governed: the duty cycle's ratio, measured on small models, carries over within the
+        // 1-2% their chunks' share of a decode step makes.
+        let governed = fit.governed(&big);
+        assert!((governed.prefill_s * truth.governed.unwrap().0 - 1.0).abs() < 0.03, "{governed:?}");
+        assert!((governed.decode_s * truth.governed.unwrap().1 - 1.0).abs() < 1e-6);
+        // A kernel class nobody measured gets the slowest rate, not the fastest.
+        let k = shape(1.7e9, 2.8e9, 774e3, Kernel::Other);
+        assert!((fit.raw(&k).prefill_s * 1.2e10 / 2.8e9 - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_model_too_big_for_the_step_target_prefills_at_decode_speed() {
+        let c = Chunking { target_s: Some(0.05), max: 128.0 };
+        assert_eq!(c.tokens(0.01), 5.0);
+        assert_eq!(c.tokens(0.2), 1.0, "at least one token a chunk");
+        assert_eq!(UNLIMITED.tokens(0.2), 128.0);
+        assert!((c.per_token(0.2, 0.5) - 0.5).abs() < 1e-12, "one token a chunk costs a decode step");
+        assert!((c.per_token(0.01, 0.03) - (0.03 + 4.0 * 0.01) / 5.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_negative_rows_term_falls_back_to_the_bytes() {
+        // The model with more rows is faster: no positive per-row cost fits.
+        let mut a = point(shape(100e6, 100e6, 10e3, Kernel::Q4_1));
+        let mut b = point(shape(200e6, 200e6, 40e3, Kernel::Q4_1));
+        a.decode_tok_s = 10.0;
+        b.decode_tok_s = 9.0;
+        let fit = Fit::from_points(&[a, b], UNLIMITED).unwrap();
+        assert_eq!(fit.decode_per_row, 0.0);
+        assert!(fit.bandwidth > 0.0);
+        assert!(Fit::from_points(&[], UNLIMITED).is_none());
+    }
+
+    #[test]
+    fn catalogue_figures_count_a_tied_output_once() {
+        let f = Figures {
+            params: 1_000,
+            embedding_params: 200,
+            tied: true,
+            layers: 2,
+            embedding_length: 10,
+            feed_forward_length: 40,
+            heads: 2,
+            kv_heads: 1,
+            head_dim: 5,
+            file_bytes: 500,
+        };
+        let tied = Shape::from_figures(&f, "Q8_0");
+        assert_eq!((tied.decode_bytes, tied.layer_params, tied.output_params), (500.0, 800.0, 200.0));
+        assert_eq!(tied.rows, (2.0 * ((2.0 + 2.0) * 5.0 + 20.0 + 80.0)), "q, k, v, o, gate, up, down rows");
+        assert_eq!(tied.kernel, Kernel::Q8_0);
+        let untied = Shape::from_figures(&Figures { tied: false, ..f }, "Q4_K_M");
+        assert_eq!((untied.decode_bytes, untied.layer_params), (400.0, 600.0));
+        assert_eq!(untied.kernel, Kernel::Other);
+    }
+}

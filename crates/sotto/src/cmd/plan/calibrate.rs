@@ -1,0 +1,226 @@
+//! The calibration `sotto plan` predicts from: the fetched default models run here, at the
+//! budget's thread plan, ungoverned and at the budget, each through `sotto generate --json`
+//! in a process of its own (a process-wide governor cannot be two budgets at once); and
+//! SmolLM2 re-quantized to Q4_0 and Q8_0 by llama.cpp's quantizer (kept in the cache
+//! directory), ungoverned, for the prefill rate of llama.cpp's tiled kernels. About 40
+//! seconds; cached in the state directory under everything that changes the figures (CPU,
+//! usable CPUs, threads, budgets, chunk, scheduling class, sotto's version, the models'
+//! files), so a second `plan` answers at once. `--recalibrate` measures again.
+//!
+//! Must not: reuse a calibration taken under another key, or keep one that failed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sotto_models::GgufHeader;
+use sotto_models::predict::{Chunking, Fit, Point, Shape};
+
+/// Everything that changes what a calibration measures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Key {
+    pub cpu: String,
+    pub cpus: f64,
+    pub threads: u32,
+    pub threads_batch: u32,
+    /// Fractions of the machine.
+    pub cpu_mean: f64,
+    pub cpu_peak: f64,
+    pub sched: String,
+    /// The largest prompt chunk.
+    pub chunk: u32,
+    pub version: String,
+    /// (file name, bytes) of each model measured.
+    pub models: Vec<(String, u64)>,
+}
+
+/// One calibration: its key, each model's figures, and the fit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Calibration {
+    pub key: Key,
+    pub date: String,
+    pub points: Vec<(String, Point)>,
+    pub fit: Fit,
+}
+
+/// Tokens generated per calibration run.
+const GENERATE: u32 = 24;
+
+/// The text every calibration run reads (about 250 tokens): the bench's prompt with one event.
+pub fn text() -> String {
+    let full = sotto_bench::workload::speed_text();
+    // Up to the second event: the instructions and one event, ending with the answer cue.
+    match full.match_indices("\n\nEvent:").nth(1) {
+        Some((at, _)) => format!("{}\n\nVerdict:", &full[..at]),
+        None => full,
+    }
+}
+
+/// Where calibrations are kept.
+pub fn cache_path() -> PathBuf {
+    crate::config::state_dir().join("calibration.json")
+}
+
+/// Where the re-quantized calibration models are kept: `$XDG_CACHE_HOME/sotto/<what>`.
+pub fn cache_dir(what: &str) -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("sotto")
+        .join(what)
+}
+
+/// `model` re-quantized to `to` in `dir`, made unless it is there (a `.partial` file until
+/// llama.cpp has finished).
+pub fn requantized(model: &Path, to: sotto_engine::QuantType, dir: &Path) -> anyhow::Result<PathBuf> {
+    let stem = model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let out = dir.join(format!("{stem}.requant-{}.gguf", to.name()));
+    if !out.exists() {
+        std::fs::create_dir_all(dir)?;
+        let partial = out.with_extension("partial");
+        sotto_engine::quantize(model, &partial, to, 2)?;
+        std::fs::rename(&partial, &out)?;
+    }
+    Ok(out)
+}
+
+/// The models a calibration measures: each shipped model ungoverned and at the budget, and
+/// the re-quantized variants of the first (SmolLM2 where fetched) ungoverned only.
+pub fn models(shipped: &[PathBuf], dir: &Path) -> anyhow::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let Some(first) = shipped.first() else { return Ok((Vec::new(), Vec::new())) };
+    let variants = [sotto_engine::QuantType::Q4_0, sotto_engine::QuantType::Q8_0]
+        .into_iter()
+        .map(|to| requantized(first, to, dir))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((shipped.to_vec(), variants))
+}
+
+/// The governor's chunking at the key's threads and budget.
+pub fn chunking(key: &Key) -> Chunking {
+    let target = sotto_governor::pacer::step_target(key.threads_batch, key.cpu_mean, key.cpu_peak, key.cpus);
+    Chunking { target_s: target.map(|d| d.as_secs_f64()), max: f64::from(key.chunk) }
+}
+
+/// The cached calibration for `key`, unless `fresh`; else one measured now (and cached).
+pub fn load_or_measure(
+    key: &Key,
+    models: &[PathBuf],
+    variants: &[PathBuf],
+    fresh: bool,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<Calibration> {
+    let path = cache_path();
+    let mut cached: Vec<Calibration> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    if !fresh && let Some(c) = cached.iter().find(|c| &c.key == key) {
+        return Ok(c.clone());
+    }
+    say(&format!(
+        "calibrating: {} at {} thread(s) ({} for prompts), ungoverned and at {:.0}/{:.0}% (about 40 s, once)",
+        models.iter().filter_map(|m| m.file_name()).map(|f| f.to_string_lossy()).collect::<Vec<_>>().join(" and "),
+        key.threads,
+        key.threads_batch,
+        key.cpu_mean * 100.0,
+        key.cpu_peak * 100.0
+    ));
+    let calibration = measure(key, models, variants)?;
+    cached.retain(|c| &c.key != key);
+    cached.push(calibration.clone());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&cached)?)?;
+    Ok(calibration)
+}
+
+/// Measures `models` ungoverned and at the budget, and `variants` ungoverned, and fits them.
+pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::Result<Calibration> {
+    let text = text();
+    let mut points = Vec::new();
+    let at_budget = std::iter::repeat(true).zip(models).chain(std::iter::repeat(false).zip(variants));
+    for (governed, model) in at_budget {
+        let header = GgufHeader::read(model)?;
+        let raw = run(key, model, &text, None)?;
+        let governed = match governed {
+            true => {
+                let g = run(key, model, &text, Some((key.cpu_mean, key.cpu_peak)))?;
+                Some((g.prefill_tok_s, g.decode_tok_s))
+            }
+            false => None,
+        };
+        let name = model.file_name().map_or_else(|| model.display().to_string(), |f| f.to_string_lossy().into());
+        let point = Point {
+            shape: Shape::from_header(&header),
+            prefill_tok_s: raw.prefill_tok_s,
+            decode_tok_s: raw.decode_tok_s,
+            governed,
+        };
+        points.push((name, point));
+    }
+    let fit = Fit::from_points(&points.iter().map(|p| p.1).collect::<Vec<_>>(), chunking(key))
+        .ok_or_else(|| anyhow::anyhow!("the calibration measured no speed"))?;
+    Ok(Calibration { key: key.clone(), date: super::super::bench::date(), points, fit })
+}
+
+/// What one `sotto generate --json` run measured.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Run {
+    pub prompt_tokens: f64,
+    pub generated_tokens: f64,
+    pub prefill_tok_s: f64,
+    pub decode_tok_s: f64,
+}
+
+/// One `sotto generate --json` run of `text`: ungoverned (`budget` None: 100/100, normal
+/// class) or at the budget and the key's class.
+pub fn run(key: &Key, model: &Path, text: &str, budget: Option<(f64, f64)>) -> anyhow::Result<Run> {
+    let mut c = Command::new(std::env::current_exe()?);
+    c.args(["generate", "--json", "--raw", "--model", &model.display().to_string()]);
+    c.args(["--max-tokens", &GENERATE.to_string(), "--prompt", text, "--set", "cache.persist=false"]);
+    c.args(["--threads", &key.threads.to_string(), "--threads-batch", &key.threads_batch.to_string()]);
+    match budget {
+        None => c.args(["--cpu-mean", "100%", "--cpu-peak", "100%", "--sched", "normal"]),
+        Some((mean, peak)) => c.args([
+            "--cpu-mean",
+            &format!("{}%", mean * 100.0),
+            "--cpu-peak",
+            &format!("{}%", peak * 100.0),
+            "--sched",
+            &key.sched,
+        ]),
+    };
+    let out = c.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "calibration run of {} failed ({}): {}",
+        model.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())?;
+    let number = |k: &str| v[k].as_f64().filter(|x| *x > 0.0).ok_or_else(|| anyhow::anyhow!("no `{k}` in {v}"));
+    Ok(Run {
+        prompt_tokens: number("prompt_tokens")?,
+        generated_tokens: number("generated_tokens")?,
+        prefill_tok_s: number("prefill_tok_s")?,
+        decode_tok_s: number("decode_tok_s")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_calibration_text_is_the_instructions_and_one_event() {
+        let t = text();
+        assert_eq!(t.matches("\n\nEvent:").count(), 1, "{t}");
+        assert!(t.ends_with("Verdict:"));
+    }
+}
