@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::AsRangedCoord;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::full_palette::{BLUE_700, GREEN_700, ORANGE_700, RED_700};
@@ -123,7 +124,9 @@ fn write_png(path: &Path, painter: &Painter, chart: &Chart) -> anyhow::Result<()
 }
 
 /// The cartesian chart every chart of this module draws on.
-type Plot<'c, DB> = ChartContext<'c, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type Plot<'c, DB> = Frame<'c, DB, RangedCoordf64, RangedCoordf64>;
+/// A chart over any two coordinate types.
+type Frame<'c, DB, X, Y> = ChartContext<'c, DB, Cartesian2d<X, Y>>;
 
 /// How a legend entry shows its series.
 enum Key {
@@ -210,17 +213,8 @@ impl Painter<'_> {
         let largest = points.iter().map(|&(_, ms, _)| ms).chain([promise_ms]);
         let end = axis_end(largest, 1.0) * 2.0;
         let start = points.iter().map(|&(_, ms, _)| ms).fold(end / 10.0, f64::min) / 2.0;
-        let centre = (SIZE.0 / 2) as i32;
-        let title_style = self.text(TITLE_SIZE).pos(Pos::new(HPos::Center, VPos::Top));
         let title = "accuracy vs verdict latency p95";
-        root.draw(&Text::new(title, (centre, 8), title_style)).map_err(drawing)?;
-        let mut chart = ChartBuilder::on(root)
-            .margin(12)
-            .margin_top(PLOT_TOP)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d((start..end).log_scale(), 0.0..1.0)
-            .map_err(drawing)?;
+        let mut chart = self.frame(root, title, (start..end).log_scale(), 0.0..1.0)?;
         chart
             .configure_mesh()
             .x_desc("verdict latency p95 (ms, log scale)")
@@ -269,6 +263,17 @@ impl Painter<'_> {
         x: Range<f64>,
         y: Range<f64>,
     ) -> anyhow::Result<Plot<'c, DB>> {
+        self.frame(root, title, x, y)
+    }
+
+    /// [`Self::plot`] over any coordinates (the scatter's latency axis is logarithmic).
+    fn frame<'c, DB: DrawingBackend, X: AsRangedCoord, Y: AsRangedCoord>(
+        &self,
+        root: &'c DrawingArea<DB, Shift>,
+        title: &str,
+        x: X,
+        y: Y,
+    ) -> anyhow::Result<Frame<'c, DB, X::CoordDescType, Y::CoordDescType>> {
         let centre = (SIZE.0 / 2) as i32;
         let title_style = self.text(TITLE_SIZE).pos(Pos::new(HPos::Center, VPos::Top));
         root.draw(&Text::new(title, (centre, 8), title_style)).map_err(drawing)?;

@@ -157,10 +157,10 @@ pub fn run(models_dir: &Path, args: crate::cli::BenchRunArgs) -> anyhow::Result<
     let mut models = std::collections::BTreeMap::new();
     let mut hashes = serde_json::Map::new();
     for model in parsed.rows().into_iter().map(|r| r.model).chain(parsed.speed_models()) {
-        if !models.contains_key(&model) {
-            let path = model_path(&model, models_dir)?;
-            hashes.insert(model.clone(), fetch::sha256_file(&path)?.into());
-            models.insert(model, path);
+        if let std::collections::btree_map::Entry::Vacant(slot) = models.entry(model) {
+            let path = model_path(slot.key(), models_dir)?;
+            hashes.insert(slot.key().clone(), fetch::sha256_file(&path)?.into());
+            slot.insert(path);
         }
     }
     let file = args.corpus.clone().unwrap_or_else(super::head::default_corpus);

@@ -63,14 +63,7 @@ struct Row {
 const TOLERANCE: f64 = 0.25;
 
 pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
-    let work = args.work.clone().unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(std::env::temp_dir)
-            .join("sotto/plan-validation")
-    });
+    let work = args.work.clone().unwrap_or_else(|| calibrate::cache_dir("plan-validation"));
     std::fs::create_dir_all(&work)?;
     std::fs::create_dir_all(&args.out)?;
     let shipped = super::shipped_models(models_dir);
