@@ -385,6 +385,7 @@ fn plan_calibrates_once_and_predicts_every_catalogue_model() {
             .env("SOTTO_MODELS", real_models())
             .env("XDG_STATE_HOME", state.path())
             .env("XDG_CONFIG_HOME", state.path())
+            .env("XDG_CACHE_HOME", state.path())
             .env_remove("RUST_LOG")
             .output()
             .unwrap()
@@ -408,6 +409,8 @@ fn plan_calibrates_once_and_predicts_every_catalogue_model() {
     assert!(fit["bandwidth"].as_f64().unwrap() > 0.0, "{fit}");
     let rates = fit["prefill_rate"].as_array().unwrap();
     assert_eq!(rates.len(), 4, "{fit}");
+    let variants = std::fs::read_dir(state.path().join("sotto/calibration")).unwrap().count();
+    assert_eq!(variants, 2, "the Q4_0 and Q8_0 re-quantizations are kept in the cache directory");
     assert!(rates.iter().all(|r| r[1].as_f64().unwrap() > 0.0), "{fit}");
 
     let second = plan(&["--json"]);
