@@ -115,8 +115,7 @@ impl Shape {
         let bytes_per_param = f.file_bytes as f64 / params;
         let (decode_params, layer_params) =
             if f.tied { (params, params - embedding) } else { (params - embedding, params - 2.0 * embedding) };
-        let per_layer =
-            (f.heads + 2 * f.kv_heads) * f.head_dim + 2 * f.embedding_length + 2 * f.feed_forward_length;
+        let per_layer = (f.heads + 2 * f.kv_heads) * f.head_dim + 2 * f.embedding_length + 2 * f.feed_forward_length;
         Shape {
             decode_bytes: decode_params * bytes_per_param,
             layer_params: layer_params.max(0.0),
@@ -221,8 +220,11 @@ impl Fit {
         let (per_byte, decode_per_row) = fit_two(&decode);
         let mut prefill_rate: Vec<(Kernel, f64)> = Vec::new();
         for kernel in [Kernel::Q4_0, Kernel::Q8_0, Kernel::Q4_1, Kernel::Other] {
-            let rates: Vec<f64> =
-                usable.iter().filter(|p| p.shape.kernel == kernel).map(|p| p.shape.layer_params * p.prefill_tok_s).collect();
+            let rates: Vec<f64> = usable
+                .iter()
+                .filter(|p| p.shape.kernel == kernel)
+                .map(|p| p.shape.layer_params * p.prefill_tok_s)
+                .collect();
             if !rates.is_empty() {
                 prefill_rate.push((kernel, rates.iter().sum::<f64>() / rates.len() as f64));
             }

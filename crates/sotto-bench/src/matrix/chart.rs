@@ -240,7 +240,8 @@ impl Painter<'_> {
         let dots = points.iter().map(|&(_, ms, accuracy)| Circle::new((ms, accuracy), 4, BLUE_700.filled()));
         chart.draw_series(dots).map_err(drawing)?;
         let pixels: Vec<(i32, i32)> = points.iter().map(|&(_, ms, a)| chart.backend_coord(&(ms, a))).collect();
-        let widths: Vec<i32> = points.iter().map(|(name, _, _)| estimated_width(name.chars().count(), TEXT_SIZE)).collect();
+        let widths: Vec<i32> =
+            points.iter().map(|(name, _, _)| estimated_width(name.chars().count(), TEXT_SIZE)).collect();
         let right = (SIZE.0 - 12) as i32;
         let style = self.text(TEXT_SIZE).pos(Pos::new(HPos::Left, VPos::Center));
         for (i, (x, y)) in place_labels(&pixels, &widths, right).into_iter().enumerate() {

@@ -188,12 +188,8 @@ fn once(
 /// The median of `sotto[i] / reference[i]` over the runs both have, by `pick` (prefill or
 /// decode tokens/s); `None` without a pair.
 pub fn paired_ratio(sotto: &[(f64, f64)], reference: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64) -> Option<f64> {
-    let ratios: Vec<f64> = sotto
-        .iter()
-        .zip(reference)
-        .map(|(a, b)| pick(a) / pick(b))
-        .filter(|r| r.is_finite() && *r > 0.0)
-        .collect();
+    let ratios: Vec<f64> =
+        sotto.iter().zip(reference).map(|(a, b)| pick(a) / pick(b)).filter(|r| r.is_finite() && *r > 0.0).collect();
     (!ratios.is_empty()).then(|| percentile(&ratios, 50.0))
 }
 

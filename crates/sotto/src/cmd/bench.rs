@@ -170,8 +170,7 @@ pub fn run(models_dir: &Path, args: crate::cli::BenchRunArgs) -> anyhow::Result<
     } else {
         split.side(sotto_events::eval::Side::Test).into_iter().cloned().collect()
     };
-    let needs_baseline =
-        parsed.speed.is_some() || parsed.rows().iter().any(|r| r.kind == matrix::spec::Kind::Baseline);
+    let needs_baseline = parsed.speed.is_some() || parsed.rows().iter().any(|r| r.kind == matrix::spec::Kind::Baseline);
     let python = if needs_baseline { baseline_python(args.baseline_python.clone()) } else { None };
     let baseline_build = python
         .as_ref()

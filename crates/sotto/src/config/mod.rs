@@ -219,6 +219,16 @@ pub fn state_dir() -> PathBuf {
     var("HOME").unwrap_or_else(|| PathBuf::from(".")).join(".local/state/sotto")
 }
 
+/// Where files that can be made again live (the calibration's re-quantized models):
+/// `$XDG_CACHE_HOME/sotto`, else `~/.cache/sotto`.
+pub fn cache_dir() -> PathBuf {
+    let var = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(d) = var("XDG_CACHE_HOME").filter(|d| d.is_absolute()) {
+        return d.join("sotto");
+    }
+    var("HOME").unwrap_or_else(|| PathBuf::from(".")).join(".cache/sotto")
+}
+
 /// Why a file that holds a secret is refused: users other than its owner have access to it
 /// (any of the group and other permission bits, `mode & 0o077`). Unix only.
 fn owner_only(path: &Path) -> Result<(), String> {

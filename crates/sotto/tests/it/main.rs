@@ -426,7 +426,10 @@ fn plan_calibrates_once_and_predicts_every_catalogue_model() {
 
     let table = plan(&[]);
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(text.contains("| model | quant |") && (text.contains("Recommended:") || text.contains("No model")), "{text}");
+    assert!(
+        text.contains("| model | quant |") && (text.contains("Recommended:") || text.contains("No model")),
+        "{text}"
+    );
 
     let bad = plan(&["--budget", "35%"]);
     assert_eq!(bad.status.code(), Some(1));

@@ -62,17 +62,6 @@ pub fn cache_path() -> PathBuf {
     crate::config::state_dir().join("calibration.json")
 }
 
-/// Where the re-quantized calibration models are kept: `$XDG_CACHE_HOME/sotto/<what>`.
-pub fn cache_dir(what: &str) -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("sotto")
-        .join(what)
-}
-
 /// `model` re-quantized to `to` in `dir`, made unless it is there (a `.partial` file until
 /// llama.cpp has finished).
 pub fn requantized(model: &Path, to: sotto_engine::QuantType, dir: &Path) -> anyhow::Result<PathBuf> {
@@ -87,15 +76,14 @@ pub fn requantized(model: &Path, to: sotto_engine::QuantType, dir: &Path) -> any
     Ok(out)
 }
 
-/// The models a calibration measures: each shipped model ungoverned and at the budget, and
-/// the re-quantized variants of the first (SmolLM2 where fetched) ungoverned only.
-pub fn models(shipped: &[PathBuf], dir: &Path) -> anyhow::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let Some(first) = shipped.first() else { return Ok((Vec::new(), Vec::new())) };
-    let variants = [sotto_engine::QuantType::Q4_0, sotto_engine::QuantType::Q8_0]
+/// The re-quantized variants a calibration measures ungoverned: the first shipped model (the
+/// default one) in Q4_0 and Q8_0, made in `dir` unless they are there.
+pub fn variants(shipped: &[PathBuf], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let Some(first) = shipped.first() else { return Ok(Vec::new()) };
+    [sotto_engine::QuantType::Q4_0, sotto_engine::QuantType::Q8_0]
         .into_iter()
         .map(|to| requantized(first, to, dir))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok((shipped.to_vec(), variants))
+        .collect()
 }
 
 /// The governor's chunking at the key's threads and budget.
@@ -113,10 +101,8 @@ pub fn load_or_measure(
     say: &dyn Fn(&str),
 ) -> anyhow::Result<Calibration> {
     let path = cache_path();
-    let mut cached: Vec<Calibration> = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default();
+    let mut cached: Vec<Calibration> =
+        std::fs::read_to_string(&path).ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
     if !fresh && let Some(c) = cached.iter().find(|c| &c.key == key) {
         return Ok(c.clone());
     }
@@ -142,16 +128,15 @@ pub fn load_or_measure(
 pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::Result<Calibration> {
     let text = text();
     let mut points = Vec::new();
-    let at_budget = std::iter::repeat(true).zip(models).chain(std::iter::repeat(false).zip(variants));
-    for (governed, model) in at_budget {
+    let at_budget = models.iter().map(|m| (m, true)).chain(variants.iter().map(|m| (m, false)));
+    for (model, at_budget) in at_budget {
         let header = GgufHeader::read(model)?;
         let raw = run(key, model, &text, None)?;
-        let governed = match governed {
-            true => {
-                let g = run(key, model, &text, Some((key.cpu_mean, key.cpu_peak)))?;
-                Some((g.prefill_tok_s, g.decode_tok_s))
-            }
-            false => None,
+        let governed = if at_budget {
+            let g = run(key, model, &text, Some((key.cpu_mean, key.cpu_peak)))?;
+            Some((g.prefill_tok_s, g.decode_tok_s))
+        } else {
+            None
         };
         let name = model.file_name().map_or_else(|| model.display().to_string(), |f| f.to_string_lossy().into());
         let point = Point {

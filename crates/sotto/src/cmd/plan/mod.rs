@@ -158,9 +158,9 @@ pub fn recommend<'r>(rows: &'r [Row], models: &[KnownModel]) -> Option<(&'r Row,
 pub fn run(models_dir: &std::path::Path, args: PlanArgs) -> anyhow::Result<ExitCode> {
     let (mean, peak) = match &args.budget {
         Some(b) => {
-            let (m, p) = b.split_once('/').ok_or_else(|| {
-                anyhow::anyhow!("--budget {b:?}: expected MEAN/PEAK, e.g. --budget 35%/50%")
-            })?;
+            let (m, p) = b
+                .split_once('/')
+                .ok_or_else(|| anyhow::anyhow!("--budget {b:?}: expected MEAN/PEAK, e.g. --budget 35%/50%"))?;
             (Some(m.trim().to_owned()), Some(p.trim().to_owned()))
         }
         None => (None, None),
@@ -200,8 +200,9 @@ pub fn run(models_dir: &std::path::Path, args: PlanArgs) -> anyhow::Result<ExitC
             })
             .collect(),
     };
-    let (models, variants) = calibrate::models(&calibration_models, &calibrate::cache_dir("calibration"))?;
-    let calibration = calibrate::load_or_measure(&key, &models, &variants, args.recalibrate, &|s| eprintln!("{s}"))?;
+    let variants = calibrate::variants(&calibration_models, &crate::config::cache_dir().join("calibration"))?;
+    let calibration =
+        calibrate::load_or_measure(&key, &calibration_models, &variants, args.recalibrate, &|s| eprintln!("{s}"))?;
     let standard = Standard::new(args.event_tokens);
     let promises = Promises { p95_ms: 2500.0, memory: config.budget.memory, cpu_mean: budgets.cpu_mean };
     let catalogue = known::shipped();
@@ -266,8 +267,7 @@ pub fn table(
         k.models.iter().map(|m| m.0.as_str()).collect::<Vec<_>>().join(", "),
         crate::cmd::plan::calibrate::cache_path().display(),
     );
-    let rates: Vec<String> =
-        f.prefill_rate.iter().map(|(k, r)| format!("{:?} {:.1}", k, r / 1e9)).collect();
+    let rates: Vec<String> = f.prefill_rate.iter().map(|(k, r)| format!("{:?} {:.1}", k, r / 1e9)).collect();
     let chunks = match f.chunking.target_s {
         Some(t) => format!("prompt chunks of {:.0} ms", t * 1e3),
         None => format!("prompt chunks of up to {:.0} tokens", f.chunking.max),
@@ -355,8 +355,15 @@ mod tests {
             decode_tok_s: d,
             governed: Some((p * 0.6, d * 0.75)),
         };
-        let smol = Shape { decode_bytes: 94e6, layer_params: 107e6, output_params: 28e6, rows: 155e3, kernel: Kernel::Q4_1 };
-        let gemma = Shape { decode_bytes: 247e6, layer_params: 100e6, output_params: 168e6, rows: 124e3, kernel: Kernel::Other };
+        let smol =
+            Shape { decode_bytes: 94e6, layer_params: 107e6, output_params: 28e6, rows: 155e3, kernel: Kernel::Q4_1 };
+        let gemma = Shape {
+            decode_bytes: 247e6,
+            layer_params: 100e6,
+            output_params: 168e6,
+            rows: 124e3,
+            kernel: Kernel::Other,
+        };
         let chunking = Chunking { target_s: Some(0.163), max: 128.0 };
         Fit::from_points(&[point(smol, 114.5, 48.0), point(gemma, 159.2, 26.3)], chunking).unwrap()
     }
@@ -373,10 +380,8 @@ mod tests {
             chunk: 128,
             snapshots: 64 << 20,
         };
-        let rows: Vec<Row> = catalogue
-            .iter()
-            .flat_map(|m| m.files.sizes.iter().map(|(q, &b)| predict(m, q, b, &setting)))
-            .collect();
+        let rows: Vec<Row> =
+            catalogue.iter().flat_map(|m| m.files.sizes.iter().map(|(q, &b)| predict(m, q, b, &setting))).collect();
         let row = |id: &str| rows.iter().find(|r| r.id == id).unwrap();
         let small = row("smollm2-135m");
         let big = rows.iter().find(|r| r.id.contains("8b")).expect("an 8B model in the catalogue");

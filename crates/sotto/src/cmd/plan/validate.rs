@@ -41,6 +41,8 @@ struct Model {
     path: PathBuf,
     params: u64,
     file_bytes: u64,
+    /// Read once from the header; every thread count and budget predicts from it.
+    shape: Shape,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,12 +65,12 @@ struct Row {
 const TOLERANCE: f64 = 0.25;
 
 pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
-    let work = args.work.clone().unwrap_or_else(|| calibrate::cache_dir("plan-validation"));
+    let work = args.work.clone().unwrap_or_else(|| crate::config::cache_dir().join("plan-validation"));
     std::fs::create_dir_all(&work)?;
     std::fs::create_dir_all(&args.out)?;
     let shipped = super::shipped_models(models_dir);
     anyhow::ensure!(shipped.len() == 2, "both shipped models are needed; run `sotto models fetch`");
-    let (_, variants) = calibrate::models(&shipped, &work)?;
+    let variants = calibrate::variants(&shipped, &work)?;
     let models = prepare(&shipped, &variants, &work, &args.sizes)?;
     let text = calibrate::text();
     let cpus = sotto_governor::available_cpus();
@@ -93,8 +95,7 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
             eprintln!("threads {threads}, budget {budget}: calibrating");
             let calibration = calibrate::measure(&key, &shipped, &variants)?;
             for m in &models {
-                let shape = Shape::from_header(&GgufHeader::read(&m.path)?);
-                let t = calibration.fit.governed(&shape);
+                let t = calibration.fit.governed(&m.shape);
                 match calibrate::run(&key, &m.path, &text, Some((mean, peak))) {
                     Ok(r) => {
                         let prefill_ms = r.prompt_tokens / r.prefill_tok_s * 1e3;
@@ -168,7 +169,8 @@ fn prepare(shipped: &[PathBuf], variants: &[PathBuf], work: &Path, sizes: &[Stri
     let mut models = Vec::new();
     let mut add = |name: String, origin: Origin, path: PathBuf| -> anyhow::Result<()> {
         let header = GgufHeader::read(&path)?;
-        models.push(Model { name, origin, params: header.parameter_count(), file_bytes: header.file_size, path });
+        let (params, file_bytes, shape) = (header.parameter_count(), header.file_size, Shape::from_header(&header));
+        models.push(Model { name, origin, params, file_bytes, shape, path });
         Ok(())
     };
     for path in shipped {
