@@ -213,10 +213,12 @@ impl<'m> Worker<'m> {
         };
         let (tail, hit) = g.stop.push(&g.utf8.finish());
         send(tail);
-        if !hit {
-            send(g.stop.finish());
+        if hit {
+            return Ok(Step::Done(FinishReason::Stop));
         }
-        Ok(Step::Done(finish))
+        let (tail, hit) = g.stop.finish();
+        send(tail);
+        Ok(Step::Done(if hit { FinishReason::Stop } else { finish }))
     }
 
     /// The next token. With a grammar, the sampler's unconstrained choice is checked alone
