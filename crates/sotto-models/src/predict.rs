@@ -7,18 +7,17 @@
 //!   per_row`, where `rows` counts the output rows of every layer matrix (a dot product's
 //!   fixed cost). The output matrix is read in full for every token (tied: the token
 //!   embedding itself), the token embedding only one row at a time.
-//! - prefill is compute-bound: `prefill_s = layer_params / rate[kernel]`. The rate depends on
-//!   the weights' type, because llama.cpp multiplies Q4_0 and Q8_0 matrices with its tiled
-//!   kernels and other types one dot product at a time (1.3 to 1.7 times slower per weight
-//!   here); the calibration measures one rate per kernel class it has a model of.
-//! - under a budget, prefill runs in chunks the governor sizes to its step target: a chunk of
-//!   `n` tokens costs about one decode step plus `n − 1` prefill tokens, so a model too big
-//!   for the target prefills one token at a time, at decode speed. What the duty cycle costs
-//!   beyond that is a ratio measured on the calibration models.
-//!
-//! Known limit: the calibration models are small (135M and 270M parameters), and llama.cpp's
-//! kernels are more efficient per weight on wider matrices, so prefill of large models is
-//! predicted slower than it is (see `sotto bench plan`).
+//! - prefill is compute-bound: `prefill_s = layer_params × cost[kernel] + rows × per_row`.
+//!   The cost depends on the weights' type, because llama.cpp multiplies Q4_0 and Q8_0
+//!   matrices with its tiled kernels and other types one dot product at a time (1.3 to 1.7
+//!   times slower per weight here); the per-row term is what makes wide matrices cheaper per
+//!   weight than narrow ones. The calibration measures a synthetic 2048-wide Q4_0 model
+//!   beside the shipped ones (576 and 640 wide), so that the row term is fitted, not guessed.
+//! - under a budget, prefill runs in chunks the governor sizes to its step target from the
+//!   cost per token it has learned so far: a chunk of `n` tokens costs about one decode step
+//!   plus `n − 1` prefill tokens. The predictor replays that loop ([`Chunking::prompt_s`]),
+//!   so a model too big for the target prefills one token at a time, at decode speed. What
+//!   the duty cycle costs beyond that is a ratio measured on the calibration models.
 //!
 //! Must not: read RAM or core count to guess a tier (the calibration is the only source of
 //! speed), or extrapolate a fit that came out negative (it falls back to the bytes alone).
@@ -150,6 +149,9 @@ pub struct Point {
     pub decode_tok_s: f64,
     /// At the budget; `None` for a point measured ungoverned only (a kernel class's rate).
     pub governed: Option<(f64, f64)>,
+    /// The measured prompt's tokens: the governor's first chunks are small, so what the
+    /// budget costs depends on the prompt's length.
+    pub prompt_tokens: f64,
 }
 
 /// The governor's chunking of a prompt: its step target in seconds (`None`: no limit) and
@@ -160,22 +162,60 @@ pub struct Chunking {
     pub max: f64,
 }
 
+/// The governor's first chunk, before it has learned a cost (`Governor::next_chunk`).
+const FIRST_CHUNK: f64 = 8.0;
+
 impl Chunking {
-    /// The chunk the governor picks for a raw prefill cost of `prefill_s` a token.
-    pub fn tokens(&self, prefill_s: f64) -> f64 {
+    /// The chunk the governor picks once it has learned a cost of `per_token` seconds a token
+    /// (`pacer::chunk_for`).
+    pub fn tokens(&self, per_token: f64) -> f64 {
         match self.target_s {
-            Some(t) if prefill_s > 0.0 => (t / prefill_s).floor().clamp(1.0, self.max.max(1.0)),
+            Some(t) if per_token > 0.0 => (t / per_token).floor().clamp(1.0, self.max.max(1.0)),
             _ => self.max.max(1.0),
         }
     }
 
-    /// Seconds per prompt token in chunks: a chunk of `n` costs one decode step and `n − 1`
-    /// prefill tokens.
-    pub fn per_token(&self, prefill_s: f64, decode_s: f64) -> f64 {
-        let n = self.tokens(prefill_s);
-        (decode_s.max(prefill_s) + (n - 1.0) * prefill_s) / n
+    /// Seconds to prefill `tokens` prompt tokens the way the governor cuts them, at a raw cost
+    /// of `prefill_s` a token and `decode_s` a one-token step. It replays the governor's loop:
+    /// each chunk costs one decode step and `n − 1` prefill tokens, and the next chunk is
+    /// sized from the running average of the cost per token (a quarter of the newest), which
+    /// settles where a chunk takes the step target. A cold governor (a fresh process) starts
+    /// with a small chunk; a warm one (a daemon after its first prompt) with what it learned.
+    /// Without a target the prompt goes in the largest chunks, at the raw cost.
+    pub fn prompt_s(&self, tokens: f64, prefill_s: f64, decode_s: f64, warm: bool) -> f64 {
+        let tokens = tokens.max(0.0).round();
+        if self.target_s.is_none() || prefill_s <= 0.0 {
+            return tokens * prefill_s;
+        }
+        let learned = if warm { self.replay(WARM_UP, prefill_s, decode_s, None).1 } else { None };
+        self.replay(tokens, prefill_s, decode_s, learned).0
+    }
+
+    /// The governor's loop over `tokens`: (seconds, the cost per token it learned).
+    fn replay(&self, tokens: f64, prefill_s: f64, decode_s: f64, mut learned: Option<f64>) -> (f64, Option<f64>) {
+        let step = |n: f64| decode_s.max(prefill_s) + (n - 1.0) * prefill_s;
+        let (mut left, mut total) = (tokens, 0.0);
+        while left > 0.0 {
+            let n = match learned {
+                None => FIRST_CHUNK.min(self.max.max(1.0)),
+                Some(t) => self.tokens(t),
+            }
+            .min(left);
+            let took = step(n);
+            total += took;
+            learned = Some(learned.map_or(took / n, |old| (old * 3.0 + took / n) / 4.0));
+            left -= n;
+        }
+        (total, learned)
     }
 }
+
+/// Prompt tokens a warm governor has seen before the prompt predicted.
+const WARM_UP: f64 = 2048.0;
+
+/// The prompt length [`Fit::governed`] states its per-token figures at: about the standard
+/// event.
+pub const REFERENCE_PROMPT: f64 = 256.0;
 
 /// The fitted speed of this machine at one thread count and budget.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,6 +226,8 @@ pub struct Fit {
     pub decode_per_row: f64,
     /// Layer parameters per second of prefill, per kernel class measured.
     pub prefill_rate: Vec<(Kernel, f64)>,
+    /// Seconds per output row per prompt token beyond the parameters.
+    pub prefill_per_row: f64,
     pub chunking: Chunking,
     /// What the budget's duty cycle keeps of the raw speed, beyond the chunking: governed
     /// seconds a token = chunked raw seconds / this.
@@ -204,9 +246,11 @@ pub struct PerToken {
 
 impl Fit {
     /// Fits the points (at least one with a positive speed). Decode: bytes and rows by least
-    /// squares (bytes alone when the rows term comes out negative). Prefill: one rate per
-    /// kernel class, the mean over its points. The budget's ratio: over the points measured
-    /// at the budget, net of the chunking they went through.
+    /// squares (bytes alone when the rows term comes out negative). Prefill: a cost per
+    /// parameter for each kernel class and one cost per row, by least squares on relative
+    /// error (without the rows term when it comes out negative or cannot be told apart). The
+    /// budget's ratio: over the points measured at the budget, net of the chunking they went
+    /// through.
     pub fn from_points(points: &[Point], chunking: Chunking) -> Option<Fit> {
         let usable: Vec<&Point> = points
             .iter()
@@ -218,21 +262,12 @@ impl Fit {
         let decode: Vec<(f64, f64, f64)> =
             usable.iter().map(|p| (p.shape.decode_bytes, p.shape.rows, 1.0 / p.decode_tok_s)).collect();
         let (per_byte, decode_per_row) = fit_two(&decode);
-        let mut prefill_rate: Vec<(Kernel, f64)> = Vec::new();
-        for kernel in [Kernel::Q4_0, Kernel::Q8_0, Kernel::Q4_1, Kernel::Other] {
-            let rates: Vec<f64> = usable
-                .iter()
-                .filter(|p| p.shape.kernel == kernel)
-                .map(|p| p.shape.layer_params * p.prefill_tok_s)
-                .collect();
-            if !rates.is_empty() {
-                prefill_rate.push((kernel, rates.iter().sum::<f64>() / rates.len() as f64));
-            }
-        }
+        let (prefill_rate, prefill_per_row) = fit_prefill(&usable);
         let mut fit = Fit {
             bandwidth: 1.0 / per_byte,
             decode_per_row,
             prefill_rate,
+            prefill_per_row,
             chunking,
             governed_prefill: 1.0,
             governed_decode: 1.0,
@@ -244,7 +279,9 @@ impl Fit {
                 governed
                     .iter()
                     .map(|(p, (gp, _))| {
-                        let chunked = chunking.per_token(1.0 / p.prefill_tok_s, 1.0 / p.decode_tok_s);
+                        let tokens = p.prompt_tokens.max(1.0);
+                        let chunked =
+                            chunking.prompt_s(tokens, 1.0 / p.prefill_tok_s, 1.0 / p.decode_tok_s, false) / tokens;
                         chunked * gp
                     })
                     .collect(),
@@ -267,24 +304,108 @@ impl Fit {
     /// Ungoverned seconds per token of `shape` (prompts in chunks as large as allowed).
     pub fn raw(&self, shape: &Shape) -> PerToken {
         let rate = self.rate(shape.kernel);
+        let rows = shape.rows * self.prefill_per_row;
         PerToken {
-            prefill_s: shape.layer_params / rate,
+            prefill_s: shape.layer_params / rate + rows,
             decode_s: shape.decode_bytes / self.bandwidth + shape.rows * self.decode_per_row,
-            embed_s: (shape.layer_params + shape.output_params) / rate,
+            embed_s: (shape.layer_params + shape.output_params) / rate + rows,
         }
     }
 
-    /// Seconds per token of `shape` at the calibrated budget, its prompts in the chunks the
-    /// governor would cut.
+    /// Seconds to prefill `tokens` prompt tokens of `shape` at the calibrated budget, in the
+    /// chunks the governor would cut; `embed`: every token also runs the output matrix (an
+    /// embedding request); `warm`: the governor has learned the model's cost (a daemon after
+    /// its first prompt), else it starts with a small chunk (a fresh process).
+    pub fn prompt_s(&self, shape: &Shape, tokens: f64, embed: bool, warm: bool) -> f64 {
+        let raw = self.raw(shape);
+        let per_token = if embed { raw.embed_s } else { raw.prefill_s };
+        self.chunking.prompt_s(tokens, per_token, raw.decode_s, warm) / self.governed_prefill
+    }
+
+    /// Seconds per token of `shape` at the calibrated budget, prompts of
+    /// [`REFERENCE_PROMPT`] tokens in the chunks a warm governor would cut.
     pub fn governed(&self, shape: &Shape) -> PerToken {
         let raw = self.raw(shape);
-        let c = &self.chunking;
         PerToken {
-            prefill_s: c.per_token(raw.prefill_s, raw.decode_s) / self.governed_prefill,
+            prefill_s: self.prompt_s(shape, REFERENCE_PROMPT, false, true) / REFERENCE_PROMPT,
             decode_s: raw.decode_s / self.governed_decode,
-            embed_s: c.per_token(raw.embed_s, raw.decode_s) / self.governed_prefill,
+            embed_s: self.prompt_s(shape, REFERENCE_PROMPT, true, true) / REFERENCE_PROMPT,
         }
     }
+}
+
+/// The prefill fit: seconds a token `≈ layer_params × cost[kernel] + rows × per_row`, by least
+/// squares on relative error. Returns each kernel's rate (1 / cost) and the per-row cost;
+/// without the row term (0) when it comes out negative or the points cannot tell it apart
+/// from the per-parameter costs (every kernel class measured on one shape only).
+fn fit_prefill(points: &[&Point]) -> (Vec<(Kernel, f64)>, f64) {
+    let kernels: Vec<Kernel> = {
+        let mut k: Vec<Kernel> = points.iter().map(|p| p.shape.kernel).collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    let solve = |with_rows: bool| -> Option<Vec<f64>> {
+        let unknowns = kernels.len() + usize::from(with_rows);
+        // Each row of the system is divided by the measured seconds: relative error.
+        let system: Vec<(Vec<f64>, f64)> = points
+            .iter()
+            .map(|p| {
+                let y = 1.0 / p.prefill_tok_s;
+                let mut x = vec![0.0; unknowns];
+                let k = kernels.iter().position(|k| *k == p.shape.kernel).expect("every kernel is listed");
+                x[k] = p.shape.layer_params / y;
+                if with_rows {
+                    x[unknowns - 1] = p.shape.rows / y;
+                }
+                (x, 1.0)
+            })
+            .collect();
+        least_squares(&system, unknowns)
+    };
+    let rates = |costs: &[f64]| kernels.iter().zip(costs).map(|(k, c)| (*k, 1.0 / c)).collect::<Vec<_>>();
+    if let Some(x) = solve(true)
+        && x.iter().all(|c| *c >= 0.0)
+        && x[..kernels.len()].iter().all(|c| *c > 0.0)
+    {
+        return (rates(&x[..kernels.len()]), x[kernels.len()]);
+    }
+    match solve(false) {
+        Some(x) if x.iter().all(|c| *c > 0.0) => (rates(&x), 0.0),
+        _ => (Vec::new(), 0.0),
+    }
+}
+
+/// Least squares `A x ≈ b` by the normal equations and Gaussian elimination with partial
+/// pivoting; `None` when the system does not determine every unknown (fewer independent rows
+/// than unknowns).
+fn least_squares(rows: &[(Vec<f64>, f64)], unknowns: usize) -> Option<Vec<f64>> {
+    let mut m = vec![vec![0.0; unknowns + 1]; unknowns];
+    for (x, b) in rows {
+        for i in 0..unknowns {
+            for j in 0..unknowns {
+                m[i][j] += x[i] * x[j];
+            }
+            m[i][unknowns] += x[i] * b;
+        }
+    }
+    let scale = (0..unknowns).map(|i| m[i][i]).fold(0.0, f64::max);
+    for col in 0..unknowns {
+        let pivot = (col..unknowns).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))?;
+        if m[pivot][col].abs() <= 1e-9 * scale {
+            return None;
+        }
+        m.swap(col, pivot);
+        for r in 0..unknowns {
+            if r != col {
+                let f = m[r][col] / m[col][col];
+                for c in col..=unknowns {
+                    m[r][c] -= f * m[col][c];
+                }
+            }
+        }
+    }
+    Some((0..unknowns).map(|i| m[i][unknowns] / m[i][i]).collect())
 }
 
 /// `y ≈ a·x + b·z` by least squares over `(x, z, y)`, with `a > 0` and `b ≥ 0`; with one
@@ -328,11 +449,17 @@ mod tests {
 
     /// A machine whose true costs are known: points generated from them are fitted back.
     fn point(s: Shape) -> Point {
-        let (per_byte, per_row) = (1.0 / 6e9, 1e-7);
+        let (per_byte, per_row, prefill_per_row) = (1.0 / 6e9, 1e-7, 2e-8);
         let rate = if s.kernel == Kernel::Q4_0 { 2e10 } else { 1.2e10 };
         let decode = 1.0 / (s.decode_bytes * per_byte + s.rows * per_row);
-        let prefill = rate / s.layer_params;
-        Point { shape: s, prefill_tok_s: prefill, decode_tok_s: decode, governed: Some((prefill * 0.5, decode * 0.7)) }
+        let prefill = 1.0 / (s.layer_params / rate + s.rows * prefill_per_row);
+        Point {
+            shape: s,
+            prefill_tok_s: prefill,
+            decode_tok_s: decode,
+            governed: Some((prefill * 0.5, decode * 0.7)),
+            prompt_tokens: 300.0,
+        }
     }
 
     #[test]
@@ -343,29 +470,52 @@ mod tests {
         let fit = Fit::from_points(&[point(small), point(requantized), point(wide)], UNLIMITED).unwrap();
         assert!((fit.bandwidth / 6e9 - 1.0).abs() < 1e-6, "{fit:?}");
         assert!((fit.decode_per_row / 1e-7 - 1.0).abs() < 1e-6, "{fit:?}");
+        assert!((fit.prefill_per_row / 2e-8 - 1.0).abs() < 1e-6, "{fit:?}");
+        // Wider than any calibration model: fewer rows per parameter, cheaper per parameter.
         let big = shape(1.7e9, 2.8e9, 774e3, Kernel::Q4_0);
         let truth = point(big);
         let raw = fit.raw(&big);
         assert!((raw.decode_s * truth.decode_tok_s - 1.0).abs() < 1e-6);
         assert!((raw.prefill_s * truth.prefill_tok_s - 1.0).abs() < 1e-6, "Q4_0 has its own rate");
-        // Governed: the duty cycle's ratio, measured on small models, carries over within the
-        // 1-2% their chunks' share of a decode step makes.
         let governed = fit.governed(&big);
-        assert!((governed.prefill_s * truth.governed.unwrap().0 - 1.0).abs() < 0.03, "{governed:?}");
+        assert!((governed.prefill_s * truth.governed.unwrap().0 - 1.0).abs() < 1e-6, "{governed:?}");
         assert!((governed.decode_s * truth.governed.unwrap().1 - 1.0).abs() < 1e-6);
         // A kernel class nobody measured gets the slowest rate, not the fastest.
         let k = shape(1.7e9, 2.8e9, 774e3, Kernel::Other);
-        assert!((fit.raw(&k).prefill_s * 1.2e10 / 2.8e9 - 1.0).abs() < 1e-6);
+        assert!((fit.raw(&k).prefill_s / (2.8e9 / 1.2e10 + 774e3 * 2e-8) - 1.0).abs() < 1e-6);
     }
 
     #[test]
-    fn a_model_too_big_for_the_step_target_prefills_at_decode_speed() {
+    fn without_a_second_shape_of_one_kernel_the_row_term_is_left_out() {
+        // One shape per kernel: the row cost cannot be told from the parameter costs.
+        let a = point(shape(94e6, 107e6, 155e3, Kernel::Q4_1));
+        let b = point(shape(90e6, 107e6, 155e3, Kernel::Q4_0));
+        let fit = Fit::from_points(&[a, b], UNLIMITED).unwrap();
+        assert_eq!(fit.prefill_per_row, 0.0);
+        for p in [a, b] {
+            assert!((fit.raw(&p.shape).prefill_s * p.prefill_tok_s - 1.0).abs() < 1e-9, "each point is fitted exactly");
+        }
+    }
+
+    #[test]
+    fn the_chunks_replay_the_governor_and_a_model_too_big_prefills_at_decode_speed() {
         let c = Chunking { target_s: Some(0.05), max: 128.0 };
         assert_eq!(c.tokens(0.01), 5.0);
         assert_eq!(c.tokens(0.2), 1.0, "at least one token a chunk");
         assert_eq!(UNLIMITED.tokens(0.2), 128.0);
-        assert!((c.per_token(0.2, 0.5) - 0.5).abs() < 1e-12, "one token a chunk costs a decode step");
-        assert!((c.per_token(0.01, 0.03) - (0.03 + 4.0 * 0.01) / 5.0).abs() < 1e-12);
+        // Prefill over the target: 8 tokens first, then one a chunk, each a decode step.
+        let (prefill, decode) = (0.2, 0.5);
+        let expected = (decode + 7.0 * prefill) + 92.0 * decode;
+        assert!((c.prompt_s(100.0, prefill, decode, false) - expected).abs() < 1e-9);
+        assert!((c.prompt_s(100.0, prefill, decode, true) - 100.0 * decode).abs() < 1e-9, "warm: no first chunk");
+        // Cheap tokens: the chunk grows from 8 until one takes about the target.
+        let (prefill, decode) = (0.001, 0.003);
+        let total = c.prompt_s(1000.0, prefill, decode, false);
+        let settled = 1.0 + (0.05 - decode) / prefill;
+        let at_settled = (decode + (settled - 1.0) * prefill) / settled;
+        assert!(total / 1000.0 < 1.1 * at_settled && total / 1000.0 >= at_settled * 0.99, "{total}");
+        assert!(c.prompt_s(1000.0, prefill, decode, true) <= total, "a warm governor starts settled");
+        assert!((UNLIMITED.prompt_s(100.0, 0.01, 0.03, true) - 1.0).abs() < 1e-12, "no target: the raw cost");
     }
 
     #[test]

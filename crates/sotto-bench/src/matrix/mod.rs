@@ -73,6 +73,7 @@ pub fn spread(events: &[LabelledEvent], n: usize) -> Vec<LabelledEvent> {
 
 /// Runs every row; writes the outputs; returns what `run.json` holds.
 pub fn run(o: &Options) -> anyhow::Result<Value> {
+    let started = std::time::Instant::now();
     std::fs::create_dir_all(&o.out)?;
     std::fs::write(o.out.join("matrix.toml"), &o.matrix_text)?;
     let rows = o.matrix.rows();
@@ -129,7 +130,7 @@ pub fn run(o: &Options) -> anyhow::Result<Value> {
     bar.finish_and_clear();
     let done: Vec<Done> =
         measured.iter().map(|(row, m, bytes)| Done { row, measured: m, model_bytes: *bytes }).collect();
-    write(o, events.len(), &done, &failed, &speeds)
+    write(o, events.len(), started.elapsed().as_secs_f64(), &done, &failed, &speeds)
 }
 
 /// A line for the log above the progress bar; on stderr as it is when the bar is hidden (stderr
@@ -148,6 +149,7 @@ fn run_row(row: &Row, o: &Options, plan: &Plan) -> anyhow::Result<(Measured, u64
 fn write(
     o: &Options,
     events: usize,
+    wall_s: f64,
     done: &[Done],
     failed: &[(Row, String)],
     speeds: &[speed::Speed],
@@ -155,8 +157,13 @@ fn write(
     let p = &o.matrix.promises;
     let mut md = format!("# sotto bench run\n\n```\n{}\n```\n\n", serde_json::to_string_pretty(&o.meta)?);
     md.push_str(&format!(
-        "{} events per row, one at a time; {} rationales; {} s idle; {} s foreground (2 SHA-256 threads).\n\n",
-        events, o.matrix.run.rationales, o.matrix.run.idle_s, o.matrix.run.foreground_s
+        "{} events per row, one at a time; {} rationales; {} s idle; {} s foreground (2 SHA-256 threads). \
+         The run took {:.0} minutes.\n\n",
+        events,
+        o.matrix.run.rationales,
+        o.matrix.run.idle_s,
+        o.matrix.run.foreground_s,
+        wall_s / 60.0
     ));
     md.push_str(&report::table(done, p));
     let ratios = report::ratios(done);
@@ -208,7 +215,7 @@ fn write(
     let data = json!({
         "meta": o.meta,
         "run": {"events": events, "rationales": o.matrix.run.rationales,
-            "idle_s": o.matrix.run.idle_s, "foreground_s": o.matrix.run.foreground_s},
+            "idle_s": o.matrix.run.idle_s, "foreground_s": o.matrix.run.foreground_s, "wall_s": wall_s},
         "rows": done.iter().map(|d| json!({
             "name": d.row.name, "kind": format!("{:?}", d.row.kind).to_lowercase(), "model": d.row.model,
             "set": d.row.set, "threads": d.row.threads, "threads_batch": d.row.threads_batch,

@@ -104,8 +104,9 @@ pub fn predict(m: &KnownModel, quant: &str, bytes: u64, setting: &Setting) -> Ro
     let (n_ctx, chunk, snapshots) = (*n_ctx, *chunk, *snapshots);
     let shape = m.shape(quant, bytes);
     let t: PerToken = fit.governed(&shape);
-    let verdict = |tokens: f64| tokens * t.embed_s * 1e3;
-    let rationale = |prompt: f64, out: f64| (prompt * t.prefill_s + out * t.decode_s) * 1e3;
+    // The daemon's governor has learned the model's cost by the standard event.
+    let verdict = |tokens: f64| fit.prompt_s(&shape, tokens, true, true) * 1e3;
+    let rationale = |prompt: f64, out: f64| (fit.prompt_s(&shape, prompt, false, true) + out * t.decode_s) * 1e3;
     let ctx = n_ctx.min(m.context).max(1);
     let ram = memory::estimate_dims(&m.dims(bytes), ctx, chunk.min(ctx), KvType::F16, snapshots).total();
     let s = standard;
@@ -354,6 +355,7 @@ mod tests {
             prefill_tok_s: p,
             decode_tok_s: d,
             governed: Some((p * 0.6, d * 0.75)),
+            prompt_tokens: 300.0,
         };
         let smol =
             Shape { decode_bytes: 94e6, layer_params: 107e6, output_params: 28e6, rows: 155e3, kernel: Kernel::Q4_1 };

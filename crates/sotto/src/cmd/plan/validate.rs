@@ -3,13 +3,16 @@
 //! default budget, it calibrates on the shipped models (in this run) and then runs every
 //! model of the validation set through the engine (`sotto generate --json`, the calibration
 //! text), comparing the predicted prefill + decode time with the measured one:
-//! - the shipped models themselves (the calibration: in-sample);
+//! - the shipped models themselves, and the calibration's own variants (in-sample);
 //! - their Q8_0 and Q4_0 re-quantizations, through llama.cpp's quantizer;
 //! - synthetic llama-architecture GGUFs of about 0.5B, 1B and 3B parameters with random
 //!   weights (`scripts/synth-gguf`): speed does not depend on the weights' values.
 //!
-//! The generated files live in a work folder outside the repository (kept between runs,
-//! several GB); the error table and every figure go to `--out`.
+//! Each row is the fastest of up to [`MAX_RUNS`] runs (while its runs add up to under
+//! [`RUNS_WITHIN_S`]), as each calibration figure is the fastest of its runs: noise on a
+//! shared machine only ever slows a run down, and a single run of a short row can be a third
+//! slower than the next one. The generated files live in a work folder outside the
+//! repository (kept between runs, several GB); the error table and every figure go to `--out`.
 //!
 //! Must not: judge a row on a calibration it was part of without saying so, or hide a row
 //! that failed (it is listed with its error).
@@ -63,6 +66,9 @@ struct Row {
 
 /// The largest error a row may have.
 const TOLERANCE: f64 = 0.25;
+/// Most runs of one row, and the measured time after which a row is not run again.
+const MAX_RUNS: usize = 3;
+const RUNS_WITHIN_S: f64 = 15.0;
 
 pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
     let work = args.work.clone().unwrap_or_else(|| crate::config::cache_dir().join("plan-validation"));
@@ -96,11 +102,11 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
             let calibration = calibrate::measure(&key, &shipped, &variants)?;
             for m in &models {
                 let t = calibration.fit.governed(&m.shape);
-                match calibrate::run(&key, &m.path, &text, Some((mean, peak))) {
+                match measure(&key, &m.path, &calibrate::text_for(&m.path, &text), (mean, peak)) {
                     Ok(r) => {
                         let prefill_ms = r.prompt_tokens / r.prefill_tok_s * 1e3;
                         let decode_ms = r.generated_tokens / r.decode_tok_s * 1e3;
-                        let predicted_prefill = r.prompt_tokens * t.prefill_s * 1e3;
+                        let predicted_prefill = calibration.fit.prompt_s(&m.shape, r.prompt_tokens, false, false) * 1e3;
                         let predicted_decode = r.generated_tokens * t.decode_s * 1e3;
                         let measured_ms = prefill_ms + decode_ms;
                         let predicted_ms = predicted_prefill + predicted_decode;
@@ -153,6 +159,23 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One row: the fastest of its runs, prefill and decode each.
+fn measure(key: &Key, model: &Path, text: &str, budget: (f64, f64)) -> anyhow::Result<calibrate::Run> {
+    let mut best = calibrate::run(key, model, text, Some(budget))?;
+    let took = |r: &calibrate::Run| r.prompt_tokens / r.prefill_tok_s + r.generated_tokens / r.decode_tok_s;
+    let mut spent = took(&best);
+    for _ in 1..MAX_RUNS {
+        if spent >= RUNS_WITHIN_S {
+            break;
+        }
+        let r = calibrate::run(key, model, text, Some(budget))?;
+        spent += took(&r);
+        best.prefill_tok_s = best.prefill_tok_s.max(r.prefill_tok_s);
+        best.decode_tok_s = best.decode_tok_s.max(r.decode_tok_s);
+    }
+    Ok(best)
+}
+
 fn meta_block() -> String {
     format!(
         "# sotto bench plan\n\n```\ncommand: {}\ncpu: {} ({:.2} CPUs)\ndate: {}\n```\n",
@@ -167,6 +190,7 @@ fn meta_block() -> String {
 /// other re-quantizations, and the synthetic models, each made in `work` unless it is there.
 fn prepare(shipped: &[PathBuf], variants: &[PathBuf], work: &Path, sizes: &[String]) -> anyhow::Result<Vec<Model>> {
     let mut models = Vec::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
     let mut add = |name: String, origin: Origin, path: PathBuf| -> anyhow::Result<()> {
         let header = GgufHeader::read(&path)?;
         let (params, file_bytes, shape) = (header.parameter_count(), header.file_size, Shape::from_header(&header));
@@ -179,8 +203,13 @@ fn prepare(shipped: &[PathBuf], variants: &[PathBuf], work: &Path, sizes: &[Stri
         for to in [sotto_engine::QuantType::Q8_0, sotto_engine::QuantType::Q4_0] {
             let out = calibrate::requantized(path, to, work)?;
             let origin = if variants.contains(&out) { Origin::Calibration } else { Origin::Requantized };
+            seen.push(out.clone());
             add(format!("{stem} → {}", to.name()), origin, out)?;
         }
+    }
+    for path in variants.iter().filter(|v| !seen.contains(v)) {
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        add(name, Origin::Calibration, path.clone())?;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/synth-gguf");
     let tokenizer = &shipped.iter().find(|p| p.to_string_lossy().contains("SmolLM2")).unwrap_or(&shipped[0]);
