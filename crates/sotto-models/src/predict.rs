@@ -3,10 +3,12 @@
 //! and delivered minutes). Pure arithmetic; the calibration itself is measured by `sotto plan`.
 //!
 //! Per token, at a fixed thread count:
-//! - decode reads every weight it multiplies: `decode_s = decode_bytes / bandwidth + rows ×
-//!   per_row`, where `rows` counts the output rows of every layer matrix (a dot product's
-//!   fixed cost). The output matrix is read in full for every token (tied: the token
-//!   embedding itself), the token embedding only one row at a time.
+//! - decode reads every weight it multiplies: `decode_s = decode_bytes / bandwidth[kernel]`.
+//!   The output matrix is read in full for every token (tied: the token embedding itself),
+//!   the token embedding only one row at a time. The bandwidth is per kernel class because
+//!   unpacking a block costs more for some types (Q4_1 ran 30-40% under Q4_0's here); a
+//!   shared per-row term was tried and left out: fitted on models of 4 to 30 layers it
+//!   took SmolLM2's slow Q4_1 decode for a cost of rows and put a 0.5B model 50% over.
 //! - prefill is compute-bound: `prefill_s = layer_params × cost[kernel] + rows × per_row`.
 //!   The cost depends on the weights' type, because llama.cpp multiplies Q4_0 and Q8_0
 //!   matrices with its tiled kernels and other types one dot product at a time (1.3 to 1.7
@@ -220,10 +222,8 @@ pub const REFERENCE_PROMPT: f64 = 256.0;
 /// The fitted speed of this machine at one thread count and budget.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fit {
-    /// Bytes per second a decoded token streams through.
-    pub bandwidth: f64,
-    /// Seconds per output row per decoded token beyond the bytes.
-    pub decode_per_row: f64,
+    /// Bytes per second a decoded token streams through, per kernel class measured.
+    pub bandwidth: Vec<(Kernel, f64)>,
     /// Layer parameters per second of prefill, per kernel class measured.
     pub prefill_rate: Vec<(Kernel, f64)>,
     /// Seconds per output row per prompt token beyond the parameters.
@@ -245,8 +245,8 @@ pub struct PerToken {
 }
 
 impl Fit {
-    /// Fits the points (at least one with a positive speed). Decode: bytes and rows by least
-    /// squares (bytes alone when the rows term comes out negative). Prefill: a cost per
+    /// Fits the points (at least one with a positive speed). Decode: a bandwidth per kernel
+    /// class, by least squares on relative error. Prefill: a cost per
     /// parameter for each kernel class and one cost per row, by least squares on relative
     /// error (without the rows term when it comes out negative or cannot be told apart). The
     /// budget's ratio: over the points measured at the budget, net of the chunking they went
@@ -259,19 +259,13 @@ impl Fit {
         if usable.is_empty() {
             return None;
         }
-        let decode: Vec<(f64, f64, f64)> =
-            usable.iter().map(|p| (p.shape.decode_bytes, p.shape.rows, 1.0 / p.decode_tok_s)).collect();
-        let (per_byte, decode_per_row) = fit_two(&decode);
+        let bandwidth = fit_decode(&usable);
         let (prefill_rate, prefill_per_row) = fit_prefill(&usable);
-        let mut fit = Fit {
-            bandwidth: 1.0 / per_byte,
-            decode_per_row,
-            prefill_rate,
-            prefill_per_row,
-            chunking,
-            governed_prefill: 1.0,
-            governed_decode: 1.0,
-        };
+        if bandwidth.is_empty() || prefill_rate.is_empty() {
+            return None;
+        }
+        let mut fit =
+            Fit { bandwidth, prefill_rate, prefill_per_row, chunking, governed_prefill: 1.0, governed_decode: 1.0 };
         let governed: Vec<(&Point, (f64, f64))> = usable.iter().filter_map(|p| Some((*p, p.governed?))).collect();
         if !governed.is_empty() {
             let mean = |v: Vec<f64>| (v.iter().sum::<f64>() / v.len() as f64).clamp(1e-3, 1.0);
@@ -291,14 +285,15 @@ impl Fit {
         Some(fit)
     }
 
-    /// Layer parameters per second for `kernel`: its own rate, else the slowest measured (a
-    /// kernel the calibration has no model of is not assumed to be fast).
+    /// Layer parameters per second of prefill for `kernel`, and bytes per second of decode:
+    /// its own, else the slowest measured (a kernel the calibration has no model of is not
+    /// assumed to be fast).
     fn rate(&self, kernel: Kernel) -> f64 {
-        self.prefill_rate
-            .iter()
-            .find(|(k, _)| *k == kernel)
-            .or_else(|| self.prefill_rate.iter().min_by(|a, b| a.1.total_cmp(&b.1)))
-            .map_or(f64::INFINITY, |(_, r)| *r)
+        of_kernel(&self.prefill_rate, kernel)
+    }
+
+    fn bandwidth(&self, kernel: Kernel) -> f64 {
+        of_kernel(&self.bandwidth, kernel)
     }
 
     /// Ungoverned seconds per token of `shape` (prompts in chunks as large as allowed).
@@ -307,7 +302,7 @@ impl Fit {
         let rows = shape.rows * self.prefill_per_row;
         PerToken {
             prefill_s: shape.layer_params / rate + rows,
-            decode_s: shape.decode_bytes / self.bandwidth + shape.rows * self.decode_per_row,
+            decode_s: shape.decode_bytes / self.bandwidth(shape.kernel),
             embed_s: (shape.layer_params + shape.output_params) / rate + rows,
         }
     }
@@ -339,12 +334,7 @@ impl Fit {
 /// without the row term (0) when it comes out negative or the points cannot tell it apart
 /// from the per-parameter costs (every kernel class measured on one shape only).
 fn fit_prefill(points: &[&Point]) -> (Vec<(Kernel, f64)>, f64) {
-    let kernels: Vec<Kernel> = {
-        let mut k: Vec<Kernel> = points.iter().map(|p| p.shape.kernel).collect();
-        k.sort();
-        k.dedup();
-        k
-    };
+    let kernels = kernels(points);
     let solve = |with_rows: bool| -> Option<Vec<f64>> {
         let unknowns = kernels.len() + usize::from(with_rows);
         // Each row of the system is divided by the measured seconds: relative error.
@@ -396,11 +386,12 @@ fn least_squares(rows: &[(Vec<f64>, f64)], unknowns: usize) -> Option<Vec<f64>> 
             return None;
         }
         m.swap(col, pivot);
-        for r in 0..unknowns {
+        let pivot_row = m[col].clone();
+        for (r, row) in m.iter_mut().enumerate() {
             if r != col {
-                let f = m[r][col] / m[col][col];
-                for c in col..=unknowns {
-                    m[r][c] -= f * m[col][c];
+                let f = row[col] / pivot_row[col];
+                for (x, p) in row.iter_mut().zip(&pivot_row).skip(col) {
+                    *x -= f * p;
                 }
             }
         }
@@ -408,33 +399,42 @@ fn least_squares(rows: &[(Vec<f64>, f64)], unknowns: usize) -> Option<Vec<f64>> 
     Some((0..unknowns).map(|i| m[i][unknowns] / m[i][i]).collect())
 }
 
-/// `y ≈ a·x + b·z` by least squares over `(x, z, y)`, with `a > 0` and `b ≥ 0`; with one
-/// point, or when the two-term fit is degenerate or negative, `b = 0` and `a` is the
-/// least-squares slope through the origin.
-fn fit_two(samples: &[(f64, f64, f64)]) -> (f64, f64) {
-    let through_origin = || {
-        let sxx: f64 = samples.iter().map(|s| s.0 * s.0).sum();
-        let sxy: f64 = samples.iter().map(|s| s.0 * s.2).sum();
-        (sxy / sxx, 0.0)
-    };
-    if samples.len() < 2 {
-        return through_origin();
+/// The figure of `kernel`, else the smallest.
+fn of_kernel(figures: &[(Kernel, f64)], kernel: Kernel) -> f64 {
+    figures
+        .iter()
+        .find(|(k, _)| *k == kernel)
+        .or_else(|| figures.iter().min_by(|a, b| a.1.total_cmp(&b.1)))
+        .map_or(f64::INFINITY, |(_, r)| *r)
+}
+
+/// The kernel classes of `points`, each once, in order.
+fn kernels(points: &[&Point]) -> Vec<Kernel> {
+    let mut k: Vec<Kernel> = points.iter().map(|p| p.shape.kernel).collect();
+    k.sort();
+    k.dedup();
+    k
+}
+
+/// The decode fit: seconds a token `≈ decode_bytes / bandwidth[kernel]`, by least squares on
+/// relative error; each kernel's bandwidth (empty when a point has no bytes).
+fn fit_decode(points: &[&Point]) -> Vec<(Kernel, f64)> {
+    let kernels = kernels(points);
+    let system: Vec<(Vec<f64>, f64)> = points
+        .iter()
+        .map(|p| {
+            let mut x = vec![0.0; kernels.len()];
+            x[kernels.iter().position(|k| *k == p.shape.kernel).expect("every kernel is listed")] =
+                p.shape.decode_bytes * p.decode_tok_s;
+            (x, 1.0)
+        })
+        .collect();
+    match least_squares(&system, kernels.len()) {
+        Some(per_byte) if per_byte.iter().all(|c| *c > 0.0) => {
+            kernels.iter().zip(per_byte).map(|(k, c)| (*k, 1.0 / c)).collect()
+        }
+        _ => Vec::new(),
     }
-    let (mut sxx, mut sxz, mut szz, mut sxy, mut szy) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for &(x, z, y) in samples {
-        sxx += x * x;
-        sxz += x * z;
-        szz += z * z;
-        sxy += x * y;
-        szy += z * y;
-    }
-    let det = sxx * szz - sxz * sxz;
-    if det.abs() <= 1e-9 * sxx * szz {
-        return through_origin();
-    }
-    let a = (sxy * szz - szy * sxz) / det;
-    let b = (sxx * szy - sxz * sxy) / det;
-    if a > 0.0 && b >= 0.0 { (a, b) } else { through_origin() }
 }
 
 #[cfg(test)]
@@ -449,9 +449,9 @@ mod tests {
 
     /// A machine whose true costs are known: points generated from them are fitted back.
     fn point(s: Shape) -> Point {
-        let (per_byte, per_row, prefill_per_row) = (1.0 / 6e9, 1e-7, 2e-8);
-        let rate = if s.kernel == Kernel::Q4_0 { 2e10 } else { 1.2e10 };
-        let decode = 1.0 / (s.decode_bytes * per_byte + s.rows * per_row);
+        let prefill_per_row = 2e-8;
+        let (rate, bandwidth) = if s.kernel == Kernel::Q4_0 { (2e10, 8e9) } else { (1.2e10, 6e9) };
+        let decode = bandwidth / s.decode_bytes;
         let prefill = 1.0 / (s.layer_params / rate + s.rows * prefill_per_row);
         Point {
             shape: s,
@@ -468,14 +468,15 @@ mod tests {
         let requantized = shape(90e6, 107e6, 155e3, Kernel::Q4_0);
         let wide = shape(247e6, 100e6, 124e3, Kernel::Q4_1);
         let fit = Fit::from_points(&[point(small), point(requantized), point(wide)], UNLIMITED).unwrap();
-        assert!((fit.bandwidth / 6e9 - 1.0).abs() < 1e-6, "{fit:?}");
-        assert!((fit.decode_per_row / 1e-7 - 1.0).abs() < 1e-6, "{fit:?}");
+        assert_eq!(fit.bandwidth.len(), 2, "{fit:?}");
+        assert!((fit.bandwidth(Kernel::Q4_1) / 6e9 - 1.0).abs() < 1e-6, "{fit:?}");
+        assert!((fit.bandwidth(Kernel::Q4_0) / 8e9 - 1.0).abs() < 1e-6, "{fit:?}");
         assert!((fit.prefill_per_row / 2e-8 - 1.0).abs() < 1e-6, "{fit:?}");
         // Wider than any calibration model: fewer rows per parameter, cheaper per parameter.
         let big = shape(1.7e9, 2.8e9, 774e3, Kernel::Q4_0);
         let truth = point(big);
         let raw = fit.raw(&big);
-        assert!((raw.decode_s * truth.decode_tok_s - 1.0).abs() < 1e-6);
+        assert!((raw.decode_s * truth.decode_tok_s - 1.0).abs() < 1e-6, "Q4_0 has its own bandwidth");
         assert!((raw.prefill_s * truth.prefill_tok_s - 1.0).abs() < 1e-6, "Q4_0 has its own rate");
         let governed = fit.governed(&big);
         assert!((governed.prefill_s * truth.governed.unwrap().0 - 1.0).abs() < 1e-6, "{governed:?}");
@@ -483,6 +484,7 @@ mod tests {
         // A kernel class nobody measured gets the slowest rate, not the fastest.
         let k = shape(1.7e9, 2.8e9, 774e3, Kernel::Other);
         assert!((fit.raw(&k).prefill_s / (2.8e9 / 1.2e10 + 774e3 * 2e-8) - 1.0).abs() < 1e-6);
+        assert!((fit.raw(&k).decode_s / (1.7e9 / 6e9) - 1.0).abs() < 1e-6);
     }
 
     #[test]
@@ -519,15 +521,15 @@ mod tests {
     }
 
     #[test]
-    fn a_negative_rows_term_falls_back_to_the_bytes() {
-        // The model with more rows is faster: no positive per-row cost fits.
+    fn decode_is_fitted_per_kernel_on_relative_error_and_nothing_fits_no_points() {
+        // Two Q4_1 models 10% apart in speed per byte: the fit lands between them.
         let mut a = point(shape(100e6, 100e6, 10e3, Kernel::Q4_1));
         let mut b = point(shape(200e6, 200e6, 40e3, Kernel::Q4_1));
-        a.decode_tok_s = 10.0;
-        b.decode_tok_s = 9.0;
+        a.decode_tok_s = 60.0;
+        b.decode_tok_s = 33.0;
         let fit = Fit::from_points(&[a, b], UNLIMITED).unwrap();
-        assert_eq!(fit.decode_per_row, 0.0);
-        assert!(fit.bandwidth > 0.0);
+        let bw = fit.bandwidth(Kernel::Q4_1);
+        assert!(bw > 6.0e9 && bw < 6.6e9, "{bw}");
         assert!(Fit::from_points(&[], UNLIMITED).is_none());
     }
 

@@ -91,7 +91,11 @@ fn tensors(d: &Dims) -> Vec<Tensor> {
 
 /// Writes the model to `path` (through `path.partial`); returns its parameter count.
 pub fn write_llama(path: &Path, d: &Dims) -> io::Result<u64> {
-    if d.heads == 0 || d.kv_heads == 0 || d.embedding % d.heads != 0 || d.embedding % Q4_0_BLOCK.0 != 0 {
+    if d.heads == 0
+        || d.kv_heads == 0
+        || !d.embedding.is_multiple_of(d.heads)
+        || !d.embedding.is_multiple_of(Q4_0_BLOCK.0)
+    {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("no llama has the shape {d:?}")));
     }
     let partial = path.with_extension("partial");

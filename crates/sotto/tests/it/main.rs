@@ -403,10 +403,12 @@ fn plan_calibrates_once_and_predicts_every_catalogue_model() {
         let (v50, v95) = (r["verdict_ms"][0].as_f64().unwrap(), r["verdict_ms"][1].as_f64().unwrap());
         assert!(v50 > 0.0 && v95 >= v50 && r["ram_bytes"].as_u64().unwrap() > r["file_bytes"].as_u64().unwrap(), "{r}");
     }
-    // The fit is the one measured here: a bandwidth, a prefill rate for each kernel class the
-    // shipped models and the variants use (Q4_0, Q8_0, Q4_1, the others), and a cost per row.
+    // The fit is the one measured here: a bandwidth and a prefill rate for each kernel class
+    // the shipped models and the variants use (Q4_0, Q8_0, Q4_1, the others), and a cost per row.
     let fit = &a["calibration"]["fit"];
-    assert!(fit["bandwidth"].as_f64().unwrap() > 0.0, "{fit}");
+    let bandwidth = fit["bandwidth"].as_array().unwrap();
+    assert_eq!(bandwidth.len(), 4, "{fit}");
+    assert!(bandwidth.iter().all(|b| b[1].as_f64().unwrap() > 0.0), "{fit}");
     let rates = fit["prefill_rate"].as_array().unwrap();
     assert_eq!(rates.len(), 4, "{fit}");
     let variants = std::fs::read_dir(state.path().join("sotto/calibration")).unwrap().count();

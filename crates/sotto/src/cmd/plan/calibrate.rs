@@ -5,7 +5,7 @@
 //! rates of llama.cpp's tiled kernels) and a synthetic 2048-wide Q4_0 llama
 //! (`sotto_models::synth`: how the cost per weight falls on wider matrices), both kept in the
 //! cache directory. Each figure is the fastest of [`RUNS`] runs: on a shared machine noise
-//! only ever slows a run down. About a minute and a half; cached in the state directory under
+//! only ever slows a run down. About two minutes; cached in the state directory under
 //! everything that changes the figures (CPU, usable CPUs, threads, budgets, chunk, scheduling
 //! class, sotto's version, the models' files), so a second `plan` answers at once.
 //! `--recalibrate` measures again.
@@ -50,7 +50,7 @@ pub struct Calibration {
 /// Tokens generated per calibration run.
 const GENERATE: u32 = 24;
 /// Runs per calibration figure; the fastest counts.
-pub const RUNS: usize = 2;
+pub const RUNS: usize = 3;
 /// The synthetic calibration model's file, in the cache directory.
 const SYNTHETIC: &str = "synth-calibration-llama-4x2048-q4_0.gguf";
 /// Bytes of the calibration text the synthetic model reads: its vocabulary is bytes, so this
@@ -140,7 +140,7 @@ pub fn load_or_measure(
         return Ok(c.clone());
     }
     say(&format!(
-        "calibrating: {} at {} thread(s) ({} for prompts), ungoverned and at {:.0}/{:.0}% (about 90 s, once)",
+        "calibrating: {} at {} thread(s) ({} for prompts), ungoverned and at {:.0}/{:.0}% (about two minutes, once)",
         models.iter().filter_map(|m| m.file_name()).map(|f| f.to_string_lossy()).collect::<Vec<_>>().join(" and "),
         key.threads,
         key.threads_batch,

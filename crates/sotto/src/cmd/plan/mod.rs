@@ -273,12 +273,13 @@ pub fn table(
         Some(t) => format!("prompt chunks of {:.0} ms", t * 1e3),
         None => format!("prompt chunks of up to {:.0} tokens", f.chunking.max),
     };
+    let bandwidth: Vec<String> = f.bandwidth.iter().map(|(k, b)| format!("{:?} {:.1}", k, b / 1e9)).collect();
     out.push_str(&format!(
-        "Fit: decode streams {:.1} GB/s (+{:.2} µs a matrix row); prefill G layer-params/s by kernel: {}; \
-         {chunks}; the budget keeps {:.0}% of prefill speed and {:.0}% of decode speed.\n",
-        f.bandwidth / 1e9,
-        f.decode_per_row * 1e6,
+        "Fit: decode streams GB/s by kernel: {}; prefill G layer-params/s by kernel: {} (+{:.1} ns a matrix \
+         row); {chunks}; the budget keeps {:.0}% of prefill speed and {:.0}% of decode speed.\n",
+        bandwidth.join(", "),
         rates.join(", "),
+        f.prefill_per_row * 1e9,
         f.governed_prefill * 100.0,
         f.governed_decode * 100.0
     ));
