@@ -248,7 +248,8 @@ fn table(models: &[Model], rows: &[Row], failed: &[(String, u32, String, String)
     }
     s.push_str(
         "\nPredicted against measured time of one request (the calibration text's prefill, then its \
-         generated tokens), at each thread count and budget:\n\n\
+         generated tokens; measured: the fastest of up to 3 runs, prefill and decode each), at each \
+         thread count and budget:\n\n\
          | model | origin | threads | budget | prompt / generated tokens | predicted ms | measured ms | error | prefill error | decode error |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
