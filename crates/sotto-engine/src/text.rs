@@ -73,7 +73,7 @@ impl StopMatcher {
         self.held.push_str(text);
         let pending =
             self.held.len() - self.stops.iter().map(|s| longest_suffix_prefix(&self.held, s)).max().unwrap_or(0);
-        if let Some(pos) = self.first_complete()
+        if let Some(pos) = self.first_complete_in(&self.held)
             && pos <= pending
         {
             let emit = self.held[..pos].to_string();
@@ -94,10 +94,6 @@ impl StopMatcher {
             Some(pos) => (held[..pos].to_string(), true),
             None => (held, false),
         }
-    }
-
-    fn first_complete(&self) -> Option<usize> {
-        self.first_complete_in(&self.held)
     }
 
     fn first_complete_in(&self, text: &str) -> Option<usize> {

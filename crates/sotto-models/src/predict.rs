@@ -22,7 +22,7 @@
 //!   the duty cycle costs beyond that is a ratio measured on the calibration models.
 //!
 //! Must not: read RAM or core count to guess a tier (the calibration is the only source of
-//! speed), or extrapolate a fit that came out negative (it falls back to the bytes alone).
+//! speed), or extrapolate a row term that came out negative (the fit goes without it).
 
 use serde::{Deserialize, Serialize};
 
@@ -329,41 +329,53 @@ impl Fit {
     }
 }
 
-/// The prefill fit: seconds a token `≈ layer_params × cost[kernel] + rows × per_row`, by least
-/// squares on relative error. Returns each kernel's rate (1 / cost) and the per-row cost;
-/// without the row term (0) when it comes out negative or the points cannot tell it apart
-/// from the per-parameter costs (every kernel class measured on one shape only).
+/// The prefill fit: seconds a token `≈ layer_params × cost[kernel] + rows × per_row`. Returns
+/// each kernel's rate (1 / cost) and the per-row cost; without the row term (0) when it comes
+/// out negative or the points cannot tell it apart from the per-parameter costs (every kernel
+/// class measured on one shape only).
 fn fit_prefill(points: &[&Point]) -> (Vec<(Kernel, f64)>, f64) {
+    let seconds = |p: &Point| 1.0 / p.prefill_tok_s;
+    fit_kernels(points, |s| s.layer_params, seconds, true)
+        .or_else(|| fit_kernels(points, |s| s.layer_params, seconds, false))
+        .unwrap_or_default()
+}
+
+/// The decode fit: seconds a token `≈ decode_bytes / bandwidth[kernel]`; each kernel's
+/// bandwidth (empty when the points fit none).
+fn fit_decode(points: &[&Point]) -> Vec<(Kernel, f64)> {
+    fit_kernels(points, |s| s.decode_bytes, |p| 1.0 / p.decode_tok_s, false).map(|f| f.0).unwrap_or_default()
+}
+
+/// Seconds `≈ size × cost[kernel] (+ rows × per_row)`, by least squares on relative error:
+/// each kernel's rate (1 / cost) and the per-row cost (0 without `rows`); `None` unless every
+/// cost comes out positive and the row cost not negative.
+fn fit_kernels(
+    points: &[&Point],
+    size: impl Fn(&Shape) -> f64,
+    seconds: impl Fn(&Point) -> f64,
+    rows: bool,
+) -> Option<(Vec<(Kernel, f64)>, f64)> {
     let kernels = kernels(points);
-    let solve = |with_rows: bool| -> Option<Vec<f64>> {
-        let unknowns = kernels.len() + usize::from(with_rows);
-        // Each row of the system is divided by the measured seconds: relative error.
-        let system: Vec<(Vec<f64>, f64)> = points
-            .iter()
-            .map(|p| {
-                let y = 1.0 / p.prefill_tok_s;
-                let mut x = vec![0.0; unknowns];
-                let k = kernels.iter().position(|k| *k == p.shape.kernel).expect("every kernel is listed");
-                x[k] = p.shape.layer_params / y;
-                if with_rows {
-                    x[unknowns - 1] = p.shape.rows / y;
-                }
-                (x, 1.0)
-            })
-            .collect();
-        least_squares(&system, unknowns)
-    };
-    let rates = |costs: &[f64]| kernels.iter().zip(costs).map(|(k, c)| (*k, 1.0 / c)).collect::<Vec<_>>();
-    if let Some(x) = solve(true)
-        && x.iter().all(|c| *c >= 0.0)
-        && x[..kernels.len()].iter().all(|c| *c > 0.0)
-    {
-        return (rates(&x[..kernels.len()]), x[kernels.len()]);
+    let unknowns = kernels.len() + usize::from(rows);
+    // Each row of the system is divided by the measured seconds: relative error.
+    let system: Vec<(Vec<f64>, f64)> = points
+        .iter()
+        .map(|p| {
+            let y = seconds(p);
+            let mut x = vec![0.0; unknowns];
+            x[kernels.iter().position(|k| *k == p.shape.kernel).expect("every kernel is listed")] = size(&p.shape) / y;
+            if rows {
+                x[unknowns - 1] = p.shape.rows / y;
+            }
+            (x, 1.0)
+        })
+        .collect();
+    let x = least_squares(&system, unknowns)?;
+    let (costs, per_row) = x.split_at(kernels.len());
+    if !costs.iter().all(|c| *c > 0.0) || per_row.iter().any(|r| *r < 0.0) {
+        return None;
     }
-    match solve(false) {
-        Some(x) if x.iter().all(|c| *c > 0.0) => (rates(&x), 0.0),
-        _ => (Vec::new(), 0.0),
-    }
+    Some((kernels.iter().zip(costs).map(|(k, c)| (*k, 1.0 / c)).collect(), per_row.first().copied().unwrap_or(0.0)))
 }
 
 /// Least squares `A x ≈ b` by the normal equations and Gaussian elimination with partial
@@ -414,27 +426,6 @@ fn kernels(points: &[&Point]) -> Vec<Kernel> {
     k.sort();
     k.dedup();
     k
-}
-
-/// The decode fit: seconds a token `≈ decode_bytes / bandwidth[kernel]`, by least squares on
-/// relative error; each kernel's bandwidth (empty when a point has no bytes).
-fn fit_decode(points: &[&Point]) -> Vec<(Kernel, f64)> {
-    let kernels = kernels(points);
-    let system: Vec<(Vec<f64>, f64)> = points
-        .iter()
-        .map(|p| {
-            let mut x = vec![0.0; kernels.len()];
-            x[kernels.iter().position(|k| *k == p.shape.kernel).expect("every kernel is listed")] =
-                p.shape.decode_bytes * p.decode_tok_s;
-            (x, 1.0)
-        })
-        .collect();
-    match least_squares(&system, kernels.len()) {
-        Some(per_byte) if per_byte.iter().all(|c| *c > 0.0) => {
-            kernels.iter().zip(per_byte).map(|(k, c)| (*k, 1.0 / c)).collect()
-        }
-        _ => Vec::new(),
-    }
 }
 
 #[cfg(test)]

@@ -165,9 +165,9 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
     for (model, at_budget) in at_budget {
         let header = GgufHeader::read(model)?;
         let text = text_for(model, &text);
-        let raw = fastest(key, model, &text, None, RUNS)?;
+        let raw = fastest(key, model, &text, None, RUNS, f64::INFINITY)?;
         let governed = if at_budget {
-            let g = fastest(key, model, &text, Some((key.cpu_mean, key.cpu_peak)), RUNS)?;
+            let g = fastest(key, model, &text, Some((key.cpu_mean, key.cpu_peak)), RUNS, f64::INFINITY)?;
             Some((g.prefill_tok_s, g.decode_tok_s))
         } else {
             None
@@ -196,12 +196,26 @@ pub struct Run {
     pub decode_tok_s: f64,
 }
 
-/// The fastest of `runs` runs (at least one), prefill and decode each: noise on a shared
-/// machine only ever slows a run down.
-pub fn fastest(key: &Key, model: &Path, text: &str, budget: Option<(f64, f64)>, runs: usize) -> anyhow::Result<Run> {
+/// The fastest of up to `runs` runs (at least one), prefill and decode each, stopping once the
+/// runs add up to `within_s` of measured time: noise on a shared machine only ever slows a run
+/// down.
+pub fn fastest(
+    key: &Key,
+    model: &Path,
+    text: &str,
+    budget: Option<(f64, f64)>,
+    runs: usize,
+    within_s: f64,
+) -> anyhow::Result<Run> {
+    let took = |r: &Run| r.prompt_tokens / r.prefill_tok_s + r.generated_tokens / r.decode_tok_s;
     let mut best = run(key, model, text, budget)?;
+    let mut spent = took(&best);
     for _ in 1..runs {
+        if spent >= within_s {
+            break;
+        }
         let r = run(key, model, text, budget)?;
+        spent += took(&r);
         best.prefill_tok_s = best.prefill_tok_s.max(r.prefill_tok_s);
         best.decode_tok_s = best.decode_tok_s.max(r.decode_tok_s);
     }

@@ -102,7 +102,8 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
             let calibration = calibrate::measure(&key, &shipped, &variants)?;
             for m in &models {
                 let t = calibration.fit.governed(&m.shape);
-                match measure(&key, &m.path, &calibrate::text_for(&m.path, &text), (mean, peak)) {
+                let row_text = calibrate::text_for(&m.path, &text);
+                match calibrate::fastest(&key, &m.path, &row_text, Some((mean, peak)), MAX_RUNS, RUNS_WITHIN_S) {
                     Ok(r) => {
                         let prefill_ms = r.prompt_tokens / r.prefill_tok_s * 1e3;
                         let decode_ms = r.generated_tokens / r.decode_tok_s * 1e3;
@@ -157,23 +158,6 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
     println!("{md}");
     eprintln!("written to {}", args.out.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// One row: the fastest of its runs, prefill and decode each.
-fn measure(key: &Key, model: &Path, text: &str, budget: (f64, f64)) -> anyhow::Result<calibrate::Run> {
-    let mut best = calibrate::run(key, model, text, Some(budget))?;
-    let took = |r: &calibrate::Run| r.prompt_tokens / r.prefill_tok_s + r.generated_tokens / r.decode_tok_s;
-    let mut spent = took(&best);
-    for _ in 1..MAX_RUNS {
-        if spent >= RUNS_WITHIN_S {
-            break;
-        }
-        let r = calibrate::run(key, model, text, Some(budget))?;
-        spent += took(&r);
-        best.prefill_tok_s = best.prefill_tok_s.max(r.prefill_tok_s);
-        best.decode_tok_s = best.decode_tok_s.max(r.decode_tok_s);
-    }
-    Ok(best)
 }
 
 fn meta_block() -> String {
