@@ -30,7 +30,7 @@ pub use quantize::{QuantType, quantize};
 pub use reply::{Admission, Output, Piece, Reply};
 pub use request::{
     EMBED_TOKENS, FinishReason, Grammar, Message, NoPacing, Phase, Prompt, Request, Sampling, Stats, StepHook, Task,
-    Update,
+    ThreadPlan, Update,
 };
 pub use sotto_governor::Priority;
 pub use sotto_governor::process_cpu_time;

@@ -236,13 +236,14 @@ pub enum Update {
     Failed(EngineError),
 }
 
-pub use sotto_governor::Phase;
+pub use sotto_governor::{Phase, ThreadPlan};
 
 /// Called on the engine thread between every prefill chunk and every generated token: the
 /// place where the governor paces. It may sleep; it must not spin.
 pub trait StepHook: Send {
-    /// Once, on the engine thread, before the model loads (set the scheduling class here).
-    fn on_thread_start(&mut self) {}
+    /// Once, on the engine thread, before the model loads (set the scheduling class here):
+    /// `threads`, what the engine's contexts will run with (`n_threads_batch` and `n_threads`).
+    fn on_thread_start(&mut self, _threads: ThreadPlan) {}
 
     /// A request of `priority` is about to be evaluated.
     fn on_request_start(&mut self, _priority: Priority) {}
@@ -257,8 +258,8 @@ pub trait StepHook: Send {
 }
 
 impl StepHook for sotto_governor::Governor {
-    fn on_thread_start(&mut self) {
-        sotto_governor::Governor::on_thread_start(self);
+    fn on_thread_start(&mut self, threads: ThreadPlan) {
+        sotto_governor::Governor::on_thread_start(self, threads);
     }
 
     fn on_request_start(&mut self, priority: Priority) {

@@ -41,6 +41,8 @@ pub struct Governor {
     critical_class: Option<SchedClass>,
     /// The class the engine thread is in now.
     current: SchedClass,
+    /// The budgets' thread plan until the engine says what it runs with
+    /// ([`Governor::on_thread_start`]); chunks are sized for the threads that really run.
     plan: ThreadPlan,
     pacer: Pacer,
     cpus: f64,
@@ -80,7 +82,8 @@ impl Governor {
         self
     }
 
-    /// The thread plan the engine should create its context with.
+    /// The thread plan the engine should create its context with (the budgets' own, unless
+    /// the engine has said it runs with other threads).
     pub fn plan(&self) -> ThreadPlan {
         self.plan
     }
@@ -94,12 +97,27 @@ impl Governor {
         self.epoch.elapsed()
     }
 
-    /// On the engine thread, before any inference: set its scheduling class.
-    pub fn on_thread_start(&mut self) {
+    /// On the engine thread, before any inference: set its scheduling class, and size chunks
+    /// from here on for `threads`, the threads the engine runs with (a configured thread count
+    /// overrides the budgets' plan; sized for the plan, a chunk of two threads would run twice
+    /// the CPU the peak leaves a window, and its rest would leave windows idle).
+    pub fn on_thread_start(&mut self, threads: ThreadPlan) {
         match self.class.apply_to_current_thread() {
             Ok(()) => tracing::info!(class = %self.class, "inference thread scheduling class set"),
             Err(e) => tracing::warn!(class = %self.class, error = %e, "could not set the scheduling class"),
         }
+        let busy = f64::from(threads.prefill.max(threads.decode)) / self.cpus;
+        if busy > self.budgets.cpu_peak + 1e-9 {
+            tracing::warn!(
+                threads_batch = threads.prefill,
+                threads = threads.decode,
+                cpus = self.cpus,
+                peak = self.budgets.cpu_peak,
+                "more threads than the peak budget allows: prompt chunks are cut to hold the peak, but a step \
+                 that cannot be cut (one generated token) may take a window over it"
+            );
+        }
+        self.plan = threads;
     }
 
     /// A request of `priority` starts: the bucket refills for the idle time before it and
@@ -122,6 +140,12 @@ impl Governor {
         self.step_started = Instant::now();
     }
 
+    /// Wall time a prompt chunk should take at the threads the engine runs with and the
+    /// current request's mean ([`step_target`]).
+    pub fn step_target(&self) -> Option<Duration> {
+        step_target(self.plan.prefill, self.mean, self.budgets.cpu_peak, self.cpus)
+    }
+
     fn learned(phase: Phase) -> Option<usize> {
         match phase {
             Phase::Prefill => Some(0),
@@ -133,7 +157,7 @@ impl Governor {
     /// How many prompt tokens the next chunk of `phase` should hold, at most `max`: as many
     /// as take [`step_target`]'s wall time at the learned cost.
     pub fn next_chunk(&self, phase: Phase, max: usize) -> usize {
-        let Some(target) = step_target(self.plan.prefill, self.mean, self.budgets.cpu_peak, self.cpus) else {
+        let Some(target) = self.step_target() else {
             return max.max(1);
         };
         match Self::learned(phase).and_then(|i| self.per_token[i]) {
@@ -157,6 +181,7 @@ impl Governor {
             });
         }
         let rest = self.pacer.after_step(self.now(), process_cpu_time());
+        tracing::trace!(?phase, tokens, took_us = took.as_micros() as u64, rest_us = rest.as_micros() as u64, "step");
         if !rest.is_zero() {
             std::thread::sleep(rest);
             self.stats.paced_ns.fetch_add(rest.as_nanos() as u64, Ordering::Relaxed);
@@ -181,7 +206,7 @@ mod tests {
         std::thread::spawn(|| {
             let mut g =
                 Governor::new(Budgets::default(), SchedClass::Idle, 2.0).with_critical_class(SchedClass::Nice(5));
-            g.on_thread_start();
+            g.on_thread_start(g.plan());
             assert_eq!(policy_and_nice().0, libc::SCHED_IDLE);
             g.on_request_start(Priority::Critical);
             assert_eq!(policy_and_nice(), (libc::SCHED_OTHER, 5));
@@ -189,6 +214,23 @@ mod tests {
             assert_eq!(policy_and_nice().0, libc::SCHED_IDLE);
             g.on_request_start(Priority::Background);
             assert_eq!(policy_and_nice().0, libc::SCHED_IDLE);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Two configured threads on 2 CPUs at 35/50: the chunk target is the window share the
+    /// peak leaves two threads (50 ms), not the one-thread plan's 163 ms.
+    #[test]
+    fn chunks_are_sized_for_the_threads_the_engine_runs() {
+        std::thread::spawn(|| {
+            let mut g = Governor::new(Budgets::default(), SchedClass::Normal, 2.0);
+            assert_eq!(g.plan(), ThreadPlan { prefill: 1, decode: 1 });
+            let planned = g.step_target().unwrap();
+            assert!((planned.as_secs_f64() - 0.070 * 0.7 / 0.3).abs() < 1e-6, "{planned:?}");
+            g.on_thread_start(ThreadPlan { prefill: 2, decode: 2 });
+            assert_eq!(g.plan(), ThreadPlan { prefill: 2, decode: 2 });
+            assert_eq!(g.step_target(), Some(Duration::from_millis(50)));
         })
         .join()
         .unwrap();

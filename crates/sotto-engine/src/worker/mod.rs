@@ -34,7 +34,7 @@ use crate::Priority;
 use crate::prefix::Snapshots;
 use crate::queue::{Pop, Queue};
 use crate::template::{Renderer, Specials};
-use crate::{EngineConfig, EngineError, ModelInfo, StepHook, Update};
+use crate::{EngineConfig, EngineError, ModelInfo, StepHook, ThreadPlan, Update};
 use run::Parked;
 
 /// State the engine thread shares with its handle and, through it, with the server.
@@ -99,7 +99,7 @@ pub(crate) fn run(
     ready: Sender<Result<ModelInfo, EngineError>>,
     shared: Arc<Shared>,
 ) {
-    hook.on_thread_start();
+    hook.on_thread_start(ThreadPlan { prefill: config.threads_batch, decode: config.threads });
     let mut ready = Some(ready);
     loop {
         let started = Instant::now();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sotto_engine::{
     Engine, EngineConfig, EngineError, FinishReason, Message, NoPacing, Phase, Priority, Prompt, Request, StepHook,
-    TemplateChoice, TemplateUsed, grammar,
+    TemplateChoice, TemplateUsed, ThreadPlan, grammar,
 };
 use sotto_models::{GgufError, catalog, store};
 
@@ -131,10 +131,15 @@ impl StepHook for CountingHook {
     }
 }
 
-/// Records the priority of every request the engine starts (issue 3: per-priority budgets).
-struct PriorityHook(Arc<std::sync::Mutex<Vec<Priority>>>);
+/// Records the threads the engine says it runs with, and the priority of every request it
+/// starts (issue 3: per-priority budgets).
+struct PriorityHook(Arc<std::sync::Mutex<Vec<Priority>>>, Arc<std::sync::Mutex<Option<ThreadPlan>>>);
 
 impl StepHook for PriorityHook {
+    fn on_thread_start(&mut self, threads: ThreadPlan) {
+        *self.1.lock().unwrap() = Some(threads);
+    }
+
     fn on_request_start(&mut self, priority: Priority) {
         self.0.lock().unwrap().push(priority);
     }
@@ -142,10 +147,15 @@ impl StepHook for PriorityHook {
     fn after_step(&mut self, _: Phase, _: usize) {}
 }
 
+/// The governor sizes prompt chunks for the threads that really run, which a configured
+/// thread count may set apart from the budgets' plan.
 #[test]
-fn the_governor_learns_each_requests_priority() {
+fn the_governor_learns_the_engines_threads_and_each_requests_priority() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let engine = Engine::start(EngineConfig::new(smollm()), Box::new(PriorityHook(seen.clone()))).unwrap();
+    let threads = Arc::new(std::sync::Mutex::new(None));
+    let config = EngineConfig { threads: 1, threads_batch: 2, ..EngineConfig::new(smollm()) };
+    let engine = Engine::start(config, Box::new(PriorityHook(seen.clone(), threads.clone()))).unwrap();
+    assert_eq!(*threads.lock().unwrap(), Some(ThreadPlan { prefill: 2, decode: 1 }));
     for priority in [Priority::Background, Priority::Critical, Priority::Normal] {
         let req = Request { priority, ..Request::new(Prompt::Text("Hello".into()), 1) };
         engine.generate_blocking(req).unwrap();
