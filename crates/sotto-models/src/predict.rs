@@ -16,10 +16,14 @@
 //!   weight than narrow ones. The calibration measures a synthetic 2048-wide Q4_0 model
 //!   beside the shipped ones (576 and 640 wide), so that the row term is fitted, not guessed.
 //! - under a budget, prefill runs in chunks the governor sizes to its step target from the
-//!   cost per token it has learned so far: a chunk of `n` tokens costs about one decode step
-//!   plus `n − 1` prefill tokens. The predictor replays that loop ([`Chunking::prompt_s`]),
-//!   so a model too big for the target prefills one token at a time, at decode speed. What
-//!   the duty cycle costs beyond that is a ratio measured on the calibration models.
+//!   cost per token it has learned so far: a chunk of `n` tokens costs about one decode
+//!   step's streaming of the layers' weights plus `n − 1` prefill tokens. The output matrix
+//!   is left out of that first token: a prompt chunk runs it for its last token only, never
+//!   for a chunk in the middle (with Gemma 3's 262k vocabulary it is two thirds of a decoded
+//!   token's reads; counted, it made Gemma's chunks look half as large as they were). The
+//!   predictor replays that loop ([`Chunking::prompt_s`]), so a model too big for the target
+//!   prefills one token at a time, at the layers' decode speed. What the duty cycle costs
+//!   beyond that is a ratio measured on the calibration models.
 //!
 //! Must not: read RAM or core count to guess a tier (the calibration is the only source of
 //! speed), or extrapolate a row term that came out negative (the fit goes without it).
@@ -69,6 +73,9 @@ impl Kernel {
 pub struct Shape {
     /// Bytes a decoded token reads: every weight but the token embedding's unused rows.
     pub decode_bytes: f64,
+    /// Of those, the output matrix's (tied: the token embedding's).
+    #[serde(default)]
+    pub output_bytes: f64,
     /// Parameters every prompt token is multiplied with: the layers' weights.
     pub layer_params: f64,
     /// Parameters of the output matrix (tied: the token embedding). A prompt chunk runs it
@@ -87,7 +94,8 @@ impl Shape {
         let bytes = |t: &crate::gguf::TensorInfo| t.bytes().unwrap_or(0) as f64;
         let has_output = header.tensors.iter().any(|t| t.name == "output.weight");
         let output = if has_output { "output.weight" } else { "token_embd.weight" };
-        let (mut decode_bytes, mut layer_params, mut output_params, mut rows) = (0.0, 0.0, 0.0, 0.0);
+        let (mut decode_bytes, mut output_bytes, mut layer_params, mut output_params, mut rows) =
+            (0.0, 0.0, 0.0, 0.0, 0.0);
         let mut by_kernel = std::collections::BTreeMap::<Kernel, f64>::new();
         for t in &header.tensors {
             if t.name != "token_embd.weight" || !has_output {
@@ -102,10 +110,11 @@ impl Shape {
             }
             if t.name == output {
                 output_params = t.elements() as f64;
+                output_bytes = bytes(t);
             }
         }
         let kernel = by_kernel.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map_or(Kernel::Other, |k| k.0);
-        Shape { decode_bytes, layer_params, output_params, rows, kernel }
+        Shape { decode_bytes, output_bytes, layer_params, output_params, rows, kernel }
     }
 
     /// From a catalogue entry's figures: weights of one file spread evenly over its
@@ -119,6 +128,7 @@ impl Shape {
         let per_layer = (f.heads + 2 * f.kv_heads) * f.head_dim + 2 * f.embedding_length + 2 * f.feed_forward_length;
         Shape {
             decode_bytes: decode_params * bytes_per_param,
+            output_bytes: embedding * bytes_per_param,
             layer_params: layer_params.max(0.0),
             output_params: embedding,
             rows: (per_layer * f.layers) as f64,
@@ -178,24 +188,25 @@ impl Chunking {
     }
 
     /// Seconds to prefill `tokens` prompt tokens the way the governor cuts them, at a raw cost
-    /// of `prefill_s` a token and `decode_s` a one-token step. It replays the governor's loop:
-    /// each chunk costs one decode step and `n − 1` prefill tokens, and the next chunk is
+    /// of `prefill_s` a token and `first_s` for a chunk's first token (the weights it streams
+    /// through). It replays the governor's loop: each chunk costs one first token and `n − 1`
+    /// prefill tokens, and the next chunk is
     /// sized from the running average of the cost per token (a quarter of the newest), which
     /// settles where a chunk takes the step target. A cold governor (a fresh process) starts
     /// with a small chunk; a warm one (a daemon after its first prompt) with what it learned.
     /// Without a target the prompt goes in the largest chunks, at the raw cost.
-    pub fn prompt_s(&self, tokens: f64, prefill_s: f64, decode_s: f64, warm: bool) -> f64 {
+    pub fn prompt_s(&self, tokens: f64, prefill_s: f64, first_s: f64, warm: bool) -> f64 {
         let tokens = tokens.max(0.0).round();
         if self.target_s.is_none() || prefill_s <= 0.0 {
             return tokens * prefill_s;
         }
-        let learned = if warm { self.replay(WARM_UP, prefill_s, decode_s, None).1 } else { None };
-        self.replay(tokens, prefill_s, decode_s, learned).0
+        let learned = if warm { self.replay(WARM_UP, prefill_s, first_s, None).1 } else { None };
+        self.replay(tokens, prefill_s, first_s, learned).0
     }
 
     /// The governor's loop over `tokens`: (seconds, the cost per token it learned).
-    fn replay(&self, tokens: f64, prefill_s: f64, decode_s: f64, mut learned: Option<f64>) -> (f64, Option<f64>) {
-        let step = |n: f64| decode_s.max(prefill_s) + (n - 1.0) * prefill_s;
+    fn replay(&self, tokens: f64, prefill_s: f64, first_s: f64, mut learned: Option<f64>) -> (f64, Option<f64>) {
+        let step = |n: f64| first_s.max(prefill_s) + (n - 1.0) * prefill_s;
         let (mut left, mut total) = (tokens, 0.0);
         while left > 0.0 {
             let n = match learned {
@@ -274,8 +285,8 @@ impl Fit {
                     .iter()
                     .map(|(p, (gp, _))| {
                         let tokens = p.prompt_tokens.max(1.0);
-                        let chunked =
-                            chunking.prompt_s(tokens, 1.0 / p.prefill_tok_s, 1.0 / p.decode_tok_s, false) / tokens;
+                        let first = layers_share(&p.shape) / p.decode_tok_s;
+                        let chunked = chunking.prompt_s(tokens, 1.0 / p.prefill_tok_s, first, false) / tokens;
                         chunked * gp
                     })
                     .collect(),
@@ -313,8 +324,10 @@ impl Fit {
     /// its first prompt), else it starts with a small chunk (a fresh process).
     pub fn prompt_s(&self, shape: &Shape, tokens: f64, embed: bool, warm: bool) -> f64 {
         let raw = self.raw(shape);
-        let per_token = if embed { raw.embed_s } else { raw.prefill_s };
-        self.chunking.prompt_s(tokens, per_token, raw.decode_s, warm) / self.governed_prefill
+        // An embedding chunk runs the output matrix for every token, its first one included.
+        let (per_token, first) =
+            if embed { (raw.embed_s, raw.decode_s) } else { (raw.prefill_s, raw.decode_s * layers_share(shape)) };
+        self.chunking.prompt_s(tokens, per_token, first, warm) / self.governed_prefill
     }
 
     /// Seconds per token of `shape` at the calibrated budget, prompts of
@@ -327,6 +340,12 @@ impl Fit {
             embed_s: self.prompt_s(shape, REFERENCE_PROMPT, true, true) / REFERENCE_PROMPT,
         }
     }
+}
+
+/// The share of a decoded token's reads that are the layers' weights, not the output matrix:
+/// what a prompt chunk's first token streams.
+fn layers_share(shape: &Shape) -> f64 {
+    if shape.decode_bytes > 0.0 { (1.0 - shape.output_bytes / shape.decode_bytes).clamp(0.0, 1.0) } else { 1.0 }
 }
 
 /// The prefill fit: seconds a token `≈ layer_params × cost[kernel] + rows × per_row`. Returns
@@ -435,7 +454,7 @@ mod tests {
     const UNLIMITED: Chunking = Chunking { target_s: None, max: 128.0 };
 
     fn shape(bytes: f64, params: f64, rows: f64, kernel: Kernel) -> Shape {
-        Shape { decode_bytes: bytes, layer_params: params, output_params: 0.0, rows, kernel }
+        Shape { decode_bytes: bytes, output_bytes: 0.0, layer_params: params, output_params: 0.0, rows, kernel }
     }
 
     /// A machine whose true costs are known: points generated from them are fitted back.
@@ -512,6 +531,31 @@ mod tests {
     }
 
     #[test]
+    fn a_prompt_chunk_streams_the_layers_first_and_leaves_the_output_matrix_to_its_last_token() {
+        // Half of a decoded token's reads are the output matrix (a large vocabulary).
+        let s = Shape { output_bytes: 50e6, ..shape(100e6, 100e6, 10e3, Kernel::Q4_0) };
+        let c = Chunking { target_s: Some(0.05), max: 128.0 };
+        let fit = Fit {
+            bandwidth: vec![(Kernel::Q4_0, 2e9)],
+            prefill_rate: vec![(Kernel::Q4_0, 2e10)],
+            prefill_per_row: 0.0,
+            chunking: c,
+            governed_prefill: 1.0,
+            governed_decode: 1.0,
+        };
+        let raw = fit.raw(&s);
+        assert!((raw.decode_s - 0.05).abs() < 1e-12 && (raw.prefill_s - 0.005).abs() < 1e-12, "{raw:?}");
+        // A plain chunk's first token streams the layers only (25 ms): chunks of 6 tokens, not
+        // one token a chunk at the full decode step (50 ms, the whole target).
+        let plain = fit.prompt_s(&s, 300.0, false, true);
+        assert!((plain - c.prompt_s(300.0, raw.prefill_s, 0.025, true)).abs() < 1e-12);
+        assert!((plain / 300.0 - (0.025 + 5.0 * 0.005) / 6.0).abs() < 1e-9, "{plain}");
+        // An embedding chunk runs the output matrix for every token, the first one included.
+        let embed = fit.prompt_s(&s, 300.0, true, true);
+        assert!((embed - c.prompt_s(300.0, raw.embed_s, raw.decode_s, true)).abs() < 1e-12);
+    }
+
+    #[test]
     fn decode_is_fitted_per_kernel_on_relative_error_and_nothing_fits_no_points() {
         // Two Q4_1 models 10% apart in speed per byte: the fit lands between them.
         let mut a = point(shape(100e6, 100e6, 10e3, Kernel::Q4_1));
@@ -540,6 +584,7 @@ mod tests {
         };
         let tied = Shape::from_figures(&f, "Q8_0");
         assert_eq!((tied.decode_bytes, tied.layer_params, tied.output_params), (500.0, 800.0, 200.0));
+        assert_eq!(tied.output_bytes, 100.0, "the output's share of the file");
         assert_eq!(tied.rows, (2.0 * ((2.0 + 2.0) * 5.0 + 20.0 + 80.0)), "q, k, v, o, gate, up, down rows");
         assert_eq!(tied.kernel, Kernel::Q8_0);
         let untied = Shape::from_figures(&Figures { tied: false, ..f }, "Q4_K_M");

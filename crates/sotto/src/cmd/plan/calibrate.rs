@@ -47,6 +47,17 @@ pub struct Calibration {
     pub fit: Fit,
 }
 
+/// How calibrations are measured: raised whenever what a run measures changes (its text, or
+/// how the governor cuts and paces it), so that a cached calibration of an older build is
+/// measured again. 2: the governor sizes chunks for the configured threads, and a point's
+/// shape holds its output matrix's bytes.
+const METHOD: u32 = 2;
+
+/// sotto's version and the calibration [`METHOD`], for the key.
+pub fn version() -> String {
+    format!("{} calibration {METHOD}", env!("CARGO_PKG_VERSION"))
+}
+
 /// Tokens generated per calibration run.
 const GENERATE: u32 = 24;
 /// Runs per calibration figure; the fastest counts.
@@ -188,12 +199,25 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
 }
 
 /// What one `sotto generate --json` run measured.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Run {
     pub prompt_tokens: f64,
     pub generated_tokens: f64,
     pub prefill_tok_s: f64,
     pub decode_tok_s: f64,
+}
+
+impl Run {
+    /// Seconds the run measured, prefill and decode.
+    pub fn seconds(&self) -> f64 {
+        self.prompt_tokens / self.prefill_tok_s + self.generated_tokens / self.decode_tok_s
+    }
+
+    /// Keeps the faster prefill and the faster decode of this run and `other`.
+    pub fn keep_fastest(&mut self, other: &Run) {
+        self.prefill_tok_s = self.prefill_tok_s.max(other.prefill_tok_s);
+        self.decode_tok_s = self.decode_tok_s.max(other.decode_tok_s);
+    }
 }
 
 /// The fastest of up to `runs` runs (at least one), prefill and decode each, stopping once the
@@ -207,17 +231,15 @@ pub fn fastest(
     runs: usize,
     within_s: f64,
 ) -> anyhow::Result<Run> {
-    let took = |r: &Run| r.prompt_tokens / r.prefill_tok_s + r.generated_tokens / r.decode_tok_s;
     let mut best = run(key, model, text, budget)?;
-    let mut spent = took(&best);
+    let mut spent = best.seconds();
     for _ in 1..runs {
         if spent >= within_s {
             break;
         }
         let r = run(key, model, text, budget)?;
-        spent += took(&r);
-        best.prefill_tok_s = best.prefill_tok_s.max(r.prefill_tok_s);
-        best.decode_tok_s = best.decode_tok_s.max(r.decode_tok_s);
+        spent += r.seconds();
+        best.keep_fastest(&r);
     }
     Ok(best)
 }

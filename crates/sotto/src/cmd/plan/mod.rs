@@ -192,7 +192,7 @@ pub fn run(models_dir: &std::path::Path, args: PlanArgs) -> anyhow::Result<ExitC
         cpu_peak: budgets.cpu_peak,
         sched: config.budget.sched.to_string(),
         chunk: config.model.chunk,
-        version: env!("CARGO_PKG_VERSION").to_owned(),
+        version: calibrate::version(),
         models: calibration_models
             .iter()
             .map(|p| {
@@ -358,10 +358,17 @@ mod tests {
             governed: Some((p * 0.6, d * 0.75)),
             prompt_tokens: 300.0,
         };
-        let smol =
-            Shape { decode_bytes: 94e6, layer_params: 107e6, output_params: 28e6, rows: 155e3, kernel: Kernel::Q4_1 };
+        let smol = Shape {
+            decode_bytes: 94e6,
+            output_bytes: 30e6,
+            layer_params: 107e6,
+            output_params: 28e6,
+            rows: 155e3,
+            kernel: Kernel::Q4_1,
+        };
         let gemma = Shape {
             decode_bytes: 247e6,
+            output_bytes: 138e6,
             layer_params: 100e6,
             output_params: 168e6,
             rows: 124e3,
