@@ -179,6 +179,10 @@ pub struct BenchPlanArgs {
     /// Thread counts (prefill and decode alike)
     #[arg(long, value_delimiter = ',', default_values_t = [1, 2])]
     pub threads: Vec<u32>,
+    /// Measure nothing: write --out's table.md again from its run.json (after the table's
+    /// layout changed)
+    #[arg(long)]
+    pub retable: bool,
 }
 
 #[derive(Debug, Args)]
