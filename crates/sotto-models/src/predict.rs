@@ -19,7 +19,7 @@
 //!   cost per token it has learned so far: a chunk of `n` tokens costs about one decode
 //!   step's streaming of the layers' weights plus `n − 1` prefill tokens. The output matrix
 //!   is left out of that first token: a prompt chunk runs it for its last token only, never
-//!   for a chunk in the middle (with Gemma 3's 262k vocabulary it is two thirds of a decoded
+//!   for a chunk in the middle (with Gemma 3's 262k vocabulary it is 72% of a decoded
 //!   token's reads; counted, it made Gemma's chunks look half as large as they were). The
 //!   predictor replays that loop ([`Chunking::prompt_s`]), so a model too big for the target
 //!   prefills one token at a time, at the layers' decode speed. What the duty cycle costs
