@@ -131,14 +131,15 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
                 let row_text = calibrate::text_for(&m.path, &text);
                 let measured = beside(&key, (&m.path, &row_text), (reference, &text), Some((mean, peak)));
                 match measured {
-                    Ok((r, beside)) => {
+                    Ok((r, reference_run)) => {
                         let prefill_ms = r.prompt_tokens / r.prefill_tok_s * 1e3;
                         let decode_ms = r.generated_tokens / r.decode_tok_s * 1e3;
                         let predicted_prefill = calibration.fit.prompt_s(&m.shape, r.prompt_tokens, false, false) * 1e3;
                         let predicted_decode = r.generated_tokens * t.decode_s * 1e3;
                         let measured_ms = prefill_ms + decode_ms;
                         let predicted_ms = predicted_prefill + predicted_decode;
-                        let drift = (calibrated.0 / beside.prefill_tok_s, calibrated.1 / beside.decode_tok_s);
+                        let drift =
+                            (calibrated.0 / reference_run.prefill_tok_s, calibrated.1 / reference_run.decode_tok_s);
                         let drifted = predicted_prefill * drift.0 + predicted_decode * drift.1;
                         let row = Row {
                             model: m.name.clone(),
@@ -152,7 +153,7 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
                             prefill_error: predicted_prefill / prefill_ms - 1.0,
                             decode_error: predicted_decode / decode_ms - 1.0,
                             measured: r,
-                            reference: beside,
+                            reference: reference_run,
                             drift,
                             drift_error: drifted / measured_ms - 1.0,
                         };
@@ -224,21 +225,12 @@ fn beside(
         return Ok((r, r));
     }
     let mut reference_best = calibrate::run(key, reference.0, reference.1, budget)?;
-    let mut row_best: Option<calibrate::Run> = None;
-    let mut spent = 0.0;
-    for _ in 0..MAX_RUNS {
-        if spent >= RUNS_WITHIN_S {
-            break;
-        }
+    let row_best = calibrate::fastest_of(MAX_RUNS, RUNS_WITHIN_S, || {
         let r = calibrate::run(key, row.0, row.1, budget)?;
-        spent += r.seconds();
-        match &mut row_best {
-            Some(best) => best.keep_fastest(&r),
-            None => row_best = Some(r),
-        }
         reference_best.keep_fastest(&calibrate::run(key, reference.0, reference.1, budget)?);
-    }
-    Ok((row_best.expect("at least one run"), reference_best))
+        Ok(r)
+    })?;
+    Ok((row_best, reference_best))
 }
 
 fn meta_block(command: &str, cpu: &str, cpus: f64, date: &str) -> String {
@@ -326,16 +318,16 @@ fn table(models: &[Model], rows: &[Row], failed: &[(String, u32, String, String)
             m.file_bytes as f64 / (1u64 << 20) as f64
         ));
     }
-    s.push_str(
+    s.push_str(&format!(
         "\nPredicted against measured time of one request (the calibration text's prefill, then its \
-         generated tokens; measured: the fastest of up to 3 runs, prefill and decode each), at each \
+         generated tokens; measured: the fastest of up to {MAX_RUNS} runs, prefill and decode each), at each \
          thread count and budget. *Drift*: the reference model's seconds a token (prefill / decode), \
          run beside the row, over those of the calibration (above 1: the machine ran slower than when \
          calibrated); *scaled error*: the prediction scaled by the drift against the measured time, a \
          diagnostic. Rows are judged on the plain error:\n\n\
          | model | origin | threads | budget | prompt / generated tokens | predicted ms | measured ms | error | prefill error | decode error | drift | scaled error |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|\n",
-    );
+    ));
     for r in rows {
         let mark = if r.error.abs() <= TOLERANCE { "✅" } else { "❌" };
         s.push_str(&format!(
