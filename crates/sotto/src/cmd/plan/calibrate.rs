@@ -4,11 +4,15 @@
 //! ungoverned, the default model re-quantized to Q4_0 and Q8_0 by llama.cpp's quantizer (the
 //! rates of llama.cpp's tiled kernels) and a synthetic 2048-wide Q4_0 llama
 //! (`sotto_models::synth`: how the cost per weight falls on wider matrices), both kept in the
-//! cache directory. Each figure is the fastest of [`RUNS`] runs: on a shared machine noise
-//! only ever slows a run down. About two minutes; cached in the state directory under
-//! everything that changes the figures (CPU, usable CPUs, threads, budgets, chunk, scheduling
-//! class, sotto's version, the models' files), so a second `plan` answers at once.
-//! `--recalibrate` measures again.
+//! cache directory. Each figure is the fastest of its runs: on a shared machine noise only
+//! ever slows a run down. The runs go in passes over every figure (a model's ungoverned run
+//! beside its governed one, so the budget's ratio is measured side by side), at least
+//! [`MIN_RUNS`] and at most [`RUNS`] of each, until each figure's two fastest runs agree
+//! within [`AGREE`]: a slow stretch then costs one run of each figure, not all of one
+//! figure's runs, and a noisy machine is measured longer instead of wrongly. About two
+//! minutes; cached in the state directory under everything that changes the figures (CPU,
+//! usable CPUs, threads, budgets, chunk, scheduling class, sotto's version, the models'
+//! files), so a second `plan` answers at once. `--recalibrate` measures again.
 //!
 //! Must not: reuse a calibration taken under another key, or keep one that failed.
 
@@ -45,13 +49,16 @@ pub struct Calibration {
     pub date: String,
     pub points: Vec<(String, Point)>,
     pub fit: Fit,
+    /// Runs taken, all figures together.
+    #[serde(default)]
+    pub runs: usize,
 }
 
 /// How calibrations are measured: raised whenever what a run measures changes (its text, or
 /// how the governor cuts and paces it), so that a cached calibration of an older build is
 /// measured again. 2: the governor sizes chunks for the configured threads, and a point's
-/// shape holds its output matrix's bytes.
-const METHOD: u32 = 2;
+/// shape holds its output matrix's bytes. 3: runs go in passes until the fastest two agree.
+const METHOD: u32 = 3;
 
 /// sotto's version and the calibration [`METHOD`], for the key.
 pub fn version() -> String {
@@ -60,8 +67,12 @@ pub fn version() -> String {
 
 /// Tokens generated per calibration run.
 const GENERATE: u32 = 24;
-/// Runs per calibration figure; the fastest counts.
-pub const RUNS: usize = 3;
+/// Most runs of one calibration figure, and the fewest; the fastest counts.
+pub const RUNS: usize = 5;
+pub const MIN_RUNS: usize = 2;
+/// Two runs agree when the slower is within this fraction of the faster, prefill and decode
+/// each.
+pub const AGREE: f64 = 0.10;
 /// The synthetic calibration model's file, in the cache directory.
 const SYNTHETIC: &str = "synth-calibration-llama-4x2048-q4_0.gguf";
 /// Bytes of the calibration text the synthetic model reads: its vocabulary is bytes, so this
@@ -168,18 +179,47 @@ pub fn load_or_measure(
     Ok(calibration)
 }
 
-/// Measures `models` ungoverned and at the budget, and `variants` ungoverned, and fits them.
+/// A run's (mean, peak) budget; `None`: ungoverned.
+type Budget = Option<(f64, f64)>;
+
+/// Measures `models` ungoverned and at the budget, and `variants` ungoverned, in passes (see
+/// the module's doc), and fits them.
 pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::Result<Calibration> {
     let text = text();
+    let budget: Budget = Some((key.cpu_mean, key.cpu_peak));
+    // Each model's figures next to each other: ungoverned, then at the budget.
+    let figures: Vec<(&PathBuf, String, Budget)> = models
+        .iter()
+        .flat_map(|m| [(m, None), (m, budget)])
+        .chain(variants.iter().map(|m| (m, None)))
+        .map(|(m, b)| (m, text_for(m, &text), b))
+        .collect();
+    let mut found: Vec<Option<Fastest>> = vec![None; figures.len()];
+    for _ in 0..RUNS {
+        for ((model, text, budget), found) in figures.iter().zip(&mut found) {
+            if found.as_ref().is_some_and(Fastest::settled) {
+                continue;
+            }
+            let r = run(key, model, text, *budget)?;
+            match found {
+                Some(f) => f.add(&r),
+                None => *found = Some(Fastest::new(r)),
+            }
+        }
+        if found.iter().all(|f| f.as_ref().is_some_and(Fastest::settled)) {
+            break;
+        }
+    }
+    let fastest = |model: &PathBuf, budget: Budget| {
+        figures.iter().zip(&found).find(|((m, _, b), _)| *m == model && *b == budget).and_then(|(_, f)| f.as_ref())
+    };
     let mut points = Vec::new();
-    let at_budget = models.iter().map(|m| (m, true)).chain(variants.iter().map(|m| (m, false)));
-    for (model, at_budget) in at_budget {
+    for model in models.iter().chain(variants) {
         let header = GgufHeader::read(model)?;
-        let text = text_for(model, &text);
-        let raw = fastest(key, model, &text, None, RUNS, f64::INFINITY)?;
-        let governed = if at_budget {
-            let g = fastest(key, model, &text, Some((key.cpu_mean, key.cpu_peak)), RUNS, f64::INFINITY)?;
-            Some((g.prefill_tok_s, g.decode_tok_s))
+        let raw =
+            fastest(model, None).map(Fastest::run).ok_or_else(|| anyhow::anyhow!("no run of {}", model.display()))?;
+        let governed = if models.contains(model) {
+            fastest(model, budget).map(|g| (g.run().prefill_tok_s, g.run().decode_tok_s))
         } else {
             None
         };
@@ -195,7 +235,8 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
     }
     let fit = Fit::from_points(&points.iter().map(|p| p.1).collect::<Vec<_>>(), chunking(key))
         .ok_or_else(|| anyhow::anyhow!("the calibration measured no speed"))?;
-    Ok(Calibration { key: key.clone(), date: super::super::bench::date(), points, fit })
+    let runs = found.iter().flatten().map(|f| f.runs).sum();
+    Ok(Calibration { key: key.clone(), date: super::super::bench::date(), points, fit, runs })
 }
 
 /// What one `sotto generate --json` run measured.
@@ -212,42 +253,67 @@ impl Run {
     pub fn seconds(&self) -> f64 {
         self.prompt_tokens / self.prefill_tok_s + self.generated_tokens / self.decode_tok_s
     }
+}
 
-    /// Keeps the faster prefill and the faster decode of this run and `other`.
-    pub fn keep_fastest(&mut self, other: &Run) {
-        self.prefill_tok_s = self.prefill_tok_s.max(other.prefill_tok_s);
-        self.decode_tok_s = self.decode_tok_s.max(other.decode_tok_s);
+/// The fastest runs of one figure so far, prefill and decode each, and the second fastest of
+/// each: noise only ever slows a run down, so a figure is settled once its two fastest runs
+/// agree (within [`AGREE`]), and not before [`MIN_RUNS`].
+#[derive(Debug, Clone, Copy)]
+pub struct Fastest {
+    best: Run,
+    /// The second fastest (prefill, decode) tokens/s.
+    second: (f64, f64),
+    runs: usize,
+}
+
+impl Fastest {
+    pub fn new(first: Run) -> Fastest {
+        Fastest { best: first, second: (0.0, 0.0), runs: 1 }
+    }
+
+    pub fn add(&mut self, r: &Run) {
+        let keep = |best: &mut f64, second: &mut f64, new: f64| {
+            if new > *best {
+                *second = *best;
+                *best = new;
+            } else if new > *second {
+                *second = new;
+            }
+        };
+        keep(&mut self.best.prefill_tok_s, &mut self.second.0, r.prefill_tok_s);
+        keep(&mut self.best.decode_tok_s, &mut self.second.1, r.decode_tok_s);
+        self.runs += 1;
+    }
+
+    /// The fastest prefill and the fastest decode, with the first run's token counts.
+    pub fn run(&self) -> Run {
+        self.best
+    }
+
+    pub fn runs(&self) -> usize {
+        self.runs
+    }
+
+    pub fn settled(&self) -> bool {
+        let agree = |best: f64, second: f64| second >= best * (1.0 - AGREE);
+        self.runs >= MIN_RUNS
+            && agree(self.best.prefill_tok_s, self.second.0)
+            && agree(self.best.decode_tok_s, self.second.1)
     }
 }
 
-/// The fastest of up to `runs` runs (at least one), prefill and decode each, stopping once the
-/// runs add up to `within_s` of measured time: noise on a shared machine only ever slows a run
-/// down.
-pub fn fastest(
-    key: &Key,
-    model: &Path,
-    text: &str,
-    budget: Option<(f64, f64)>,
-    runs: usize,
-    within_s: f64,
-) -> anyhow::Result<Run> {
-    fastest_of(runs, within_s, || run(key, model, text, budget))
-}
-
-/// The fastest of up to `runs` results of `one` (at least one), prefill and decode each,
-/// stopping once they add up to `within_s` of measured time.
-pub fn fastest_of(runs: usize, within_s: f64, mut one: impl FnMut() -> anyhow::Result<Run>) -> anyhow::Result<Run> {
-    let mut best = one()?;
-    let mut spent = best.seconds();
-    for _ in 1..runs {
-        if spent >= within_s {
-            break;
-        }
+/// The results of `one` until the fastest two agree ([`Fastest::settled`]), at most `runs` of
+/// them (at least one), and no more once they add up to `within_s` of measured time.
+pub fn fastest_of(runs: usize, within_s: f64, mut one: impl FnMut() -> anyhow::Result<Run>) -> anyhow::Result<Fastest> {
+    let first = one()?;
+    let mut spent = first.seconds();
+    let mut found = Fastest::new(first);
+    while found.runs < runs && spent < within_s && !found.settled() {
         let r = one()?;
         spent += r.seconds();
-        best.keep_fastest(&r);
+        found.add(&r);
     }
-    Ok(best)
+    Ok(found)
 }
 
 /// One `sotto generate --json` run of `text`: ungoverned (`budget` None: 100/100, normal
@@ -297,6 +363,43 @@ mod tests {
         let cut = text_for(Path::new("/cache").join(SYNTHETIC).as_path(), &text);
         assert!(cut.len() <= SYNTHETIC_TEXT && cut.len() >= SYNTHETIC_TEXT - 1 && text.starts_with(&cut));
         assert_eq!(text_for(Path::new("/m/gemma.gguf"), &text), text);
+    }
+
+    fn run(prefill: f64, decode: f64) -> Run {
+        Run { prompt_tokens: 250.0, generated_tokens: 24.0, prefill_tok_s: prefill, decode_tok_s: decode }
+    }
+
+    /// Noise only slows a run down: a figure is the fastest prefill and the fastest decode, and
+    /// it is settled once the two fastest of each agree, never on one run.
+    #[test]
+    fn a_figure_is_settled_when_its_two_fastest_runs_agree() {
+        let mut f = Fastest::new(run(100.0, 20.0));
+        assert!(!f.settled(), "one run settles nothing");
+        f.add(&run(60.0, 19.5));
+        assert!(!f.settled(), "a slow prefill does not confirm the fast one");
+        f.add(&run(95.0, 14.0));
+        assert!(f.settled(), "prefill 95 of 100 and decode 19.5 of 20 agree");
+        assert_eq!((f.run().prefill_tok_s, f.run().decode_tok_s, f.runs()), (100.0, 20.0, 3));
+        // A faster run later moves the best up, and the old best becomes the second.
+        f.add(&run(130.0, 20.0));
+        assert!(!f.settled(), "130 against 100 disagrees");
+        assert_eq!(f.run().prefill_tok_s, 130.0);
+    }
+
+    /// Runs stop at agreement, at the count, or once they add up to the time allowed, and never
+    /// before the first.
+    #[test]
+    fn runs_stop_at_agreement_the_count_or_the_time() {
+        let taken = |speeds: &[f64], runs: usize, within_s: f64| {
+            let mut left = speeds.iter();
+            let f = fastest_of(runs, within_s, || Ok(run(*left.next().expect("asked for too many runs"), 24.0)))
+                .expect("runs");
+            (f.runs(), f.run().prefill_tok_s)
+        };
+        assert_eq!(taken(&[50.0, 100.0, 97.0, 10.0], 5, 1e9), (3, 100.0));
+        assert_eq!(taken(&[50.0, 100.0, 70.0, 10.0], 3, 1e9), (3, 100.0));
+        // A run of 250 tokens at 10/s is 25 s, plus one second of decode.
+        assert_eq!(taken(&[10.0, 10.0], 5, 20.0), (1, 10.0));
     }
 
     #[test]

@@ -8,10 +8,11 @@
 //! - synthetic llama-architecture GGUFs of about 0.5B, 1B and 3B parameters with random
 //!   weights (`scripts/synth-gguf`): speed does not depend on the weights' values.
 //!
-//! Each row is the fastest of up to [`MAX_RUNS`] runs (while its runs add up to under
-//! [`RUNS_WITHIN_S`]), as each calibration figure is the fastest of its runs: noise on a
-//! shared machine only ever slows a run down, and a single run of a short row can be a third
-//! slower than the next one.
+//! Each row is the fastest of its runs, as each calibration figure is: noise on a shared
+//! machine only ever slows a run down, and a single run of a short row can be a third slower
+//! than the next one. A row runs until its two fastest runs agree (`calibrate::AGREE`), at
+//! most [`MAX_RUNS`] times, and not again once its runs add up to [`RUNS_WITHIN_S`] (the 3B
+//! rows at the budget take minutes a run).
 //!
 //! The machine's speed also drifts between the calibration and a row minutes later (on this
 //! 2-vCPU machine the same 2-thread row measured 30% apart across runs, and the calibration's
@@ -76,6 +77,9 @@ struct Row {
     prefill_error: f64,
     decode_error: f64,
     measured: calibrate::Run,
+    /// Runs of the row the measurement is the fastest of.
+    #[serde(default)]
+    runs: usize,
     /// The reference model beside this row (the fastest of its runs).
     reference: calibrate::Run,
     /// The reference's (prefill, decode) seconds a token beside the row over those of the
@@ -88,8 +92,8 @@ struct Row {
 /// The largest error a row may have.
 const TOLERANCE: f64 = 0.25;
 /// Most runs of one row, and the measured time after which a row is not run again.
-const MAX_RUNS: usize = 3;
-const RUNS_WITHIN_S: f64 = 15.0;
+const MAX_RUNS: usize = 4;
+const RUNS_WITHIN_S: f64 = 60.0;
 
 pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
     if args.retable {
@@ -131,7 +135,7 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
                 let row_text = calibrate::text_for(&m.path, &text);
                 let measured = beside(&key, (&m.path, &row_text), (reference, &text), Some((mean, peak)));
                 match measured {
-                    Ok((r, reference_run)) => {
+                    Ok((r, reference_run, runs)) => {
                         let prefill_ms = r.prompt_tokens / r.prefill_tok_s * 1e3;
                         let decode_ms = r.generated_tokens / r.decode_tok_s * 1e3;
                         let predicted_prefill = calibration.fit.prompt_s(&m.shape, r.prompt_tokens, false, false) * 1e3;
@@ -153,6 +157,7 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
                             prefill_error: predicted_prefill / prefill_ms - 1.0,
                             decode_error: predicted_decode / decode_ms - 1.0,
                             measured: r,
+                            runs,
                             reference: reference_run,
                             drift,
                             drift_error: drifted / measured_ms - 1.0,
@@ -211,26 +216,26 @@ fn reference_speed(calibration: &calibrate::Calibration, reference: &Path) -> an
 }
 
 /// The row model and the reference model run alternately, the reference before each of the
-/// row's runs and after the last: up to [`MAX_RUNS`] of the row while they add up to under
-/// [`RUNS_WITHIN_S`]. Each is the fastest of its runs, prefill and decode each. A row of the
-/// reference itself is its own reference.
+/// row's runs and after the last: the row's runs as [`calibrate::fastest_of`] takes them.
+/// Each is the fastest of its runs, prefill and decode each; and the row's count of runs. A
+/// row of the reference itself is its own reference.
 fn beside(
     key: &Key,
     row: (&Path, &str),
     reference: (&Path, &str),
     budget: Option<(f64, f64)>,
-) -> anyhow::Result<(calibrate::Run, calibrate::Run)> {
+) -> anyhow::Result<(calibrate::Run, calibrate::Run, usize)> {
     if row.0 == reference.0 {
-        let r = calibrate::fastest(key, row.0, row.1, budget, MAX_RUNS, RUNS_WITHIN_S)?;
-        return Ok((r, r));
+        let r = calibrate::fastest_of(MAX_RUNS, RUNS_WITHIN_S, || calibrate::run(key, row.0, row.1, budget))?;
+        return Ok((r.run(), r.run(), r.runs()));
     }
-    let mut reference_best = calibrate::run(key, reference.0, reference.1, budget)?;
+    let mut reference_best = calibrate::Fastest::new(calibrate::run(key, reference.0, reference.1, budget)?);
     let row_best = calibrate::fastest_of(MAX_RUNS, RUNS_WITHIN_S, || {
         let r = calibrate::run(key, row.0, row.1, budget)?;
-        reference_best.keep_fastest(&calibrate::run(key, reference.0, reference.1, budget)?);
+        reference_best.add(&calibrate::run(key, reference.0, reference.1, budget)?);
         Ok(r)
     })?;
-    Ok((row_best, reference_best))
+    Ok((row_best.run(), reference_best.run(), row_best.runs()))
 }
 
 fn meta_block(command: &str, cpu: &str, cpus: f64, date: &str) -> String {
@@ -318,9 +323,12 @@ fn table(models: &[Model], rows: &[Row], failed: &[(String, u32, String, String)
             m.file_bytes as f64 / (1u64 << 20) as f64
         ));
     }
+    let agree = calibrate::AGREE * 100.0;
     s.push_str(&format!(
         "\nPredicted against measured time of one request (the calibration text's prefill, then its \
-         generated tokens; measured: the fastest of up to {MAX_RUNS} runs, prefill and decode each), at each \
+         generated tokens; measured: the fastest of its runs, prefill and decode each, run until the two \
+         fastest agree within {agree:.0}%, at most {MAX_RUNS} times and not again past {RUNS_WITHIN_S:.0} s; \
+         the count of runs after the time), at each \
          thread count and budget. *Drift*: the reference model's seconds a token (prefill / decode), \
          run beside the row, over those of the calibration (above 1: the machine ran slower than when \
          calibrated); *scaled error*: the prediction scaled by the drift against the measured time, a \
@@ -330,8 +338,10 @@ fn table(models: &[Model], rows: &[Row], failed: &[(String, u32, String, String)
     ));
     for r in rows {
         let mark = if r.error.abs() <= TOLERANCE { "✅" } else { "❌" };
+        // Runs before they were recorded: none shown.
+        let runs = if r.runs > 0 { format!(" ({}×)", r.runs) } else { String::new() };
         s.push_str(&format!(
-            "| {} | {:?} | {} | {} | {:.0} / {:.0} | {:.0} | {:.0} | {:+.1}% {mark} | {:+.1}% | {:+.1}% | {:.2} / {:.2} | {:+.1}% |\n",
+            "| {} | {:?} | {} | {} | {:.0} / {:.0} | {:.0} | {:.0}{runs} | {:+.1}% {mark} | {:+.1}% | {:+.1}% | {:.2} / {:.2} | {:+.1}% |\n",
             r.model,
             r.origin,
             r.threads,
@@ -388,6 +398,7 @@ mod tests {
             prefill_error: error,
             decode_error: error,
             measured: run,
+            runs: 2,
             reference: run,
             drift: (1.3, 1.3),
             drift_error,
@@ -404,7 +415,7 @@ mod tests {
             row("wrong", Origin::Requantized, 0.1, 0.4),
         ];
         let t = table(&[], &rows, &[]);
-        assert!(t.contains("| -30.0% ❌ | -30.0% | -30.0% | 1.30 / 1.30 | +5.0% |"), "{t}");
+        assert!(t.contains("| 5400 (2×) | -30.0% ❌ | -30.0% | -30.0% | 1.30 / 1.30 | +5.0% |"), "{t}");
         assert!(t.contains("| +10.0% ✅ | +10.0% | +10.0% | 1.30 / 1.30 | +40.0% |"), "{t}");
         assert!(
             t.contains(
