@@ -257,7 +257,7 @@ pub fn table(
     let f = &c.fit;
     let mut out = format!(
         "Budget {:.0}% mean / {:.0}% peak of {:.2} CPUs, {} thread(s) ({} for prompts), class {}; \
-         calibrated {} on {} ({}).\n",
+         calibrated {} on {}{} ({}).\n",
         k.cpu_mean * 100.0,
         k.cpu_peak * 100.0,
         k.cpus,
@@ -266,6 +266,8 @@ pub fn table(
         k.sched,
         c.date,
         k.models.iter().map(|m| m.0.as_str()).collect::<Vec<_>>().join(", "),
+        // Calibrations cached before runs were counted: nothing said.
+        if c.runs > 0 { format!(" in {} runs", c.runs) } else { String::new() },
         crate::cmd::plan::calibrate::cache_path().display(),
     );
     let rates: Vec<String> = f.prefill_rate.iter().map(|(k, r)| format!("{:?} {:.1}", k, r / 1e9)).collect();
