@@ -191,8 +191,9 @@ impl Chunking {
     /// of `prefill_s` a token and `first_s` for a chunk's first token (the weights it streams
     /// through). It replays the governor's loop: each chunk costs one first token and `n − 1`
     /// prefill tokens, and the next chunk is sized from the running average of the cost per
-    /// token (a quarter of the newest), which settles where a chunk takes the step target. A cold governor (a fresh process) starts
-    /// with a small chunk; a warm one (a daemon after its first prompt) with what it learned.
+    /// token (a quarter of the newest), which settles where a chunk takes the step target. A
+    /// cold governor (a fresh process) starts with a small chunk; a warm one (a daemon after
+    /// its first prompt) with what it learned.
     /// Without a target the prompt goes in the largest chunks, at the raw cost.
     pub fn prompt_s(&self, tokens: f64, prefill_s: f64, first_s: f64, warm: bool) -> f64 {
         let tokens = tokens.max(0.0).round();

@@ -10,9 +10,10 @@
 //! [`MIN_RUNS`] and at most [`RUNS`] of each, until each figure's two fastest runs agree
 //! within [`AGREE`]: a slow stretch then costs one run of each figure, not all of one
 //! figure's runs, and a noisy machine is measured longer instead of wrongly. Two to four
-//! minutes (27 runs, 2 min 47 s, on 2 CPUs on 2026-12-03); cached in the state directory under everything that changes the figures (CPU,
-//! usable CPUs, threads, budgets, chunk, scheduling class, sotto's version, the models'
-//! files), so a second `plan` answers at once. `--recalibrate` measures again.
+//! minutes (27 runs, 2 min 47 s, on 2 CPUs on 2026-12-03); cached in the state directory
+//! under everything that changes the figures (CPU, usable CPUs, threads, budgets, chunk,
+//! scheduling class, sotto's version, the models' files), so a second `plan` answers at
+//! once. `--recalibrate` measures again.
 //!
 //! Must not: reuse a calibration taken under another key, or keep one that failed.
 
@@ -185,6 +186,12 @@ type Budget = Option<(f64, f64)>;
 /// Measures `models` ungoverned and at the budget, and `variants` ungoverned, in passes (see
 /// the module's doc), and fits them.
 pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::Result<Calibration> {
+    // Every header first: a file that is not a model fails before minutes of runs.
+    let shapes: Vec<Shape> = models
+        .iter()
+        .chain(variants)
+        .map(|m| GgufHeader::read(m).map(|h| Shape::from_header(&h)))
+        .collect::<Result<_, _>>()?;
     let text = text();
     let budget: Budget = Some((key.cpu_mean, key.cpu_peak));
     // Each model's figures next to each other: ungoverned, then at the budget.
@@ -214,8 +221,7 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
         figures.iter().zip(&found).find(|((m, _, b), _)| *m == model && *b == budget).and_then(|(_, f)| f.as_ref())
     };
     let mut points = Vec::new();
-    for model in models.iter().chain(variants) {
-        let header = GgufHeader::read(model)?;
+    for (model, shape) in models.iter().chain(variants).zip(shapes) {
         let raw =
             fastest(model, None).map(Fastest::run).ok_or_else(|| anyhow::anyhow!("no run of {}", model.display()))?;
         let governed = if models.contains(model) {
@@ -225,7 +231,7 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
         };
         let name = model.file_name().map_or_else(|| model.display().to_string(), |f| f.to_string_lossy().into());
         let point = Point {
-            shape: Shape::from_header(&header),
+            shape,
             prefill_tok_s: raw.prefill_tok_s,
             decode_tok_s: raw.decode_tok_s,
             governed,
