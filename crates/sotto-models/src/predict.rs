@@ -3,12 +3,17 @@
 //! and delivered minutes). Pure arithmetic; the calibration itself is measured by `sotto plan`.
 //!
 //! Per token, at a fixed thread count:
-//! - decode reads every weight it multiplies: `decode_s = decode_bytes / bandwidth[kernel]`.
-//!   The output matrix is read in full for every token (tied: the token embedding itself),
-//!   the token embedding only one row at a time. The bandwidth is per kernel class because
-//!   unpacking a block costs more for some types (Q4_1 ran 30-40% under Q4_0's here); a
-//!   shared per-row term was tried and left out: fitted on models of 4 to 30 layers it
-//!   took SmolLM2's slow Q4_1 decode for a cost of rows and put a 0.5B model 50% over.
+//! - decode reads every weight it multiplies, and each layer costs a little beyond its bytes
+//!   (its operations dispatched, the threads joined after each):
+//!   `decode_s = decode_bytes / bandwidth[kernel] + layers × per_layer`. The output matrix
+//!   is read in full for every token (tied: the token embedding itself), the token embedding
+//!   only one row at a time. The bandwidth is per kernel class because unpacking a block
+//!   costs more for some types (Q4_1 ran 30-40% under Q4_0's here). The per-layer cost is
+//!   told apart by Q4_0 models of 4, 18 and 40 layers in the calibration; without it,
+//!   SmolLM2's 30 narrow layers re-quantized decoded 20-44% slower than predicted and a
+//!   24-layer 0.5B model 12-31% (2026-12-03). A per-row term was tried before it and left
+//!   out: fitted on models of 4 to 30 layers it took SmolLM2's slow Q4_1 decode for a cost
+//!   of rows and put a 0.5B model 50% over.
 //! - prefill is compute-bound: `prefill_s = layer_params × cost[kernel] + rows × per_row`.
 //!   The cost depends on the weights' type, because llama.cpp multiplies Q4_0 and Q8_0
 //!   matrices with its tiled kernels and other types one dot product at a time (1.3 to 1.7
@@ -26,7 +31,8 @@
 //!   beyond that is a ratio measured on the calibration models.
 //!
 //! Must not: read RAM or core count to guess a tier (the calibration is the only source of
-//! speed), or extrapolate a row term that came out negative (the fit goes without it).
+//! speed), or extrapolate a row or layer term that came out negative (the fit goes without
+//! it).
 
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +90,10 @@ pub struct Shape {
     pub output_params: f64,
     /// Output rows of every layer matrix, summed: dot products per token.
     pub rows: f64,
+    /// Transformer blocks: each costs a decoded token its operations' dispatch and thread
+    /// barriers beyond the bytes it reads.
+    #[serde(default)]
+    pub layers: f64,
     /// The kernel class of most layer weights.
     pub kernel: Kernel,
 }
@@ -97,11 +107,13 @@ impl Shape {
         let (mut decode_bytes, mut output_bytes, mut layer_params, mut output_params, mut rows) =
             (0.0, 0.0, 0.0, 0.0, 0.0);
         let mut by_kernel = std::collections::BTreeMap::<Kernel, f64>::new();
+        let mut blocks = std::collections::BTreeSet::<&str>::new();
         for t in &header.tensors {
             if t.name != "token_embd.weight" || !has_output {
                 decode_bytes += bytes(t);
             }
-            if t.name.starts_with("blk.") {
+            if let Some(rest) = t.name.strip_prefix("blk.") {
+                blocks.insert(rest.split('.').next().unwrap_or(rest));
                 layer_params += t.elements() as f64;
                 if t.dims.len() >= 2 {
                     rows += t.dims[1..].iter().product::<u64>() as f64;
@@ -114,7 +126,7 @@ impl Shape {
             }
         }
         let kernel = by_kernel.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map_or(Kernel::Other, |k| k.0);
-        Shape { decode_bytes, output_bytes, layer_params, output_params, rows, kernel }
+        Shape { decode_bytes, output_bytes, layer_params, output_params, rows, layers: blocks.len() as f64, kernel }
     }
 
     /// From a catalogue entry's figures: weights of one file spread evenly over its
@@ -132,6 +144,7 @@ impl Shape {
             layer_params: layer_params.max(0.0),
             output_params: embedding,
             rows: (per_layer * f.layers) as f64,
+            layers: f.layers as f64,
             kernel: Kernel::of_quant(quant),
         }
     }
@@ -235,6 +248,9 @@ pub const REFERENCE_PROMPT: f64 = 256.0;
 pub struct Fit {
     /// Bytes per second a decoded token streams through, per kernel class measured.
     pub bandwidth: Vec<(Kernel, f64)>,
+    /// Seconds per layer per decoded token beyond its bytes (0: not fitted).
+    #[serde(default)]
+    pub decode_per_layer: f64,
     /// Layer parameters per second of prefill, per kernel class measured.
     pub prefill_rate: Vec<(Kernel, f64)>,
     /// Seconds per output row per prompt token beyond the parameters.
@@ -270,13 +286,20 @@ impl Fit {
         if usable.is_empty() {
             return None;
         }
-        let bandwidth = fit_decode(&usable);
+        let (bandwidth, decode_per_layer) = fit_decode(&usable);
         let (prefill_rate, prefill_per_row) = fit_prefill(&usable);
         if bandwidth.is_empty() || prefill_rate.is_empty() {
             return None;
         }
-        let mut fit =
-            Fit { bandwidth, prefill_rate, prefill_per_row, chunking, governed_prefill: 1.0, governed_decode: 1.0 };
+        let mut fit = Fit {
+            bandwidth,
+            decode_per_layer,
+            prefill_rate,
+            prefill_per_row,
+            chunking,
+            governed_prefill: 1.0,
+            governed_decode: 1.0,
+        };
         let governed: Vec<(&Point, (f64, f64))> = usable.iter().filter_map(|p| Some((*p, p.governed?))).collect();
         if !governed.is_empty() {
             let mean = |v: Vec<f64>| (v.iter().sum::<f64>() / v.len() as f64).clamp(1e-3, 1.0);
@@ -313,7 +336,7 @@ impl Fit {
         let rows = shape.rows * self.prefill_per_row;
         PerToken {
             prefill_s: shape.layer_params / rate + rows,
-            decode_s: shape.decode_bytes / self.bandwidth(shape.kernel),
+            decode_s: shape.decode_bytes / self.bandwidth(shape.kernel) + shape.layers * self.decode_per_layer,
             embed_s: (shape.layer_params + shape.output_params) / rate + rows,
         }
     }
@@ -325,8 +348,11 @@ impl Fit {
     pub fn prompt_s(&self, shape: &Shape, tokens: f64, embed: bool, warm: bool) -> f64 {
         let raw = self.raw(shape);
         // An embedding chunk runs the output matrix for every token, its first one included.
-        let (per_token, first) =
-            if embed { (raw.embed_s, raw.decode_s) } else { (raw.prefill_s, raw.decode_s * layers_share(shape)) };
+        // A plain chunk's first token streams the layers (and pays their per-layer cost), not the
+        // output matrix.
+        let layers_s = shape.decode_bytes * layers_share(shape) / self.bandwidth(shape.kernel)
+            + shape.layers * self.decode_per_layer;
+        let (per_token, first) = if embed { (raw.embed_s, raw.decode_s) } else { (raw.prefill_s, layers_s) };
         self.chunking.prompt_s(tokens, per_token, first, warm) / self.governed_prefill
     }
 
@@ -354,28 +380,33 @@ fn layers_share(shape: &Shape) -> f64 {
 /// class measured on one shape only).
 fn fit_prefill(points: &[&Point]) -> (Vec<(Kernel, f64)>, f64) {
     let seconds = |p: &Point| 1.0 / p.prefill_tok_s;
-    fit_kernels(points, |s| s.layer_params, seconds, true)
-        .or_else(|| fit_kernels(points, |s| s.layer_params, seconds, false))
+    fit_kernels(points, |s| s.layer_params, seconds, Some(|s: &Shape| s.rows))
+        .or_else(|| fit_kernels(points, |s| s.layer_params, seconds, None))
         .unwrap_or_default()
 }
 
-/// The decode fit: seconds a token `≈ decode_bytes / bandwidth[kernel]`; each kernel's
-/// bandwidth (empty when the points fit none).
-fn fit_decode(points: &[&Point]) -> Vec<(Kernel, f64)> {
-    fit_kernels(points, |s| s.decode_bytes, |p| 1.0 / p.decode_tok_s, false).map(|f| f.0).unwrap_or_default()
+/// The decode fit: seconds a token `≈ decode_bytes / bandwidth[kernel] + layers × per_layer`;
+/// each kernel's bandwidth (empty when the points fit none) and the per-layer cost, without it
+/// (0) when it comes out negative or the points cannot tell it apart (no kernel class measured
+/// at two depths).
+fn fit_decode(points: &[&Point]) -> (Vec<(Kernel, f64)>, f64) {
+    let seconds = |p: &Point| 1.0 / p.decode_tok_s;
+    fit_kernels(points, |s| s.decode_bytes, seconds, Some(|s: &Shape| s.layers))
+        .or_else(|| fit_kernels(points, |s| s.decode_bytes, seconds, None))
+        .unwrap_or_default()
 }
 
-/// Seconds `≈ size × cost[kernel] (+ rows × per_row)`, by least squares on relative error:
-/// each kernel's rate (1 / cost) and the per-row cost (0 without `rows`); `None` unless every
-/// cost comes out positive and the row cost not negative.
+/// Seconds `≈ size × cost[kernel] (+ extra × per_extra)`, by least squares on relative error:
+/// each kernel's rate (1 / cost) and the cost per unit of `extra` (0 without it); `None`
+/// unless every cost comes out positive and the extra cost not negative.
 fn fit_kernels(
     points: &[&Point],
     size: impl Fn(&Shape) -> f64,
     seconds: impl Fn(&Point) -> f64,
-    rows: bool,
+    extra: Option<fn(&Shape) -> f64>,
 ) -> Option<(Vec<(Kernel, f64)>, f64)> {
     let kernels = kernels(points);
-    let unknowns = kernels.len() + usize::from(rows);
+    let unknowns = kernels.len() + usize::from(extra.is_some());
     // Each row of the system is divided by the measured seconds: relative error.
     let system: Vec<(Vec<f64>, f64)> = points
         .iter()
@@ -383,37 +414,42 @@ fn fit_kernels(
             let y = seconds(p);
             let mut x = vec![0.0; unknowns];
             x[kernels.iter().position(|k| *k == p.shape.kernel).expect("every kernel is listed")] = size(&p.shape) / y;
-            if rows {
-                x[unknowns - 1] = p.shape.rows / y;
+            if let Some(extra) = extra {
+                x[unknowns - 1] = extra(&p.shape) / y;
             }
             (x, 1.0)
         })
         .collect();
     let x = least_squares(&system, unknowns)?;
-    let (costs, per_row) = x.split_at(kernels.len());
-    if !costs.iter().all(|c| *c > 0.0) || per_row.iter().any(|r| *r < 0.0) {
+    let (costs, per_extra) = x.split_at(kernels.len());
+    if !costs.iter().all(|c| *c > 0.0) || per_extra.iter().any(|r| *r < 0.0) {
         return None;
     }
-    Some((kernels.iter().zip(costs).map(|(k, c)| (*k, 1.0 / c)).collect(), per_row.first().copied().unwrap_or(0.0)))
+    Some((kernels.iter().zip(costs).map(|(k, c)| (*k, 1.0 / c)).collect(), per_extra.first().copied().unwrap_or(0.0)))
 }
 
 /// Least squares `A x ≈ b` by the normal equations and Gaussian elimination with partial
 /// pivoting; `None` when the system does not determine every unknown (fewer independent rows
 /// than unknowns).
 fn least_squares(rows: &[(Vec<f64>, f64)], unknowns: usize) -> Option<Vec<f64>> {
+    // Each column scaled to unit length first: bytes per token and layers differ by eight
+    // orders of magnitude, and the singularity test below compares pivots across columns.
+    let norms: Vec<f64> = (0..unknowns).map(|j| rows.iter().map(|(x, _)| x[j] * x[j]).sum::<f64>().sqrt()).collect();
+    if norms.iter().any(|n| *n == 0.0 || !n.is_finite()) {
+        return None;
+    }
     let mut m = vec![vec![0.0; unknowns + 1]; unknowns];
     for (x, b) in rows {
         for i in 0..unknowns {
             for j in 0..unknowns {
-                m[i][j] += x[i] * x[j];
+                m[i][j] += x[i] / norms[i] * x[j] / norms[j];
             }
-            m[i][unknowns] += x[i] * b;
+            m[i][unknowns] += x[i] / norms[i] * b;
         }
     }
-    let scale = (0..unknowns).map(|i| m[i][i]).fold(0.0, f64::max);
     for col in 0..unknowns {
         let pivot = (col..unknowns).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))?;
-        if m[pivot][col].abs() <= 1e-9 * scale {
+        if m[pivot][col].abs() <= 1e-9 {
             return None;
         }
         m.swap(col, pivot);
@@ -427,7 +463,7 @@ fn least_squares(rows: &[(Vec<f64>, f64)], unknowns: usize) -> Option<Vec<f64>> 
             }
         }
     }
-    Some((0..unknowns).map(|i| m[i][unknowns] / m[i][i]).collect())
+    Some((0..unknowns).map(|i| m[i][unknowns] / m[i][i] / norms[i]).collect())
 }
 
 /// The figure of `kernel`, else the smallest.
@@ -454,14 +490,29 @@ mod tests {
     const UNLIMITED: Chunking = Chunking { target_s: None, max: 128.0 };
 
     fn shape(bytes: f64, params: f64, rows: f64, kernel: Kernel) -> Shape {
-        Shape { decode_bytes: bytes, output_bytes: 0.0, layer_params: params, output_params: 0.0, rows, kernel }
+        Shape {
+            decode_bytes: bytes,
+            output_bytes: 0.0,
+            layer_params: params,
+            output_params: 0.0,
+            rows,
+            layers: 0.0,
+            kernel,
+        }
     }
+
+    fn deep(layers: f64, s: Shape) -> Shape {
+        Shape { layers, ..s }
+    }
+
+    /// Seconds a layer costs a decoded token on the machine [`point`] measures.
+    const PER_LAYER: f64 = 2e-4;
 
     /// A machine whose true costs are known: points generated from them are fitted back.
     fn point(s: Shape) -> Point {
         let prefill_per_row = 2e-8;
         let (rate, bandwidth) = if s.kernel == Kernel::Q4_0 { (2e10, 8e9) } else { (1.2e10, 6e9) };
-        let decode = bandwidth / s.decode_bytes;
+        let decode = 1.0 / (s.decode_bytes / bandwidth + s.layers * PER_LAYER);
         let prefill = 1.0 / (s.layer_params / rate + s.rows * prefill_per_row);
         Point {
             shape: s,
@@ -474,16 +525,17 @@ mod tests {
 
     #[test]
     fn the_fit_finds_its_machine_and_predicts_a_bigger_model() {
-        let small = shape(94e6, 107e6, 155e3, Kernel::Q4_1);
-        let requantized = shape(90e6, 107e6, 155e3, Kernel::Q4_0);
-        let wide = shape(247e6, 100e6, 124e3, Kernel::Q4_1);
+        let small = deep(30.0, shape(94e6, 107e6, 155e3, Kernel::Q4_1));
+        let requantized = deep(30.0, shape(90e6, 107e6, 155e3, Kernel::Q4_0));
+        let wide = deep(18.0, shape(247e6, 100e6, 124e3, Kernel::Q4_1));
         let fit = Fit::from_points(&[point(small), point(requantized), point(wide)], UNLIMITED).unwrap();
         assert_eq!(fit.bandwidth.len(), 2, "{fit:?}");
         assert!((fit.bandwidth(Kernel::Q4_1) / 6e9 - 1.0).abs() < 1e-6, "{fit:?}");
         assert!((fit.bandwidth(Kernel::Q4_0) / 8e9 - 1.0).abs() < 1e-6, "{fit:?}");
+        assert!((fit.decode_per_layer / PER_LAYER - 1.0).abs() < 1e-6, "{fit:?}");
         assert!((fit.prefill_per_row / 2e-8 - 1.0).abs() < 1e-6, "{fit:?}");
         // Wider than any calibration model: fewer rows per parameter, cheaper per parameter.
-        let big = shape(1.7e9, 2.8e9, 774e3, Kernel::Q4_0);
+        let big = deep(28.0, shape(1.7e9, 2.8e9, 774e3, Kernel::Q4_0));
         let truth = point(big);
         let raw = fit.raw(&big);
         assert!((raw.decode_s * truth.decode_tok_s - 1.0).abs() < 1e-6, "Q4_0 has its own bandwidth");
@@ -492,9 +544,9 @@ mod tests {
         assert!((governed.prefill_s * truth.governed.unwrap().0 - 1.0).abs() < 1e-6, "{governed:?}");
         assert!((governed.decode_s * truth.governed.unwrap().1 - 1.0).abs() < 1e-6);
         // A kernel class nobody measured gets the slowest rate, not the fastest.
-        let k = shape(1.7e9, 2.8e9, 774e3, Kernel::Other);
+        let k = deep(28.0, shape(1.7e9, 2.8e9, 774e3, Kernel::Other));
         assert!((fit.raw(&k).prefill_s / (2.8e9 / 1.2e10 + 774e3 * 2e-8) - 1.0).abs() < 1e-6);
-        assert!((fit.raw(&k).decode_s / (1.7e9 / 6e9) - 1.0).abs() < 1e-6);
+        assert!((fit.raw(&k).decode_s / (1.7e9 / 6e9 + 28.0 * PER_LAYER) - 1.0).abs() < 1e-6);
     }
 
     #[test]
@@ -504,8 +556,10 @@ mod tests {
         let b = point(shape(90e6, 107e6, 155e3, Kernel::Q4_0));
         let fit = Fit::from_points(&[a, b], UNLIMITED).unwrap();
         assert_eq!(fit.prefill_per_row, 0.0);
+        assert_eq!(fit.decode_per_layer, 0.0, "no layer count to tell it by");
         for p in [a, b] {
             assert!((fit.raw(&p.shape).prefill_s * p.prefill_tok_s - 1.0).abs() < 1e-9, "each point is fitted exactly");
+            assert!((fit.raw(&p.shape).decode_s * p.decode_tok_s - 1.0).abs() < 1e-9, "each point is fitted exactly");
         }
     }
 
@@ -537,6 +591,7 @@ mod tests {
         let c = Chunking { target_s: Some(0.05), max: 128.0 };
         let fit = Fit {
             bandwidth: vec![(Kernel::Q4_0, 2e9)],
+            decode_per_layer: 0.0,
             prefill_rate: vec![(Kernel::Q4_0, 2e10)],
             prefill_per_row: 0.0,
             chunking: c,
@@ -553,6 +608,39 @@ mod tests {
         // An embedding chunk runs the output matrix for every token, the first one included.
         let embed = fit.prompt_s(&s, 300.0, true, true);
         assert!((embed - c.prompt_s(300.0, raw.embed_s, raw.decode_s, true)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn decode_pays_a_cost_per_layer_told_apart_by_one_kernel_at_three_depths() {
+        // The calibration's Q4_0 models: a 4-layer wide one, Gemma's 18 layers (most of its
+        // bytes the output matrix), a 32-layer narrow one; SmolLM2's Q4_1 at 30 layers.
+        let calibration = [
+            deep(4.0, shape(139e6, 243e6, 94e3, Kernel::Q4_0)),
+            Shape { output_bytes: 178e6, ..deep(18.0, shape(235e6, 100e6, 124e3, Kernel::Q4_0)) },
+            deep(32.0, shape(60e6, 100e6, 180e3, Kernel::Q4_0)),
+            deep(30.0, shape(97e6, 106e6, 155e3, Kernel::Q4_1)),
+        ];
+        let points: Vec<Point> = calibration.into_iter().map(point).collect();
+        let fit = Fit::from_points(&points, UNLIMITED).unwrap();
+        assert!((fit.decode_per_layer / PER_LAYER - 1.0).abs() < 1e-6, "{fit:?}");
+        // A narrow held-out model of 24 layers: without the term its decode would be predicted
+        // 14% short.
+        let held_out = deep(24.0, shape(241e6, 378e6, 295e3, Kernel::Q4_0));
+        assert!((fit.raw(&held_out).decode_s * point(held_out).decode_tok_s - 1.0).abs() < 1e-6);
+        // A plain prompt chunk's first token pays the layers' cost too, not the output matrix.
+        let gemma = calibration[1];
+        let c = Chunking { target_s: Some(0.05), max: 128.0 };
+        let fit = Fit { chunking: c, ..fit };
+        let raw = fit.raw(&gemma);
+        let first = 57e6 / 8e9 + 18.0 * PER_LAYER;
+        let chunked = fit.prompt_s(&gemma, 300.0, false, true) * fit.governed_prefill;
+        assert!((chunked / c.prompt_s(300.0, raw.prefill_s, first, true) - 1.0).abs() < 1e-9, "{chunked}");
+        // Deeper models measured faster per byte (noise): a negative cost is not extrapolated.
+        let mut noisy = points.clone();
+        noisy[2].decode_tok_s *= 3.0;
+        let fit = Fit::from_points(&noisy, UNLIMITED).unwrap();
+        assert_eq!(fit.decode_per_layer, 0.0, "{fit:?}");
+        assert!(fit.bandwidth.iter().all(|(_, b)| *b > 0.0));
     }
 
     #[test]

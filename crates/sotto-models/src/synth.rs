@@ -1,7 +1,9 @@
 //! A synthetic llama GGUF with random weights, written here so that `sotto plan` can calibrate
-//! on a model wider than the two it ships: llama.cpp's kernels cost less per weight on wider
-//! matrices, and a fit on 576- and 640-wide models alone over-predicts what a 2048-wide one
-//! needs (`sotto bench plan`, 2026-12-03). Speed does not depend on the weights' values, so
+//! on models shaped unlike the two it ships: a wider one (llama.cpp's kernels cost less per
+//! weight on wider matrices, and a fit on 576- and 640-wide models alone over-predicts what a
+//! 2048-wide one needs, `sotto bench plan`, 2026-12-03) and a deeper one (each layer costs a
+//! decoded token more than its bytes: a 0.5B model of 24 layers decoded 20-30% slower than
+//! the bandwidth alone predicted, 2026-12-03). Speed does not depend on the weights' values, so
 //! random Q4_0 blocks with one small scale stand in for a trained model.
 //!
 //! The vocabulary is byte-level SentencePiece (`<unk>`, `<s>`, `</s>` and the 256 byte
@@ -29,7 +31,11 @@ impl Dims {
     /// What `sotto plan` calibrates on beside the shipped models: Llama 3.2 1B's layers
     /// (2048 wide, 8192 feed-forward, grouped-query attention), four of them. About 240M
     /// parameters and 140 MB.
-    pub const CALIBRATION: Dims = Dims { embedding: 2048, layers: 4, heads: 32, kv_heads: 8, feed_forward: 8192 };
+    pub const WIDE: Dims = Dims { embedding: 2048, layers: 4, heads: 32, kv_heads: 8, feed_forward: 8192 };
+    /// The other end: forty narrow layers (512 wide, 1024 feed-forward), about 88M parameters
+    /// and 50 MB, so that a decoded token's cost per layer beyond its bytes (each layer's
+    /// operations dispatched and their threads joined) is told apart from the bandwidth.
+    pub const DEEP: Dims = Dims { embedding: 512, layers: 40, heads: 8, kv_heads: 2, feed_forward: 1024 };
 }
 
 /// Byte-level SentencePiece tokens: three specials, then the 256 bytes.

@@ -404,7 +404,8 @@ fn plan_calibrates_once_and_predicts_every_catalogue_model() {
         assert!(v50 > 0.0 && v95 >= v50 && r["ram_bytes"].as_u64().unwrap() > r["file_bytes"].as_u64().unwrap(), "{r}");
     }
     // The fit is the one measured here: a bandwidth and a prefill rate for each kernel class
-    // the shipped models and the variants use (Q4_0, Q8_0, Q4_1, the others), and a cost per row.
+    // the shipped models and the variants use (Q4_0, Q8_0, Q4_1, the others), a cost per row,
+    // and a decode cost per layer (0 when the machine's noise made it come out negative).
     let fit = &a["calibration"]["fit"];
     let bandwidth = fit["bandwidth"].as_array().unwrap();
     assert_eq!(bandwidth.len(), 4, "{fit}");
@@ -412,11 +413,14 @@ fn plan_calibrates_once_and_predicts_every_catalogue_model() {
     let rates = fit["prefill_rate"].as_array().unwrap();
     assert_eq!(rates.len(), 4, "{fit}");
     let variants = std::fs::read_dir(state.path().join("sotto/calibration")).unwrap().count();
-    assert_eq!(variants, 3, "the Q4_0 and Q8_0 re-quantizations and the synthetic wide model are kept");
+    assert_eq!(variants, 4, "the Q4_0 and Q8_0 re-quantizations and the synthetic wide and deep models are kept");
     assert!(rates.iter().all(|r| r[1].as_f64().unwrap() > 0.0), "{fit}");
     assert!(fit["prefill_per_row"].as_f64().is_some_and(|r| r >= 0.0), "{fit}");
+    assert!(fit["decode_per_layer"].as_f64().is_some_and(|r| r >= 0.0), "{fit}");
     let points = a["calibration"]["points"].as_array().unwrap();
-    assert_eq!(points.len(), 5, "two shipped models and three variants: {points:?}");
+    assert_eq!(points.len(), 6, "two shipped models and four variants: {points:?}");
+    let layers: Vec<f64> = points.iter().map(|p| p[1]["shape"]["layers"].as_f64().unwrap()).collect();
+    assert!(layers.contains(&4.0) && layers.contains(&40.0), "the synthetic models' depths are read: {layers:?}");
 
     let second = plan(&["--json"]);
     assert!(second.status.success(), "{}", stderr(&second));

@@ -59,7 +59,8 @@ pub struct Calibration {
 /// how the governor cuts and paces it), so that a cached calibration of an older build is
 /// measured again. 2: the governor sizes chunks for the configured threads, and a point's
 /// shape holds its output matrix's bytes. 3: runs go in passes until the fastest two agree.
-const METHOD: u32 = 3;
+/// 4: a second synthetic model, deep and narrow, for the decode cost per layer.
+const METHOD: u32 = 4;
 
 /// sotto's version and the calibration [`METHOD`], for the key.
 pub fn version() -> String {
@@ -74,10 +75,13 @@ pub const MIN_RUNS: usize = 2;
 /// Two runs agree when the slower is within this fraction of the faster, prefill and decode
 /// each.
 pub const AGREE: f64 = 0.10;
-/// The synthetic calibration model's file, in the cache directory.
-const SYNTHETIC: &str = "synth-calibration-llama-4x2048-q4_0.gguf";
-/// Bytes of the calibration text the synthetic model reads: its vocabulary is bytes, so this
-/// is its prompt's length in tokens, about the other models' count.
+/// The synthetic calibration models' files, in the cache directory, and their shapes.
+const SYNTHETIC: [(&str, sotto_models::synth::Dims); 2] = [
+    ("synth-calibration-llama-4x2048-q4_0.gguf", sotto_models::synth::Dims::WIDE),
+    ("synth-calibration-llama-40x512-q4_0.gguf", sotto_models::synth::Dims::DEEP),
+];
+/// Bytes of the calibration text the synthetic models read: their vocabulary is bytes, so
+/// this is their prompt's length in tokens, about the other models' count.
 const SYNTHETIC_TEXT: usize = 300;
 
 /// The text every calibration run reads (about 250 tokens): the bench's prompt with one event.
@@ -110,28 +114,31 @@ pub fn requantized(model: &Path, to: sotto_engine::QuantType, dir: &Path) -> any
 }
 
 /// The variants a calibration measures ungoverned: the first shipped model (the default one)
-/// in Q4_0 and Q8_0, and the synthetic wide model, made in `dir` unless they are there.
+/// in Q4_0 and Q8_0, and the synthetic wide and deep models, made in `dir` unless they are
+/// there.
 pub fn variants(shipped: &[PathBuf], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let Some(first) = shipped.first() else { return Ok(Vec::new()) };
     let mut out: Vec<PathBuf> = [sotto_engine::QuantType::Q4_0, sotto_engine::QuantType::Q8_0]
         .into_iter()
         .map(|to| requantized(first, to, dir))
         .collect::<anyhow::Result<_>>()?;
-    let synthetic = dir.join(SYNTHETIC);
-    if !synthetic.exists() {
-        std::fs::create_dir_all(dir)?;
-        sotto_models::synth::write_llama(&synthetic, &sotto_models::synth::Dims::CALIBRATION).map_err(|e| {
-            anyhow::anyhow!("cannot write the synthetic calibration model {}: {e}", synthetic.display())
-        })?;
+    for (name, dims) in SYNTHETIC {
+        let synthetic = dir.join(name);
+        if !synthetic.exists() {
+            std::fs::create_dir_all(dir)?;
+            sotto_models::synth::write_llama(&synthetic, &dims).map_err(|e| {
+                anyhow::anyhow!("cannot write the synthetic calibration model {}: {e}", synthetic.display())
+            })?;
+        }
+        out.push(synthetic);
     }
-    out.push(synthetic);
     Ok(out)
 }
 
 /// The text `model` reads: the calibration text, cut for the synthetic model, whose tokens are
 /// bytes.
 pub fn text_for(model: &Path, text: &str) -> String {
-    if model.file_name().is_some_and(|f| f == SYNTHETIC) {
+    if model.file_name().is_some_and(|f| SYNTHETIC.iter().any(|(name, _)| f == *name)) {
         let mut end = SYNTHETIC_TEXT.min(text.len());
         while !text.is_char_boundary(end) {
             end -= 1;
@@ -366,7 +373,7 @@ mod tests {
     #[test]
     fn the_synthetic_model_reads_a_cut_of_the_text_at_a_character_boundary() {
         let text = "é".repeat(400);
-        let cut = text_for(Path::new("/cache").join(SYNTHETIC).as_path(), &text);
+        let cut = text_for(Path::new("/cache").join(SYNTHETIC[1].0).as_path(), &text);
         assert!(cut.len() <= SYNTHETIC_TEXT && cut.len() >= SYNTHETIC_TEXT - 1 && text.starts_with(&cut));
         assert_eq!(text_for(Path::new("/m/gemma.gguf"), &text), text);
     }

@@ -277,9 +277,11 @@ pub fn table(
     };
     let bandwidth: Vec<String> = f.bandwidth.iter().map(|(k, b)| format!("{:?} {:.1}", k, b / 1e9)).collect();
     out.push_str(&format!(
-        "Fit: decode streams GB/s by kernel: {}; prefill G layer-params/s by kernel: {} (+{:.1} ns a matrix \
-         row); {chunks}; the budget keeps {:.0}% of prefill speed and {:.0}% of decode speed.\n",
+        "Fit: decode streams GB/s by kernel: {} (+{:.0} µs a layer); prefill G layer-params/s by kernel: {} \
+         (+{:.1} ns a matrix row); {chunks}; the budget keeps {:.0}% of prefill speed and {:.0}% of decode \
+         speed.\n",
         bandwidth.join(", "),
+        f.decode_per_layer * 1e6,
         rates.join(", "),
         f.prefill_per_row * 1e9,
         f.governed_prefill * 100.0,
@@ -366,6 +368,7 @@ mod tests {
             layer_params: 107e6,
             output_params: 28e6,
             rows: 155e3,
+            layers: 30.0,
             kernel: Kernel::Q4_1,
         };
         let gemma = Shape {
@@ -374,6 +377,7 @@ mod tests {
             layer_params: 100e6,
             output_params: 168e6,
             rows: 124e3,
+            layers: 18.0,
             kernel: Kernel::Other,
         };
         let chunking = Chunking { target_s: Some(0.163), max: 128.0 };

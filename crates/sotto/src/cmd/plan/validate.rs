@@ -185,12 +185,28 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             calibrations.push(calibration);
+            // After every block, so that a run cut short keeps what it measured.
+            write(&args.out, &models, &rows, &failed, &calibrations)?;
         }
     }
+    println!("{}", table(&models, &rows, &failed));
+    eprintln!("written to {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The table and every figure measured so far, to `out`.
+fn write(
+    out: &Path,
+    models: &[Model],
+    rows: &[Row],
+    failed: &[(String, u32, String, String)],
+    calibrations: &[calibrate::Calibration],
+) -> anyhow::Result<()> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let (cpu, date) = (super::super::bench::cpu_model(), super::super::bench::date());
-    let md = table(&models, &rows, &failed);
-    std::fs::write(args.out.join("table.md"), format!("{}\n{md}", meta_block(&command, &cpu, cpus, &date)))?;
+    let (cpu, cpus, date) =
+        (super::super::bench::cpu_model(), sotto_governor::available_cpus(), super::super::bench::date());
+    let md = table(models, rows, failed);
+    std::fs::write(out.join("table.md"), format!("{}\n{md}", meta_block(&command, &cpu, cpus, &date)))?;
     let data = serde_json::json!({
         "command": command,
         "cpu": cpu,
@@ -201,10 +217,8 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
         "rows": rows,
         "failed": failed,
     });
-    std::fs::write(args.out.join("run.json"), serde_json::to_string_pretty(&data)?)?;
-    println!("{md}");
-    eprintln!("written to {}", args.out.display());
-    Ok(ExitCode::SUCCESS)
+    std::fs::write(out.join("run.json"), serde_json::to_string_pretty(&data)?)?;
+    Ok(())
 }
 
 /// The reference model's (prefill, decode) tokens/s in `calibration`, at its budget.
