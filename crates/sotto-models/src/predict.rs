@@ -53,6 +53,13 @@ pub enum Kernel {
 }
 
 impl Kernel {
+    pub const ALL: [Kernel; 4] = [Kernel::Q4_0, Kernel::Q8_0, Kernel::Q4_1, Kernel::Other];
+
+    /// The place of the class in [`Kernel::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The class of a ggml type id.
     pub fn of_type(ggml_type: u32) -> Kernel {
         match ggml_type {
@@ -96,6 +103,15 @@ pub struct Shape {
     pub layers: f64,
     /// The kernel class of most layer weights.
     pub kernel: Kernel,
+    /// `decode_bytes` by the kernel class that reads them, in [`Kernel::ALL`]'s order (a
+    /// quantized file keeps its output matrix in another type than its layers: Gemma 3's Q4_0
+    /// re-quantization is three quarters Q8_0 bytes); all 0: every byte `kernel`'s (a
+    /// catalogue entry).
+    #[serde(default)]
+    pub decode_mix: [f64; 4],
+    /// The output matrix's kernel class; `None`: `kernel`.
+    #[serde(default)]
+    pub output_kernel: Option<Kernel>,
 }
 
 impl Shape {
@@ -108,9 +124,17 @@ impl Shape {
             (0.0, 0.0, 0.0, 0.0, 0.0);
         let mut by_kernel = std::collections::BTreeMap::<Kernel, f64>::new();
         let mut blocks = std::collections::BTreeSet::<&str>::new();
+        // Vectors (norms, biases) go with the layers' kernel once it is known.
+        let (mut mix, mut vectors) = ([0.0; 4], 0.0);
+        let mut output_kernel = None;
         for t in &header.tensors {
             if t.name != "token_embd.weight" || !has_output {
                 decode_bytes += bytes(t);
+                if t.dims.len() >= 2 {
+                    mix[Kernel::of_type(t.ggml_type).index()] += bytes(t);
+                } else {
+                    vectors += bytes(t);
+                }
             }
             if let Some(rest) = t.name.strip_prefix("blk.") {
                 blocks.insert(rest.split('.').next().unwrap_or(rest));
@@ -123,10 +147,30 @@ impl Shape {
             if t.name == output {
                 output_params = t.elements() as f64;
                 output_bytes = bytes(t);
+                output_kernel = Some(Kernel::of_type(t.ggml_type));
             }
         }
         let kernel = by_kernel.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map_or(Kernel::Other, |k| k.0);
-        Shape { decode_bytes, output_bytes, layer_params, output_params, rows, layers: blocks.len() as f64, kernel }
+        mix[kernel.index()] += vectors;
+        Shape {
+            decode_bytes,
+            output_bytes,
+            layer_params,
+            output_params,
+            rows,
+            layers: blocks.len() as f64,
+            kernel,
+            decode_mix: mix,
+            output_kernel,
+        }
+    }
+
+    /// `decode_bytes` by kernel class: the mix read from the file, else all `kernel`'s.
+    pub fn decode_mix(&self) -> Vec<(Kernel, f64)> {
+        if self.decode_mix.iter().all(|b| *b == 0.0) {
+            return vec![(self.kernel, self.decode_bytes)];
+        }
+        Kernel::ALL.into_iter().zip(self.decode_mix).filter(|(_, b)| *b > 0.0).collect()
     }
 
     /// From a catalogue entry's figures: weights of one file spread evenly over its
@@ -146,6 +190,8 @@ impl Shape {
             rows: (per_layer * f.layers) as f64,
             layers: f.layers as f64,
             kernel: Kernel::of_quant(quant),
+            decode_mix: [0.0; 4],
+            output_kernel: None,
         }
     }
 }
@@ -330,13 +376,18 @@ impl Fit {
         of_kernel(&self.bandwidth, kernel)
     }
 
+    /// Seconds to stream `mix`'s bytes, each kernel class at its bandwidth.
+    fn streaming_s(&self, mix: &[(Kernel, f64)]) -> f64 {
+        mix.iter().map(|(k, b)| b / self.bandwidth(*k)).sum()
+    }
+
     /// Ungoverned seconds per token of `shape` (prompts in chunks as large as allowed).
     pub fn raw(&self, shape: &Shape) -> PerToken {
         let rate = self.rate(shape.kernel);
         let rows = shape.rows * self.prefill_per_row;
         PerToken {
             prefill_s: shape.layer_params / rate + rows,
-            decode_s: shape.decode_bytes / self.bandwidth(shape.kernel) + shape.layers * self.decode_per_layer,
+            decode_s: self.streaming_s(&shape.decode_mix()) + shape.layers * self.decode_per_layer,
             embed_s: (shape.layer_params + shape.output_params) / rate + rows,
         }
     }
@@ -350,8 +401,8 @@ impl Fit {
         // An embedding chunk runs the output matrix for every token, its first one included.
         // A plain chunk's first token streams the layers (and pays their per-layer cost), not the
         // output matrix.
-        let layers_s = shape.decode_bytes * layers_share(shape) / self.bandwidth(shape.kernel)
-            + shape.layers * self.decode_per_layer;
+        let output = shape.output_bytes / self.bandwidth(shape.output_kernel.unwrap_or(shape.kernel));
+        let layers_s = (self.streaming_s(&shape.decode_mix()) - output).max(0.0) + shape.layers * self.decode_per_layer;
         let (per_token, first) = if embed { (raw.embed_s, raw.decode_s) } else { (raw.prefill_s, layers_s) };
         self.chunking.prompt_s(tokens, per_token, first, warm) / self.governed_prefill
     }
@@ -380,32 +431,43 @@ fn layers_share(shape: &Shape) -> f64 {
 /// class measured on one shape only).
 fn fit_prefill(points: &[&Point]) -> (Vec<(Kernel, f64)>, f64) {
     let seconds = |p: &Point| 1.0 / p.prefill_tok_s;
-    fit_kernels(points, |s| s.layer_params, seconds, Some(|s: &Shape| s.rows))
-        .or_else(|| fit_kernels(points, |s| s.layer_params, seconds, None))
+    let params = |s: &Shape| vec![(s.kernel, s.layer_params)];
+    fit_kernels(points, params, seconds, Some(|s: &Shape| s.rows))
+        .or_else(|| fit_kernels(points, params, seconds, None))
         .unwrap_or_default()
 }
 
-/// The decode fit: seconds a token `≈ decode_bytes / bandwidth[kernel] + layers × per_layer`;
-/// each kernel's bandwidth (empty when the points fit none) and the per-layer cost, without it
-/// (0) when it comes out negative or the points cannot tell it apart (no kernel class measured
-/// at two depths).
+/// The decode fit: seconds a token `≈ Σ bytes[kernel] / bandwidth[kernel] + layers ×
+/// per_layer`, each tensor's bytes under its own kernel class; each kernel's bandwidth (empty
+/// when the points fit none) and the per-layer cost, without it (0) when it comes out negative
+/// or the points cannot tell it apart (no kernel class measured at two depths). When the mix
+/// does not fit (a class that only ever appears beside others), every byte goes under the
+/// layers' kernel, as before the mix was read.
 fn fit_decode(points: &[&Point]) -> (Vec<(Kernel, f64)>, f64) {
     let seconds = |p: &Point| 1.0 / p.decode_tok_s;
-    fit_kernels(points, |s| s.decode_bytes, seconds, Some(|s: &Shape| s.layers))
-        .or_else(|| fit_kernels(points, |s| s.decode_bytes, seconds, None))
+    let layers: Option<fn(&Shape) -> f64> = Some(|s| s.layers);
+    let mixed = |s: &Shape| s.decode_mix();
+    let plain = |s: &Shape| vec![(s.kernel, s.decode_bytes)];
+    fit_kernels(points, mixed, seconds, layers)
+        .or_else(|| fit_kernels(points, mixed, seconds, None))
+        .or_else(|| fit_kernels(points, plain, seconds, layers))
+        .or_else(|| fit_kernels(points, plain, seconds, None))
         .unwrap_or_default()
 }
 
-/// Seconds `≈ size × cost[kernel] (+ extra × per_extra)`, by least squares on relative error:
-/// each kernel's rate (1 / cost) and the cost per unit of `extra` (0 without it); `None`
-/// unless every cost comes out positive and the extra cost not negative.
+/// Seconds `≈ Σ size[kernel] × cost[kernel] (+ extra × per_extra)`, by least squares on
+/// relative error: each kernel's rate (1 / cost) and the cost per unit of `extra` (0 without
+/// it); `None` unless every cost comes out positive and the extra cost not negative.
 fn fit_kernels(
     points: &[&Point],
-    size: impl Fn(&Shape) -> f64,
+    size: impl Fn(&Shape) -> Vec<(Kernel, f64)>,
     seconds: impl Fn(&Point) -> f64,
     extra: Option<fn(&Shape) -> f64>,
 ) -> Option<(Vec<(Kernel, f64)>, f64)> {
-    let kernels = kernels(points);
+    let mut kernels: Vec<Kernel> =
+        points.iter().flat_map(|p| size(&p.shape)).filter(|(_, n)| *n > 0.0).map(|(k, _)| k).collect();
+    kernels.sort();
+    kernels.dedup();
     let unknowns = kernels.len() + usize::from(extra.is_some());
     // Each row of the system is divided by the measured seconds: relative error.
     let system: Vec<(Vec<f64>, f64)> = points
@@ -413,7 +475,11 @@ fn fit_kernels(
         .map(|p| {
             let y = seconds(p);
             let mut x = vec![0.0; unknowns];
-            x[kernels.iter().position(|k| *k == p.shape.kernel).expect("every kernel is listed")] = size(&p.shape) / y;
+            for (k, n) in size(&p.shape) {
+                if let Some(i) = kernels.iter().position(|c| *c == k) {
+                    x[i] += n / y;
+                }
+            }
             if let Some(extra) = extra {
                 x[unknowns - 1] = extra(&p.shape) / y;
             }
@@ -475,14 +541,6 @@ fn of_kernel(figures: &[(Kernel, f64)], kernel: Kernel) -> f64 {
         .map_or(f64::INFINITY, |(_, r)| *r)
 }
 
-/// The kernel classes of `points`, each once, in order.
-fn kernels(points: &[&Point]) -> Vec<Kernel> {
-    let mut k: Vec<Kernel> = points.iter().map(|p| p.shape.kernel).collect();
-    k.sort();
-    k.dedup();
-    k
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,6 +556,8 @@ mod tests {
             rows,
             layers: 0.0,
             kernel,
+            decode_mix: [0.0; 4],
+            output_kernel: None,
         }
     }
 
@@ -511,8 +571,10 @@ mod tests {
     /// A machine whose true costs are known: points generated from them are fitted back.
     fn point(s: Shape) -> Point {
         let prefill_per_row = 2e-8;
-        let (rate, bandwidth) = if s.kernel == Kernel::Q4_0 { (2e10, 8e9) } else { (1.2e10, 6e9) };
-        let decode = 1.0 / (s.decode_bytes / bandwidth + s.layers * PER_LAYER);
+        let rate = if s.kernel == Kernel::Q4_0 { 2e10 } else { 1.2e10 };
+        let bandwidth = |k: Kernel| if k == Kernel::Q4_0 { 8e9 } else { 6e9 };
+        let streaming: f64 = s.decode_mix().iter().map(|(k, b)| b / bandwidth(*k)).sum();
+        let decode = 1.0 / (streaming + s.layers * PER_LAYER);
         let prefill = 1.0 / (s.layer_params / rate + s.rows * prefill_per_row);
         Point {
             shape: s,
@@ -641,6 +703,38 @@ mod tests {
         let fit = Fit::from_points(&noisy, UNLIMITED).unwrap();
         assert_eq!(fit.decode_per_layer, 0.0, "{fit:?}");
         assert!(fit.bandwidth.iter().all(|(_, b)| *b > 0.0));
+    }
+
+    /// A file of `layers` whose layer weights are `kernel`'s and whose bytes are `mix` (Q4_0,
+    /// Q8_0, Q4_1).
+    fn mixed(layers: f64, kernel: Kernel, [q4_0, q8_0, q4_1]: [f64; 3]) -> Shape {
+        Shape { decode_mix: [q4_0, q8_0, q4_1, 0.0], ..deep(layers, shape(q4_0 + q8_0 + q4_1, 100e6, 124e3, kernel)) }
+    }
+
+    #[test]
+    fn each_tensor_streams_at_its_own_kernels_bandwidth() {
+        // Gemma 3's Q4_0 re-quantization keeps its output matrix in Q8_0 (three quarters of its
+        // bytes); SmolLM2's Q4_1 keeps its embedding in Q8_0.
+        let calibration = [
+            mixed(18.0, Kernel::Q4_0, [56e6, 178e6, 0.0]),
+            mixed(18.0, Kernel::Q8_0, [0.0, 285e6, 0.0]),
+            mixed(4.0, Kernel::Q4_0, [137e6, 0.0, 0.0]),
+            mixed(40.0, Kernel::Q4_0, [50e6, 0.0, 0.0]),
+            mixed(30.0, Kernel::Q4_1, [0.0, 30e6, 66e6]),
+        ];
+        let points: Vec<Point> = calibration.into_iter().map(point).collect();
+        let fit = Fit::from_points(&points, UNLIMITED).unwrap();
+        assert!((fit.bandwidth(Kernel::Q4_0) / 8e9 - 1.0).abs() < 1e-6, "{fit:?}");
+        assert!((fit.bandwidth(Kernel::Q8_0) / 6e9 - 1.0).abs() < 1e-6, "{fit:?}");
+        assert!((fit.decode_per_layer / PER_LAYER - 1.0).abs() < 1e-6, "{fit:?}");
+        // A 3B model all in Q4_0, predicted exactly; read as a Q4_0 model only, the Gemma
+        // point's Q8_0 bytes would have set Q4_0's bandwidth.
+        let big = mixed(28.0, Kernel::Q4_0, [1.67e9, 0.0, 0.0]);
+        assert!((fit.raw(&big).decode_s * point(big).decode_tok_s - 1.0).abs() < 1e-6);
+        let plain: Vec<Point> =
+            points.iter().map(|p| Point { shape: Shape { decode_mix: [0.0; 4], ..p.shape }, ..*p }).collect();
+        let as_before = Fit::from_points(&plain, UNLIMITED).unwrap();
+        assert!((as_before.raw(&big).decode_s * point(big).decode_tok_s - 1.0).abs() > 0.05, "{as_before:?}");
     }
 
     #[test]

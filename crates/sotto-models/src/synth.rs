@@ -261,6 +261,12 @@ mod tests {
         let shape = Shape::from_header(&h);
         assert_eq!(shape.kernel, Kernel::Q4_0);
         assert_eq!(shape.output_params, (256 * VOCAB) as f64, "the embedding is the tied output");
+        assert_eq!(shape.layers, 2.0);
+        // The tied f32 embedding is read under its own class, the norms with the layers'.
+        assert_eq!(shape.output_kernel, Some(Kernel::Other));
+        let mix = shape.decode_mix();
+        assert_eq!(mix.iter().map(|(_, b)| b).sum::<f64>(), shape.decode_bytes);
+        assert_eq!(mix.iter().find(|(k, _)| *k == Kernel::Other).map(|m| m.1), Some(shape.output_bytes), "{mix:?}");
         assert!(!dir.path().join("synth.partial").exists());
     }
 

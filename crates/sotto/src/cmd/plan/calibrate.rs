@@ -59,8 +59,9 @@ pub struct Calibration {
 /// how the governor cuts and paces it), so that a cached calibration of an older build is
 /// measured again. 2: the governor sizes chunks for the configured threads, and a point's
 /// shape holds its output matrix's bytes. 3: runs go in passes until the fastest two agree.
-/// 4: a second synthetic model, deep and narrow, for the decode cost per layer.
-const METHOD: u32 = 4;
+/// 4: a second synthetic model, deep and narrow, for the decode cost per layer. 5: a point's
+/// shape holds its bytes by kernel class.
+const METHOD: u32 = 5;
 
 /// sotto's version and the calibration [`METHOD`], for the key.
 pub fn version() -> String {

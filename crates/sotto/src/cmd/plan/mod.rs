@@ -370,6 +370,8 @@ mod tests {
             rows: 155e3,
             layers: 30.0,
             kernel: Kernel::Q4_1,
+            decode_mix: [0.0; 4],
+            output_kernel: None,
         };
         let gemma = Shape {
             decode_bytes: 247e6,
@@ -379,6 +381,8 @@ mod tests {
             rows: 124e3,
             layers: 18.0,
             kernel: Kernel::Other,
+            decode_mix: [0.0; 4],
+            output_kernel: None,
         };
         let chunking = Chunking { target_s: Some(0.163), max: 128.0 };
         Fit::from_points(&[point(smol, 114.5, 48.0), point(gemma, 159.2, 26.3)], chunking).unwrap()
