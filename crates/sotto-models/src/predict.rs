@@ -5,10 +5,13 @@
 //! Per token, at a fixed thread count:
 //! - decode reads every weight it multiplies, and each layer costs a little beyond its bytes
 //!   (its operations dispatched, the threads joined after each):
-//!   `decode_s = decode_bytes / bandwidth[kernel] + layers × per_layer`. The output matrix
-//!   is read in full for every token (tied: the token embedding itself), the token embedding
-//!   only one row at a time. The bandwidth is per kernel class because unpacking a block
-//!   costs more for some types (Q4_1 ran 30-40% under Q4_0's here). The per-layer cost is
+//!   `decode_s = Σ bytes[kernel] / bandwidth[kernel] + layers × per_layer`. The output
+//!   matrix is read in full for every token (tied: the token embedding itself), the token
+//!   embedding only one row at a time. The bandwidth is per kernel class because unpacking a
+//!   block costs more for some types, and each tensor's bytes go under their own class: a
+//!   quantized file keeps its output matrix in another type than its layers (Gemma 3's Q4_0
+//!   re-quantization is three quarters Q8_0 bytes, which ran 30% faster per byte than Q4_0
+//!   on an EPYC; counted as Q4_0 they put a 3B Q4_0 model 19% under). The per-layer cost is
 //!   told apart by Q4_0 models of 4, 18 and 40 layers in the calibration; without it,
 //!   SmolLM2's 30 narrow layers re-quantized decoded 20-44% slower than predicted and a
 //!   24-layer 0.5B model 12-31% (2026-12-03). A per-row term was tried before it and left

@@ -253,6 +253,31 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
     Ok(Calibration { key: key.clone(), date: super::super::bench::date(), points, fit, runs })
 }
 
+impl Calibration {
+    /// Each figure the faster of this calibration's and `other`'s (the same key's, measured
+    /// later), and the fit taken again: a machine whose speed drifts over minutes is measured
+    /// at its best over a longer stretch. `other`'s models must be this one's.
+    pub fn fastest_with(self, other: &Calibration) -> anyhow::Result<Calibration> {
+        let mut points = self.points;
+        for (name, p) in &mut points {
+            let (_, q) = other
+                .points
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| anyhow::anyhow!("the second calibration has no point of {name}"))?;
+            p.prefill_tok_s = p.prefill_tok_s.max(q.prefill_tok_s);
+            p.decode_tok_s = p.decode_tok_s.max(q.decode_tok_s);
+            p.governed = match (p.governed, q.governed) {
+                (Some(a), Some(b)) => Some((a.0.max(b.0), a.1.max(b.1))),
+                (a, b) => a.or(b),
+            };
+        }
+        let fit = Fit::from_points(&points.iter().map(|p| p.1).collect::<Vec<_>>(), self.fit.chunking)
+            .ok_or_else(|| anyhow::anyhow!("the calibration measured no speed"))?;
+        Ok(Calibration { key: self.key, date: self.date, points, fit, runs: self.runs + other.runs })
+    }
+}
+
 /// What one `sotto generate --json` run measured.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Run {
@@ -369,6 +394,8 @@ pub fn run(key: &Key, model: &Path, text: &str, budget: Option<(f64, f64)>) -> a
 
 #[cfg(test)]
 mod tests {
+    use sotto_models::predict::Kernel;
+
     use super::*;
 
     #[test]
@@ -381,6 +408,60 @@ mod tests {
 
     fn run(prefill: f64, decode: f64) -> Run {
         Run { prompt_tokens: 250.0, generated_tokens: 24.0, prefill_tok_s: prefill, decode_tok_s: decode }
+    }
+
+    #[test]
+    fn two_calibrations_keep_each_figures_faster_and_fit_again() {
+        let key = Key {
+            cpu: "test".into(),
+            cpus: 2.0,
+            threads: 1,
+            threads_batch: 1,
+            cpu_mean: 0.35,
+            cpu_peak: 0.5,
+            sched: "idle".into(),
+            chunk: 128,
+            version: version(),
+            models: Vec::new(),
+        };
+        let shape = |bytes: f64, kernel| Shape {
+            decode_bytes: bytes,
+            output_bytes: 0.0,
+            layer_params: bytes * 2.0,
+            output_params: 0.0,
+            rows: 1e5,
+            layers: 20.0,
+            kernel,
+            decode_mix: [0.0; 4],
+            output_kernel: None,
+        };
+        let point =
+            |s, p, d, g| Point { shape: s, prefill_tok_s: p, decode_tok_s: d, governed: g, prompt_tokens: 300.0 };
+        let calibration = |points: Vec<(String, Point)>| {
+            let fit = Fit::from_points(&points.iter().map(|p| p.1).collect::<Vec<_>>(), chunking(&key)).unwrap();
+            Calibration { key: key.clone(), date: "d".into(), points, fit, runs: 10 }
+        };
+        let (a, b) = (shape(100e6, Kernel::Q4_1), shape(200e6, Kernel::Q4_0));
+        // The first calibration fell in a slow minute for prefill, the second for decode.
+        let slow_prefill = calibration(vec![
+            ("a".into(), point(a, 100.0, 50.0, Some((60.0, 35.0)))),
+            ("b".into(), point(b, 80.0, 30.0, None)),
+        ]);
+        let slow_decode = calibration(vec![
+            ("a".into(), point(a, 130.0, 40.0, Some((70.0, 30.0)))),
+            ("b".into(), point(b, 100.0, 25.0, None)),
+        ]);
+        let both = slow_prefill.clone().fastest_with(&slow_decode).unwrap();
+        let a = both.points[0].1;
+        assert_eq!((a.prefill_tok_s, a.decode_tok_s, a.governed), (130.0, 50.0, Some((70.0, 35.0))));
+        assert_eq!((both.points[1].1.prefill_tok_s, both.points[1].1.decode_tok_s), (100.0, 30.0));
+        assert_eq!(both.runs, 20);
+        let fresh = calibration(both.points.clone());
+        assert_eq!(both.fit, fresh.fit, "fitted again on the faster figures");
+        assert!(both.fit.raw(&a.shape).prefill_s < slow_prefill.fit.raw(&a.shape).prefill_s);
+        // A second calibration of other models is refused, not merged.
+        let other = calibration(vec![("c".into(), point(b, 1.0, 1.0, None))]);
+        assert!(slow_prefill.fastest_with(&other).is_err());
     }
 
     /// Noise only slows a run down: a figure is the fastest prefill and the fastest decode, and
