@@ -1,5 +1,6 @@
 //! Re-quantizing a GGUF file with llama.cpp's own quantizer: how `sotto bench plan` makes the
-//! Q8_0 and Q4_0 variants of the shipped models it validates the predictor on. The weights'
+//! Q8_0 and Q4_0 variants of the shipped models it validates the predictor on, and `sotto plan`
+//! the Q4_K_M file it measures the K-quants' decode on. The weights'
 //! quality does not matter there (speed does not depend on their values), so a file already
 //! quantized may be quantized again.
 //!
@@ -15,6 +16,8 @@ use crate::EngineError;
 pub enum QuantType {
     Q4_0,
     Q8_0,
+    /// Q4_K_M: K-quants, Q6_K for the attention values and half the feed-forward downs.
+    Q4KM,
 }
 
 impl QuantType {
@@ -22,6 +25,7 @@ impl QuantType {
         match self {
             QuantType::Q4_0 => "Q4_0",
             QuantType::Q8_0 => "Q8_0",
+            QuantType::Q4KM => "Q4_K_M",
         }
     }
 
@@ -29,6 +33,7 @@ impl QuantType {
         match self {
             QuantType::Q4_0 => llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_0,
             QuantType::Q8_0 => llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q8_0,
+            QuantType::Q4KM => llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_K_M,
         }
     }
 }

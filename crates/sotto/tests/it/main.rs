@@ -413,12 +413,15 @@ fn plan_calibrates_once_and_predicts_every_catalogue_model() {
     let rates = fit["prefill_rate"].as_array().unwrap();
     assert_eq!(rates.len(), 4, "{fit}");
     let variants = std::fs::read_dir(state.path().join("sotto/calibration")).unwrap().count();
-    assert_eq!(variants, 4, "the Q4_0 and Q8_0 re-quantizations and the synthetic wide and deep models are kept");
+    assert_eq!(
+        variants, 5,
+        "the Q4_0 and Q8_0 re-quantizations, the synthetic wide and deep models and the deep one in Q4_K_M are kept"
+    );
     assert!(rates.iter().all(|r| r[1].as_f64().unwrap() > 0.0), "{fit}");
     assert!(fit["prefill_per_row"].as_f64().is_some_and(|r| r >= 0.0), "{fit}");
     assert!(fit["decode_per_layer"].as_f64().is_some_and(|r| r >= 0.0), "{fit}");
     let points = a["calibration"]["points"].as_array().unwrap();
-    assert_eq!(points.len(), 6, "two shipped models and four variants: {points:?}");
+    assert_eq!(points.len(), 7, "two shipped models and five variants: {points:?}");
     let layers: Vec<f64> = points.iter().map(|p| p[1]["shape"]["layers"].as_f64().unwrap()).collect();
     assert!(layers.contains(&4.0) && layers.contains(&40.0), "the synthetic models' depths are read: {layers:?}");
 

@@ -60,8 +60,8 @@ pub struct Calibration {
 /// measured again. 2: the governor sizes chunks for the configured threads, and a point's
 /// shape holds its output matrix's bytes. 3: runs go in passes until the fastest two agree.
 /// 4: a second synthetic model, deep and narrow, for the decode cost per layer. 5: a point's
-/// shape holds its bytes by kernel class.
-const METHOD: u32 = 5;
+/// shape holds its bytes by kernel class. 6: the deep model in Q4_K_M too.
+const METHOD: u32 = 6;
 
 /// sotto's version and the calibration [`METHOD`], for the key.
 pub fn version() -> String {
@@ -133,13 +133,23 @@ pub fn variants(shipped: &[PathBuf], dir: &Path) -> anyhow::Result<Vec<PathBuf>>
         }
         out.push(synthetic);
     }
+    // The deep model in Q4_K_M: K-quant bytes alone (the shipped models' rows are 576 and 640
+    // wide, not a multiple of K-quants' 256-weight blocks, so llama.cpp keeps most of their
+    // bytes in Q8_0 or Q5_0, and the K-quants' bandwidth was a residual, off by 2-3 times).
+    let deep = out.last().cloned().expect("the synthetic models were just pushed");
+    out.push(requantized(&deep, sotto_engine::QuantType::Q4KM, dir)?);
     Ok(out)
 }
 
 /// The text `model` reads: the calibration text, cut for the synthetic model, whose tokens are
 /// bytes.
 pub fn text_for(model: &Path, text: &str) -> String {
-    if model.file_name().is_some_and(|f| SYNTHETIC.iter().any(|(name, _)| f == *name)) {
+    let stem = |name: &str| name.trim_end_matches(".gguf").to_owned();
+    let synthetic = model.file_stem().is_some_and(|f| {
+        let f = f.to_string_lossy();
+        SYNTHETIC.iter().any(|(name, _)| f == stem(name) || f.starts_with(&format!("{}.requant-", stem(name))))
+    });
+    if synthetic {
         let mut end = SYNTHETIC_TEXT.min(text.len());
         while !text.is_char_boundary(end) {
             end -= 1;
@@ -403,6 +413,8 @@ mod tests {
         let text = "é".repeat(400);
         let cut = text_for(Path::new("/cache").join(SYNTHETIC[1].0).as_path(), &text);
         assert!(cut.len() <= SYNTHETIC_TEXT && cut.len() >= SYNTHETIC_TEXT - 1 && text.starts_with(&cut));
+        let requantized = format!("{}.requant-Q4_K_M.gguf", SYNTHETIC[1].0.trim_end_matches(".gguf"));
+        assert_eq!(text_for(&Path::new("/cache").join(requantized), &text), cut, "its tokens are bytes too");
         assert_eq!(text_for(Path::new("/m/gemma.gguf"), &text), text);
     }
 
