@@ -10,9 +10,11 @@
 //!   embedding only one row at a time. The bandwidth is per kernel class because unpacking a
 //!   block costs more for some types, and each tensor's bytes go under their own class: a
 //!   quantized file keeps its output matrix in another type than its layers (Gemma 3's Q4_0
-//!   re-quantization is three quarters Q8_0 bytes, which ran 30% faster per byte than Q4_0
-//!   on an EPYC; counted as Q4_0 they put a 3B Q4_0 model 19% under). The per-layer cost is
-//!   told apart by Q4_0 models of 4, 18 and 40 layers in the calibration; without it,
+//!   re-quantization is three quarters Q8_0 bytes, which streamed 45% faster than Q4_0 on an
+//!   EPYC; counted as Q4_0 they put a 3B Q4_0 model 19% under). K-quants are measured on a
+//!   K-quant file of their own: in the shipped models they are a quarter of the bytes or
+//!   less, and as a residual their bandwidth came out 48 GB/s. The per-layer cost is
+//!   told apart by models of 4, 18 and 40 layers in the calibration; without it,
 //!   SmolLM2's 30 narrow layers re-quantized decoded 20-44% slower than predicted and a
 //!   24-layer 0.5B model 12-31% (2026-12-03). A per-row term was tried before it and left
 //!   out: fitted on models of 4 to 30 layers it took SmolLM2's slow Q4_1 decode for a cost

@@ -1,19 +1,19 @@
-//! The calibration `sotto plan` predicts from: the fetched default models run here, at the
-//! budget's thread plan, ungoverned and at the budget, each through `sotto generate --json`
-//! in a process of its own (a process-wide governor cannot be two budgets at once); and,
-//! ungoverned, the default model re-quantized to Q4_0 and Q8_0 by llama.cpp's quantizer (the
-//! rates of llama.cpp's tiled kernels) and a synthetic 2048-wide Q4_0 llama
-//! (`sotto_models::synth`: how the cost per weight falls on wider matrices), both kept in the
-//! cache directory. Each figure is the fastest of its runs: on a shared machine noise only
-//! ever slows a run down. The runs go in passes over every figure (a model's ungoverned run
-//! beside its governed one, so the budget's ratio is measured side by side), at least
-//! [`MIN_RUNS`] and at most [`RUNS`] of each, until each figure's two fastest runs agree
-//! within [`AGREE`]: a slow stretch then costs one run of each figure, not all of one
-//! figure's runs, and a noisy machine is measured longer instead of wrongly. Two to four
-//! minutes (27 runs, 2 min 47 s, on 2 CPUs on 2026-12-03); cached in the state directory
-//! under everything that changes the figures (CPU, usable CPUs, threads, budgets, chunk,
-//! scheduling class, sotto's version, the models' files), so a second `plan` answers at
-//! once. `--recalibrate` measures again.
+//! The calibration `sotto plan` predicts from: the fetched default models run here, at the budget's
+//! thread plan, ungoverned and at the budget, each through `sotto generate --json` in a process of
+//! its own (a process-wide governor cannot be two budgets at once); and, ungoverned, the default
+//! model re-quantized to Q4_0 and Q8_0 by llama.cpp's quantizer (the rates of llama.cpp's tiled
+//! kernels), a synthetic 4-layer 2048-wide Q4_0 llama (`sotto_models::synth`: how the cost per
+//! weight falls on wider matrices), a 40-layer 512-wide one (the decode cost per layer) and that
+//! one in Q4_K_M (the K-quants' bandwidth), all kept in the cache directory. Each figure is the
+//! fastest of its runs: on a shared machine noise only ever slows a run down. The runs go in passes
+//! over every figure (a model's ungoverned run beside its governed one, so the budget's ratio is
+//! measured side by side), at least [`MIN_RUNS`] and at most [`RUNS`] of each, until each figure's
+//! two fastest runs agree within [`AGREE`]: a slow stretch then costs one run of each figure, not
+//! all of one figure's runs, and a noisy machine is measured longer instead of wrongly. Two to four
+//! minutes (27 runs, 2 min 47 s, on 2 CPUs on 2026-12-03); cached in the state directory under
+//! everything that changes the figures (CPU, usable CPUs, threads, budgets, chunk, scheduling
+//! class, sotto's version, the models' files), so a second `plan` answers at once. `--recalibrate`
+//! measures again.
 //!
 //! Must not: reuse a calibration taken under another key, or keep one that failed.
 

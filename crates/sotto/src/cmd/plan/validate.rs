@@ -34,7 +34,9 @@
 //! each figure's faster measurement (`Calibration::fastest_with`): on this EPYC (2026-12-04)
 //! a block's calibration fell in a slow stretch and the reference then ran its rows at 0.7 to
 //! 0.8 of its calibrated time, which put six rows 23-35% over while their drift-scaled
-//! errors stayed within 9%.
+//! errors stayed within 9%. Two runs after it held 18 and 19 of 20 held-out rows within 25%;
+//! every held-out miss was at 2 threads and 35/50 beside a reference 1.26-1.39 times slower
+//! than calibrated (`bench/runs/2026-12-04-epyc-2cpu-plan-mix*`).
 //!
 //! The generated files live in a work folder outside the repository (kept between runs,
 //! several GB); the error table and every figure go to `--out`.
