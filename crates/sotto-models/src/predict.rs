@@ -359,7 +359,7 @@ impl Fit {
                     .iter()
                     .map(|(p, (gp, _))| {
                         let tokens = p.prompt_tokens.max(1.0);
-                        let first = layers_share(&p.shape) / p.decode_tok_s;
+                        let first = fit.first_token_s(&p.shape, 1.0 / p.decode_tok_s);
                         let chunked = chunking.prompt_s(tokens, 1.0 / p.prefill_tok_s, first, false) / tokens;
                         chunked * gp
                     })
@@ -404,12 +404,17 @@ impl Fit {
     pub fn prompt_s(&self, shape: &Shape, tokens: f64, embed: bool, warm: bool) -> f64 {
         let raw = self.raw(shape);
         // An embedding chunk runs the output matrix for every token, its first one included.
-        // A plain chunk's first token streams the layers (and pays their per-layer cost), not the
-        // output matrix.
-        let output = shape.output_bytes / self.bandwidth(shape.output_kernel.unwrap_or(shape.kernel));
-        let layers_s = (self.streaming_s(&shape.decode_mix()) - output).max(0.0) + shape.layers * self.decode_per_layer;
-        let (per_token, first) = if embed { (raw.embed_s, raw.decode_s) } else { (raw.prefill_s, layers_s) };
+        let (per_token, first) =
+            if embed { (raw.embed_s, raw.decode_s) } else { (raw.prefill_s, self.first_token_s(shape, raw.decode_s)) };
         self.chunking.prompt_s(tokens, per_token, first, warm) / self.governed_prefill
+    }
+
+    /// A plain prompt chunk's first token, from a decoded token's `decode_s` (predicted, or
+    /// measured for a calibration point): the layers' streaming and per-layer cost, without
+    /// the output matrix, which a chunk runs for its last token only.
+    fn first_token_s(&self, shape: &Shape, decode_s: f64) -> f64 {
+        let output = shape.output_bytes / self.bandwidth(shape.output_kernel.unwrap_or(shape.kernel));
+        (decode_s - output).max(0.0)
     }
 
     /// Seconds per token of `shape` at the calibrated budget, prompts of
@@ -422,12 +427,6 @@ impl Fit {
             embed_s: self.prompt_s(shape, REFERENCE_PROMPT, true, true) / REFERENCE_PROMPT,
         }
     }
-}
-
-/// The share of a decoded token's reads that are the layers' weights, not the output matrix:
-/// what a prompt chunk's first token streams.
-fn layers_share(shape: &Shape) -> f64 {
-    if shape.decode_bytes > 0.0 { (1.0 - shape.output_bytes / shape.decode_bytes).clamp(0.0, 1.0) } else { 1.0 }
 }
 
 /// The prefill fit: seconds a token `≈ layer_params × cost[kernel] + rows × per_row`. Returns

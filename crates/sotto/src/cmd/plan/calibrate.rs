@@ -77,10 +77,10 @@ pub const MIN_RUNS: usize = 2;
 /// each.
 pub const AGREE: f64 = 0.10;
 /// The synthetic calibration models' files, in the cache directory, and their shapes.
-const SYNTHETIC: [(&str, sotto_models::synth::Dims); 2] = [
-    ("synth-calibration-llama-4x2048-q4_0.gguf", sotto_models::synth::Dims::WIDE),
-    ("synth-calibration-llama-40x512-q4_0.gguf", sotto_models::synth::Dims::DEEP),
-];
+const WIDE: &str = "synth-calibration-llama-4x2048-q4_0.gguf";
+const DEEP: &str = "synth-calibration-llama-40x512-q4_0.gguf";
+const SYNTHETIC: [(&str, sotto_models::synth::Dims); 2] =
+    [(WIDE, sotto_models::synth::Dims::WIDE), (DEEP, sotto_models::synth::Dims::DEEP)];
 /// Bytes of the calibration text the synthetic models read: their vocabulary is bytes, so
 /// this is their prompt's length in tokens, about the other models' count.
 const SYNTHETIC_TEXT: usize = 300;
@@ -136,20 +136,16 @@ pub fn variants(shipped: &[PathBuf], dir: &Path) -> anyhow::Result<Vec<PathBuf>>
     // The deep model in Q4_K_M: K-quant bytes alone (the shipped models' rows are 576 and 640
     // wide, not a multiple of K-quants' 256-weight blocks, so llama.cpp keeps most of their
     // bytes in Q8_0 or Q5_0, and the K-quants' bandwidth was a residual, off by 2-3 times).
-    let deep = out.last().cloned().expect("the synthetic models were just pushed");
-    out.push(requantized(&deep, sotto_engine::QuantType::Q4KM, dir)?);
+    out.push(requantized(&dir.join(DEEP), sotto_engine::QuantType::Q4KM, dir)?);
     Ok(out)
 }
 
 /// The text `model` reads: the calibration text, cut for the synthetic model, whose tokens are
 /// bytes.
 pub fn text_for(model: &Path, text: &str) -> String {
-    let stem = |name: &str| name.trim_end_matches(".gguf").to_owned();
-    let synthetic = model.file_stem().is_some_and(|f| {
-        let f = f.to_string_lossy();
-        SYNTHETIC.iter().any(|(name, _)| f == stem(name) || f.starts_with(&format!("{}.requant-", stem(name))))
-    });
-    if synthetic {
+    // A synthetic model's file, or a re-quantization of it (`{stem}.requant-{type}.gguf`).
+    let name = model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    if SYNTHETIC.iter().any(|(file, _)| name.starts_with(file.trim_end_matches(".gguf"))) {
         let mut end = SYNTHETIC_TEXT.min(text.len());
         while !text.is_char_boundary(end) {
             end -= 1;
@@ -411,9 +407,9 @@ mod tests {
     #[test]
     fn the_synthetic_model_reads_a_cut_of_the_text_at_a_character_boundary() {
         let text = "é".repeat(400);
-        let cut = text_for(Path::new("/cache").join(SYNTHETIC[1].0).as_path(), &text);
+        let cut = text_for(Path::new("/cache").join(DEEP).as_path(), &text);
         assert!(cut.len() <= SYNTHETIC_TEXT && cut.len() >= SYNTHETIC_TEXT - 1 && text.starts_with(&cut));
-        let requantized = format!("{}.requant-Q4_K_M.gguf", SYNTHETIC[1].0.trim_end_matches(".gguf"));
+        let requantized = format!("{}.requant-Q4_K_M.gguf", DEEP.trim_end_matches(".gguf"));
         assert_eq!(text_for(&Path::new("/cache").join(requantized), &text), cut, "its tokens are bytes too");
         assert_eq!(text_for(Path::new("/m/gemma.gguf"), &text), text);
     }
