@@ -325,15 +325,9 @@ impl Attention {
     /// Fits the costs to `probes`: seconds `≈ tokens × weights[small or large chunk] + width ×
     /// (positions one row at a time × row + positions tiled × tiled)`, by least squares on
     /// relative error; a cost no probe measures stays 0. The weights cost more a token in
-    /// small chunks (each chunk streams them once), hence one unknown per kind of chunk. The
-    /// tiled cost is the smaller and the noisier (a sixth of a probe's time or less): when it
-    /// comes out negative the fit goes without it (0, left to the weights' figures, as before
-    /// attention was measured). `None` unless every other cost comes out positive.
+    /// small chunks (each chunk streams them once), hence one unknown per kind of chunk. `None`
+    /// unless every cost comes out positive.
     pub fn fit(probes: &[Probe]) -> Option<Attention> {
-        Self::fit_columns(probes, true).or_else(|| Self::fit_columns(probes, false))
-    }
-
-    fn fit_columns(probes: &[Probe], tiled: bool) -> Option<Attention> {
         let rows: Vec<[f64; 4]> = probes
             .iter()
             .filter(|p| p.seconds > 0.0 && p.tokens > 0.0 && p.width > 0.0)
@@ -349,7 +343,7 @@ impl Attention {
                 x.map(|v| v / p.seconds)
             })
             .collect();
-        let used: Vec<usize> = (0..4).filter(|j| (tiled || *j != 3) && rows.iter().any(|x| x[*j] > 0.0)).collect();
+        let used: Vec<usize> = (0..4).filter(|j| rows.iter().any(|x| x[*j] > 0.0)).collect();
         if !used.contains(&2) {
             return None;
         }
@@ -970,11 +964,6 @@ mod tests {
         noisy[0].seconds *= 0.5;
         noisy[2].seconds *= 0.5;
         assert_eq!(Attention::fit(&noisy), None);
-        // Noise that makes the tiled cost negative: fitted without it.
-        let mut tiled_noise = probes;
-        tiled_noise[0].seconds *= 0.9;
-        let fit = Attention::fit(&tiled_noise).unwrap();
-        assert!(fit.tiled == 0.0 && fit.row > 0.0, "{fit:?}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! kernels), a synthetic 4-layer 2048-wide Q4_0 llama (`sotto_models::synth`: how the cost per
 //! weight falls on wider matrices), a 40-layer 512-wide one (the decode cost per layer) and that
 //! one in Q4_K_M (the K-quants' bandwidth), all kept in the cache directory; and attention's
-//! probes: the 40-layer model at twice its text too, and at both lengths in chunks of
+//! probes: the 40-layer model at half its text too, and at both lengths in chunks of
 //! [`SMALL_CHUNK`]. Each figure is the
 //! fastest of its runs: on a shared machine noise only ever slows a run down. The runs go in passes
 //! over every figure (a model's ungoverned run beside its governed one, so the budget's ratio is
@@ -230,19 +230,16 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
         .chain(variants.iter().map(|m| (m, None)))
         .map(|(m, b)| (m, text_for(m, &text), b, None))
         .collect();
-    // Attention's probes: the deep model (the most attention per weight) at twice its text,
-    // and at both lengths in small chunks, beside its figure in the key's chunks. Twice, not
-    // half: attention grows with the square of the length, so the longer prompt tells it
-    // apart from the weights better (at half, the tiled cost came out negative in two
-    // calibrations of four).
+    // Attention's probes: the deep model (the most attention per weight) at half its text,
+    // and at both lengths in small chunks, beside its figure in the key's chunks.
     let deep = variants.iter().find(|m| m.file_name().is_some_and(|f| f == DEEP));
     let small = SMALL_CHUNK.min(key.chunk);
     if let Some(deep) = deep {
         let full = text_for(deep, &text);
-        let double = cut(&text, 2 * SYNTHETIC_TEXT).to_owned();
-        figures.push((deep, double.clone(), None, None));
+        let half = cut(&full, full.len() / 2).to_owned();
+        figures.push((deep, half.clone(), None, None));
         figures.push((deep, full, None, Some(small)));
-        figures.push((deep, double, None, Some(small)));
+        figures.push((deep, half, None, Some(small)));
     }
     let mut found: Vec<Option<Fastest>> = vec![None; figures.len()];
     for _ in 0..RUNS {
@@ -481,7 +478,6 @@ mod tests {
         let requantized = format!("{}.requant-Q4_K_M.gguf", DEEP.trim_end_matches(".gguf"));
         assert_eq!(text_for(&Path::new("/cache").join(requantized), &text), cut, "its tokens are bytes too");
         assert_eq!(text_for(Path::new("/m/gemma.gguf"), &text), text);
-        assert!(super::text().len() >= 2 * SYNTHETIC_TEXT, "attention's long probe is twice the synthetic text");
     }
 
     fn run(prefill: f64, decode: f64) -> Run {
