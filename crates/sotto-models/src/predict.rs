@@ -34,14 +34,6 @@
 //!   predictor replays that loop ([`Chunking::prompt_s`]), so a model too big for the target
 //!   prefills one token at a time, at the layers' decode speed. What the duty cycle costs
 //!   beyond that is a ratio measured on the calibration models.
-//! - attention costs each token its query width times the tokens before it, at one of two
-//!   rates ([`Attention`]): llama.cpp's CPU flash attention runs a chunk of at least
-//!   [`ATTENTION_TILE`] tokens tiled, and a smaller chunk, or a decoded token, one query row at
-//!   a time, about 2.5 times as dear per position on the EPYC (2026-12-04). The other terms
-//!   are fitted net of it. Absorbed into them, it was paid at the tiled rate for a prompt in
-//!   full chunks, and the governor's chunks (under 64 tokens at 35/50) made the 40-layer
-//!   512-wide calibration model's prompts 27-33% slower than predicted; and a prompt twice
-//!   as long costs more than twice as much.
 //!
 //! Must not: read RAM or core count to guess a tier (the calibration is the only source of
 //! speed), or extrapolate a row or layer term that came out negative (the fit goes without
@@ -125,10 +117,6 @@ pub struct Shape {
     /// The output matrix's kernel class; `None`: `kernel`.
     #[serde(default)]
     pub output_kernel: Option<Kernel>,
-    /// Query width (heads × head dimension) summed over the layers: what attention multiplies
-    /// by the context's length for each token.
-    #[serde(default)]
-    pub attention: f64,
 }
 
 impl Shape {
@@ -143,7 +131,7 @@ impl Shape {
         let mut blocks = std::collections::BTreeSet::<&str>::new();
         // Vectors (norms, biases) go with the layers' kernel once it is known.
         let (mut mix, mut vectors) = ([0.0; 4], 0.0);
-        let (mut output_kernel, mut attention) = (None, 0.0);
+        let mut output_kernel = None;
         for t in &header.tensors {
             if t.name != "token_embd.weight" || !has_output {
                 decode_bytes += bytes(t);
@@ -159,13 +147,6 @@ impl Shape {
                 if t.dims.len() >= 2 {
                     rows += t.dims[1..].iter().product::<u64>() as f64;
                     *by_kernel.entry(Kernel::of_type(t.ggml_type)).or_default() += t.elements() as f64;
-                    // The query projection's output rows; a fused one (phi3) holds the keys' and
-                    // values' too, taken here as a third (their heads are as many or fewer).
-                    match rest.split_once('.').map(|(_, w)| w) {
-                        Some("attn_q.weight") => attention += t.dims[1] as f64,
-                        Some("attn_qkv.weight") => attention += t.dims[1] as f64 / 3.0,
-                        _ => {}
-                    }
                 }
             }
             if t.name == output {
@@ -186,7 +167,6 @@ impl Shape {
             kernel,
             decode_mix: mix,
             output_kernel,
-            attention,
         }
     }
 
@@ -217,7 +197,6 @@ impl Shape {
             kernel: Kernel::of_quant(quant),
             decode_mix: [0.0; 4],
             output_kernel: None,
-            attention: (f.heads * f.head_dim * f.layers) as f64,
         }
     }
 }
@@ -249,112 +228,6 @@ pub struct Point {
     /// The measured prompt's tokens: the governor's first chunks are small, so what the
     /// budget costs depends on the prompt's length.
     pub prompt_tokens: f64,
-    /// Tokens decoded after it (0: not recorded, taken as none).
-    #[serde(default)]
-    pub generated_tokens: f64,
-}
-
-/// The prompt chunk from which llama.cpp's CPU flash attention runs its tiled kernel
-/// (`GGML_FA_TILE_Q` in ggml-cpu's `common.h`, pinned llama.cpp); a smaller chunk, and every
-/// decoded token, goes one query row at a time.
-pub const ATTENTION_TILE: f64 = 64.0;
-
-/// What attention costs beyond the weights: seconds per unit of query width
-/// ([`Shape::attention`]) per earlier token in the context, for each token, one query row at a
-/// time (`row`: decoded tokens and chunks under [`ATTENTION_TILE`]) and tiled. Both 0: not
-/// measured (the weights' fit absorbs it, as before it was measured).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Attention {
-    pub row: f64,
-    pub tiled: f64,
-}
-
-/// A prompt prefilled ungoverned in chunks of `chunk` tokens, from position 0: what the
-/// attention fit reads.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Probe {
-    /// The model's [`Shape::attention`].
-    pub width: f64,
-    pub chunk: f64,
-    pub tokens: f64,
-    pub seconds: f64,
-}
-
-impl Attention {
-    /// Per unit of query width: one model's costs (`width` of them).
-    pub fn scaled(&self, width: f64) -> Attention {
-        Attention { row: self.row * width, tiled: self.tiled * width }
-    }
-
-    /// The earlier positions that `n` tokens from `position` attend to, summed, and the cost of
-    /// each, by the kernel a chunk of `n` runs.
-    fn terms(&self, n: f64, position: f64) -> (f64, f64) {
-        let positions = n * position + n * (n - 1.0) / 2.0;
-        (positions, if n >= ATTENTION_TILE { self.tiled } else { self.row })
-    }
-
-    /// Seconds a chunk of `n` tokens from `position` spends in attention.
-    pub fn chunk(&self, n: f64, position: f64) -> f64 {
-        let (positions, cost) = self.terms(n, position);
-        positions * cost
-    }
-
-    /// Seconds `tokens` from position 0, in chunks of `max`, spend in attention.
-    pub fn prompt(&self, tokens: f64, max: f64) -> f64 {
-        let (row, tiled) = Self::positions(tokens, max);
-        row * self.row + tiled * self.tiled
-    }
-
-    /// The positions attended to by `tokens` in chunks of `max`: (one row at a time, tiled).
-    fn positions(tokens: f64, max: f64) -> (f64, f64) {
-        let (mut done, mut row, mut tiled) = (0.0, 0.0, 0.0);
-        let max = max.max(1.0);
-        while done < tokens.round() {
-            let n = max.min(tokens.round() - done);
-            let positions = n * done + n * (n - 1.0) / 2.0;
-            if n >= ATTENTION_TILE {
-                tiled += positions
-            } else {
-                row += positions
-            }
-            done += n;
-        }
-        (row, tiled)
-    }
-
-    /// Fits the costs to `probes`: seconds `≈ tokens × weights[small or large chunk] + width ×
-    /// (positions one row at a time × row + positions tiled × tiled)`, by least squares on
-    /// relative error; a cost no probe measures stays 0. The weights cost more a token in
-    /// small chunks (each chunk streams them once), hence one unknown per kind of chunk. `None`
-    /// unless every cost comes out positive.
-    pub fn fit(probes: &[Probe]) -> Option<Attention> {
-        let rows: Vec<[f64; 4]> = probes
-            .iter()
-            .filter(|p| p.seconds > 0.0 && p.tokens > 0.0 && p.width > 0.0)
-            .map(|p| {
-                let (row, tiled) = Self::positions(p.tokens, p.chunk);
-                let small = p.chunk < ATTENTION_TILE;
-                let x = [
-                    if small { p.tokens } else { 0.0 },
-                    if small { 0.0 } else { p.tokens },
-                    p.width * row,
-                    p.width * tiled,
-                ];
-                x.map(|v| v / p.seconds)
-            })
-            .collect();
-        let used: Vec<usize> = (0..4).filter(|j| rows.iter().any(|x| x[*j] > 0.0)).collect();
-        if !used.contains(&2) {
-            return None;
-        }
-        let system: Vec<(Vec<f64>, f64)> = rows.iter().map(|x| (used.iter().map(|j| x[*j]).collect(), 1.0)).collect();
-        let x = least_squares(&system, used.len())?;
-        if x.iter().any(|c| *c <= 0.0) {
-            return None;
-        }
-        let cost = |j: usize| used.iter().position(|u| *u == j).map_or(0.0, |i| x[i]);
-        Some(Attention { row: cost(2), tiled: cost(3) })
-    }
 }
 
 /// The governor's chunking of a prompt: its step target in seconds (`None`: no limit) and
@@ -378,50 +251,44 @@ impl Chunking {
         }
     }
 
-    /// Seconds to prefill `tokens` prompt tokens (from position 0) the way the governor cuts
-    /// them, at a raw cost of `prefill_s` a token and `first_s` for a chunk's first token (the
-    /// weights it streams through), and `attention`'s (one model's: [`Attention::scaled`]) for
-    /// the positions each chunk attends to. It replays the governor's loop: each chunk costs
-    /// one first token, `n − 1` prefill tokens and its attention, and the next chunk is sized
-    /// from the running average of the cost per token (a quarter of the newest), which settles
-    /// where a chunk takes the step target. A cold governor (a fresh process) starts with a
-    /// small chunk; a warm one (a daemon that has prefilled a prompt like this one) with what
-    /// it learned. Without a target the prompt goes in the largest chunks, at the raw cost
-    /// (the first tokens' streaming is in `prefill_s`, measured in such chunks).
-    pub fn prompt_s(&self, tokens: f64, prefill_s: f64, first_s: f64, attention: Attention, warm: bool) -> f64 {
+    /// Seconds to prefill `tokens` prompt tokens the way the governor cuts them, at a raw cost
+    /// of `prefill_s` a token and `first_s` for a chunk's first token (the weights it streams
+    /// through). It replays the governor's loop: each chunk costs one first token and `n − 1`
+    /// prefill tokens, and the next chunk is sized from the running average of the cost per
+    /// token (a quarter of the newest), which settles where a chunk takes the step target. A
+    /// cold governor (a fresh process) starts with a small chunk; a warm one (a daemon after
+    /// its first prompt) with what it learned.
+    /// Without a target the prompt goes in the largest chunks, at the raw cost.
+    pub fn prompt_s(&self, tokens: f64, prefill_s: f64, first_s: f64, warm: bool) -> f64 {
         let tokens = tokens.max(0.0).round();
         if self.target_s.is_none() || prefill_s <= 0.0 {
-            return tokens * prefill_s + attention.prompt(tokens, self.max);
+            return tokens * prefill_s;
         }
-        let learned = if warm { self.replay(tokens, prefill_s, first_s, attention, None).1 } else { None };
-        self.replay(tokens, prefill_s, first_s, attention, learned).0
+        let learned = if warm { self.replay(WARM_UP, prefill_s, first_s, None).1 } else { None };
+        self.replay(tokens, prefill_s, first_s, learned).0
     }
 
     /// The governor's loop over `tokens`: (seconds, the cost per token it learned).
-    fn replay(
-        &self,
-        tokens: f64,
-        prefill_s: f64,
-        first_s: f64,
-        attention: Attention,
-        mut learned: Option<f64>,
-    ) -> (f64, Option<f64>) {
-        let step = |n: f64, at: f64| first_s.max(prefill_s) + (n - 1.0) * prefill_s + attention.chunk(n, at);
-        let (mut done, mut total) = (0.0, 0.0);
-        while done < tokens {
+    fn replay(&self, tokens: f64, prefill_s: f64, first_s: f64, mut learned: Option<f64>) -> (f64, Option<f64>) {
+        let step = |n: f64| first_s.max(prefill_s) + (n - 1.0) * prefill_s;
+        let (mut left, mut total) = (tokens, 0.0);
+        while left > 0.0 {
             let n = match learned {
                 None => FIRST_CHUNK.min(self.max.max(1.0)),
                 Some(t) => self.tokens(t),
             }
-            .min(tokens - done);
-            let took = step(n, done);
+            .min(left);
+            let took = step(n);
             total += took;
             learned = Some(learned.map_or(took / n, |old| (old * 3.0 + took / n) / 4.0));
-            done += n;
+            left -= n;
         }
         (total, learned)
     }
 }
+
+/// Prompt tokens a warm governor has seen before the prompt predicted.
+const WARM_UP: f64 = 2048.0;
 
 /// The prompt length [`Fit::governed`] states its per-token figures at: about the standard
 /// event.
@@ -444,9 +311,6 @@ pub struct Fit {
     /// seconds a token = chunked raw seconds / this.
     pub governed_prefill: f64,
     pub governed_decode: f64,
-    /// Attention's cost per context position; the other figures are net of it.
-    #[serde(default)]
-    pub attention: Attention,
 }
 
 /// Seconds per token of one model, raw or at the budget.
@@ -459,42 +323,20 @@ pub struct PerToken {
 }
 
 impl Fit {
-    /// Fits the points (at least one with a positive speed), net of `attention` (measured
-    /// apart: [`Attention::fit`]; the points' prompts went in chunks of `chunking.max`).
-    /// Decode: a bandwidth per kernel class, by least squares on relative error. Prefill: a
-    /// cost per parameter for each kernel class and one cost per row, by least squares on
-    /// relative error (without the rows term when it comes out negative or cannot be told
-    /// apart). The budget's ratio: over the points measured at the budget, net of the chunking
-    /// they went through. An attention cost that leaves a point no time for its weights is not
-    /// believed: the fit goes without it.
-    pub fn from_points(points: &[Point], chunking: Chunking, attention: Attention) -> Option<Fit> {
-        let measured: Vec<&Point> = points
+    /// Fits the points (at least one with a positive speed). Decode: a bandwidth per kernel
+    /// class, by least squares on relative error. Prefill: a cost per
+    /// parameter for each kernel class and one cost per row, by least squares on relative
+    /// error (without the rows term when it comes out negative or cannot be told apart). The
+    /// budget's ratio: over the points measured at the budget, net of the chunking they went
+    /// through.
+    pub fn from_points(points: &[Point], chunking: Chunking) -> Option<Fit> {
+        let usable: Vec<&Point> = points
             .iter()
             .filter(|p| p.prefill_tok_s > 0.0 && p.decode_tok_s > 0.0 && p.shape.layer_params > 0.0)
             .collect();
-        if measured.is_empty() {
+        if usable.is_empty() {
             return None;
         }
-        // The weights' share of each point: its seconds less its attention's.
-        let net: Option<Vec<Point>> = measured
-            .iter()
-            .map(|p| {
-                let a = attention.scaled(p.shape.attention);
-                let tokens = p.prompt_tokens.max(1.0);
-                let prefill = 1.0 / p.prefill_tok_s - a.prompt(tokens, chunking.max) / tokens;
-                let decode = 1.0 / p.decode_tok_s - a.row * (tokens + p.generated_tokens / 2.0);
-                let believable = prefill > 0.2 / p.prefill_tok_s && decode > 0.2 / p.decode_tok_s;
-                believable.then_some(Point { prefill_tok_s: 1.0 / prefill, decode_tok_s: 1.0 / decode, ..**p })
-            })
-            .collect();
-        let Some(net) = net else {
-            return if attention == Attention::default() {
-                None
-            } else {
-                Self::from_points(points, chunking, Attention::default())
-            };
-        };
-        let usable: Vec<&Point> = net.iter().collect();
         let (bandwidth, decode_per_layer) = fit_decode(&usable);
         let (prefill_rate, prefill_per_row) = fit_prefill(&usable);
         if bandwidth.is_empty() || prefill_rate.is_empty() {
@@ -508,31 +350,22 @@ impl Fit {
             chunking,
             governed_prefill: 1.0,
             governed_decode: 1.0,
-            attention,
         };
-        // Governed over raw, the raw side in the governor's chunks, attention included (the
-        // governed figures are as measured).
-        let governed: Vec<(&Point, &Point, (f64, f64))> = net
-            .iter()
-            .zip(&measured)
-            .filter_map(|(net, measured)| Some((net, *measured, measured.governed?)))
-            .collect();
+        let governed: Vec<(&Point, (f64, f64))> = usable.iter().filter_map(|p| Some((*p, p.governed?))).collect();
         if !governed.is_empty() {
             let mean = |v: Vec<f64>| (v.iter().sum::<f64>() / v.len() as f64).clamp(1e-3, 1.0);
             fit.governed_prefill = mean(
                 governed
                     .iter()
-                    .map(|(net, _, (gp, _))| {
-                        let tokens = net.prompt_tokens.max(1.0);
-                        let first = fit.first_token_s(&net.shape, 1.0 / net.decode_tok_s);
-                        let a = attention.scaled(net.shape.attention);
-                        let chunked = chunking.prompt_s(tokens, 1.0 / net.prefill_tok_s, first, a, false) / tokens;
+                    .map(|(p, (gp, _))| {
+                        let tokens = p.prompt_tokens.max(1.0);
+                        let first = fit.first_token_s(&p.shape, 1.0 / p.decode_tok_s);
+                        let chunked = chunking.prompt_s(tokens, 1.0 / p.prefill_tok_s, first, false) / tokens;
                         chunked * gp
                     })
                     .collect(),
             );
-            fit.governed_decode =
-                mean(governed.iter().map(|(_, measured, (_, gd))| gd / measured.decode_tok_s).collect());
+            fit.governed_decode = mean(governed.iter().map(|(p, (_, gd))| gd / p.decode_tok_s).collect());
         }
         Some(fit)
     }
@@ -553,8 +386,7 @@ impl Fit {
         mix.iter().map(|(k, b)| b / self.bandwidth(*k)).sum()
     }
 
-    /// Ungoverned seconds per token of `shape` for its weights (prompts in chunks as large as
-    /// allowed), without attention, which grows with the context.
+    /// Ungoverned seconds per token of `shape` (prompts in chunks as large as allowed).
     pub fn raw(&self, shape: &Shape) -> PerToken {
         let rate = self.rate(shape.kernel);
         let rows = shape.rows * self.prefill_per_row;
@@ -574,14 +406,7 @@ impl Fit {
         // An embedding chunk runs the output matrix for every token, its first one included.
         let (per_token, first) =
             if embed { (raw.embed_s, raw.decode_s) } else { (raw.prefill_s, self.first_token_s(shape, raw.decode_s)) };
-        let attention = self.attention.scaled(shape.attention);
-        self.chunking.prompt_s(tokens, per_token, first, attention, warm) / self.governed_prefill
-    }
-
-    /// Seconds to decode a token of `shape` at the calibrated budget after `context` tokens.
-    pub fn decode_s(&self, shape: &Shape, context: f64) -> f64 {
-        (self.raw(shape).decode_s + self.attention.scaled(shape.attention).row * context.max(0.0))
-            / self.governed_decode
+        self.chunking.prompt_s(tokens, per_token, first, warm) / self.governed_prefill
     }
 
     /// A plain prompt chunk's first token, from a decoded token's `decode_s` (predicted, or
@@ -593,12 +418,12 @@ impl Fit {
     }
 
     /// Seconds per token of `shape` at the calibrated budget, prompts of
-    /// [`REFERENCE_PROMPT`] tokens in the chunks a warm governor would cut, and tokens decoded
-    /// after such a prompt.
+    /// [`REFERENCE_PROMPT`] tokens in the chunks a warm governor would cut.
     pub fn governed(&self, shape: &Shape) -> PerToken {
+        let raw = self.raw(shape);
         PerToken {
             prefill_s: self.prompt_s(shape, REFERENCE_PROMPT, false, true) / REFERENCE_PROMPT,
-            decode_s: self.decode_s(shape, REFERENCE_PROMPT),
+            decode_s: raw.decode_s / self.governed_decode,
             embed_s: self.prompt_s(shape, REFERENCE_PROMPT, true, true) / REFERENCE_PROMPT,
         }
     }
@@ -725,7 +550,6 @@ mod tests {
     use super::*;
 
     const UNLIMITED: Chunking = Chunking { target_s: None, max: 128.0 };
-    const NONE: Attention = Attention { row: 0.0, tiled: 0.0 };
 
     fn shape(bytes: f64, params: f64, rows: f64, kernel: Kernel) -> Shape {
         Shape {
@@ -738,7 +562,6 @@ mod tests {
             kernel,
             decode_mix: [0.0; 4],
             output_kernel: None,
-            attention: 0.0,
         }
     }
 
@@ -763,7 +586,6 @@ mod tests {
             decode_tok_s: decode,
             governed: Some((prefill * 0.5, decode * 0.7)),
             prompt_tokens: 300.0,
-            generated_tokens: 0.0,
         }
     }
 
@@ -772,8 +594,7 @@ mod tests {
         let small = deep(30.0, shape(94e6, 107e6, 155e3, Kernel::Q4_1));
         let requantized = deep(30.0, shape(90e6, 107e6, 155e3, Kernel::Q4_0));
         let wide = deep(18.0, shape(247e6, 100e6, 124e3, Kernel::Q4_1));
-        let fit = Fit::from_points(&[point(small), point(requantized), point(wide)], UNLIMITED, Attention::default())
-            .unwrap();
+        let fit = Fit::from_points(&[point(small), point(requantized), point(wide)], UNLIMITED).unwrap();
         assert_eq!(fit.bandwidth.len(), 2, "{fit:?}");
         assert!((fit.bandwidth(Kernel::Q4_1) / 6e9 - 1.0).abs() < 1e-6, "{fit:?}");
         assert!((fit.bandwidth(Kernel::Q4_0) / 8e9 - 1.0).abs() < 1e-6, "{fit:?}");
@@ -799,7 +620,7 @@ mod tests {
         // One shape per kernel: the row cost cannot be told from the parameter costs.
         let a = point(shape(94e6, 107e6, 155e3, Kernel::Q4_1));
         let b = point(shape(90e6, 107e6, 155e3, Kernel::Q4_0));
-        let fit = Fit::from_points(&[a, b], UNLIMITED, Attention::default()).unwrap();
+        let fit = Fit::from_points(&[a, b], UNLIMITED).unwrap();
         assert_eq!(fit.prefill_per_row, 0.0);
         assert_eq!(fit.decode_per_layer, 0.0, "no layer count to tell it by");
         for p in [a, b] {
@@ -817,16 +638,16 @@ mod tests {
         // Prefill over the target: 8 tokens first, then one a chunk, each a decode step.
         let (prefill, decode) = (0.2, 0.5);
         let expected = (decode + 7.0 * prefill) + 92.0 * decode;
-        assert!((c.prompt_s(100.0, prefill, decode, NONE, false) - expected).abs() < 1e-9);
-        assert!((c.prompt_s(100.0, prefill, decode, NONE, true) - 100.0 * decode).abs() < 1e-9, "warm: no first chunk");
+        assert!((c.prompt_s(100.0, prefill, decode, false) - expected).abs() < 1e-9);
+        assert!((c.prompt_s(100.0, prefill, decode, true) - 100.0 * decode).abs() < 1e-9, "warm: no first chunk");
         // Cheap tokens: the chunk grows from 8 until one takes about the target.
         let (prefill, decode) = (0.001, 0.003);
-        let total = c.prompt_s(1000.0, prefill, decode, NONE, false);
+        let total = c.prompt_s(1000.0, prefill, decode, false);
         let settled = 1.0 + (0.05 - decode) / prefill;
         let at_settled = (decode + (settled - 1.0) * prefill) / settled;
         assert!(total / 1000.0 < 1.1 * at_settled && total / 1000.0 >= at_settled * 0.99, "{total}");
-        assert!(c.prompt_s(1000.0, prefill, decode, NONE, true) <= total, "a warm governor starts settled");
-        assert!((UNLIMITED.prompt_s(100.0, 0.01, 0.03, NONE, true) - 1.0).abs() < 1e-12, "no target: the raw cost");
+        assert!(c.prompt_s(1000.0, prefill, decode, true) <= total, "a warm governor starts settled");
+        assert!((UNLIMITED.prompt_s(100.0, 0.01, 0.03, true) - 1.0).abs() < 1e-12, "no target: the raw cost");
     }
 
     #[test]
@@ -837,23 +658,22 @@ mod tests {
         let fit = Fit {
             bandwidth: vec![(Kernel::Q4_0, 2e9)],
             decode_per_layer: 0.0,
-            prefill_rate: vec![(Kernel::Q4_0, 2.5e10)],
+            prefill_rate: vec![(Kernel::Q4_0, 2e10)],
             prefill_per_row: 0.0,
             chunking: c,
             governed_prefill: 1.0,
             governed_decode: 1.0,
-            attention: NONE,
         };
         let raw = fit.raw(&s);
-        assert!((raw.decode_s - 0.05).abs() < 1e-12 && (raw.prefill_s - 0.004).abs() < 1e-12, "{raw:?}");
-        // A plain chunk's first token streams the layers only (25 ms): chunks of 7 tokens, not
+        assert!((raw.decode_s - 0.05).abs() < 1e-12 && (raw.prefill_s - 0.005).abs() < 1e-12, "{raw:?}");
+        // A plain chunk's first token streams the layers only (25 ms): chunks of 6 tokens, not
         // one token a chunk at the full decode step (50 ms, the whole target).
-        let plain = fit.prompt_s(&s, 294.0, false, true);
-        assert!((plain - c.prompt_s(294.0, raw.prefill_s, 0.025, NONE, true)).abs() < 1e-12);
-        assert!((plain / 294.0 - (0.025 + 6.0 * 0.004) / 7.0).abs() < 1e-9, "{plain}");
+        let plain = fit.prompt_s(&s, 300.0, false, true);
+        assert!((plain - c.prompt_s(300.0, raw.prefill_s, 0.025, true)).abs() < 1e-12);
+        assert!((plain / 300.0 - (0.025 + 5.0 * 0.005) / 6.0).abs() < 1e-9, "{plain}");
         // An embedding chunk runs the output matrix for every token, the first one included.
         let embed = fit.prompt_s(&s, 300.0, true, true);
-        assert!((embed - c.prompt_s(300.0, raw.embed_s, raw.decode_s, NONE, true)).abs() < 1e-12);
+        assert!((embed - c.prompt_s(300.0, raw.embed_s, raw.decode_s, true)).abs() < 1e-12);
     }
 
     #[test]
@@ -867,7 +687,7 @@ mod tests {
             deep(30.0, shape(97e6, 106e6, 155e3, Kernel::Q4_1)),
         ];
         let points: Vec<Point> = calibration.into_iter().map(point).collect();
-        let fit = Fit::from_points(&points, UNLIMITED, Attention::default()).unwrap();
+        let fit = Fit::from_points(&points, UNLIMITED).unwrap();
         assert!((fit.decode_per_layer / PER_LAYER - 1.0).abs() < 1e-6, "{fit:?}");
         // A narrow held-out model of 24 layers: without the term its decode would be predicted
         // 14% short.
@@ -880,11 +700,11 @@ mod tests {
         let raw = fit.raw(&gemma);
         let first = 57e6 / 8e9 + 18.0 * PER_LAYER;
         let chunked = fit.prompt_s(&gemma, 300.0, false, true) * fit.governed_prefill;
-        assert!((chunked / c.prompt_s(300.0, raw.prefill_s, first, NONE, true) - 1.0).abs() < 1e-9, "{chunked}");
+        assert!((chunked / c.prompt_s(300.0, raw.prefill_s, first, true) - 1.0).abs() < 1e-9, "{chunked}");
         // Deeper models measured faster per byte (noise): a negative cost is not extrapolated.
         let mut noisy = points.clone();
         noisy[2].decode_tok_s *= 3.0;
-        let fit = Fit::from_points(&noisy, UNLIMITED, Attention::default()).unwrap();
+        let fit = Fit::from_points(&noisy, UNLIMITED).unwrap();
         assert_eq!(fit.decode_per_layer, 0.0, "{fit:?}");
         assert!(fit.bandwidth.iter().all(|(_, b)| *b > 0.0));
     }
@@ -907,7 +727,7 @@ mod tests {
             mixed(30.0, Kernel::Q4_1, [0.0, 30e6, 66e6]),
         ];
         let points: Vec<Point> = calibration.into_iter().map(point).collect();
-        let fit = Fit::from_points(&points, UNLIMITED, Attention::default()).unwrap();
+        let fit = Fit::from_points(&points, UNLIMITED).unwrap();
         assert!((fit.bandwidth(Kernel::Q4_0) / 8e9 - 1.0).abs() < 1e-6, "{fit:?}");
         assert!((fit.bandwidth(Kernel::Q8_0) / 6e9 - 1.0).abs() < 1e-6, "{fit:?}");
         assert!((fit.decode_per_layer / PER_LAYER - 1.0).abs() < 1e-6, "{fit:?}");
@@ -917,7 +737,7 @@ mod tests {
         assert!((fit.raw(&big).decode_s * point(big).decode_tok_s - 1.0).abs() < 1e-6);
         let plain: Vec<Point> =
             points.iter().map(|p| Point { shape: Shape { decode_mix: [0.0; 4], ..p.shape }, ..*p }).collect();
-        let as_before = Fit::from_points(&plain, UNLIMITED, Attention::default()).unwrap();
+        let as_before = Fit::from_points(&plain, UNLIMITED).unwrap();
         assert!((as_before.raw(&big).decode_s * point(big).decode_tok_s - 1.0).abs() > 0.05, "{as_before:?}");
     }
 
@@ -928,78 +748,10 @@ mod tests {
         let mut b = point(shape(200e6, 200e6, 40e3, Kernel::Q4_1));
         a.decode_tok_s = 60.0;
         b.decode_tok_s = 33.0;
-        let fit = Fit::from_points(&[a, b], UNLIMITED, Attention::default()).unwrap();
+        let fit = Fit::from_points(&[a, b], UNLIMITED).unwrap();
         let bw = fit.bandwidth(Kernel::Q4_1);
         assert!(bw > 6.0e9 && bw < 6.6e9, "{bw}");
-        assert!(Fit::from_points(&[], UNLIMITED, Attention::default()).is_none());
-    }
-
-    /// The deep calibration model's query width, and a machine's true attention and weights
-    /// costs, from which probes are made.
-    const WIDTH: f64 = 40.0 * 512.0;
-    const TRUE: Attention = Attention { row: 5e-10, tiled: 1.5e-10 };
-
-    fn probe(chunk: f64, tokens: f64) -> Probe {
-        let per_token = if chunk < ATTENTION_TILE { 2.6e-3 } else { 2.2e-3 };
-        let seconds = tokens * per_token + TRUE.scaled(WIDTH).prompt(tokens, chunk);
-        Probe { width: WIDTH, chunk, tokens, seconds }
-    }
-
-    #[test]
-    fn attention_is_told_from_the_weights_by_two_lengths_and_two_chunk_sizes() {
-        let probes = [probe(128.0, 402.0), probe(128.0, 201.0), probe(32.0, 402.0), probe(32.0, 201.0)];
-        let fit = Attention::fit(&probes).unwrap();
-        assert!((fit.row / TRUE.row - 1.0).abs() < 1e-6 && (fit.tiled / TRUE.tiled - 1.0).abs() < 1e-6, "{fit:?}");
-        // Chunks of 128 leave a tail of 18 under the tile, row by row; chunks of 32 all of it.
-        let (row, tiled) = Attention::positions(402.0, 128.0);
-        assert_eq!((row, tiled), (18.0 * 384.0 + 153.0, 384.0 * 383.0 / 2.0));
-        assert_eq!(Attention::positions(100.0, 32.0), (100.0 * 99.0 / 2.0, 0.0));
-        // Small chunks only: the tiled cost is not measured, and stays 0.
-        let small = Attention::fit(&[probe(32.0, 402.0), probe(32.0, 201.0)]).unwrap();
-        assert!((small.row / TRUE.row - 1.0).abs() < 1e-6 && small.tiled == 0.0, "{small:?}");
-        // One length: the attention cannot be told from the weights.
-        assert_eq!(Attention::fit(&[probe(32.0, 402.0)]), None);
-        // Noise that makes attention cheaper the longer the prompt: not believed.
-        let mut noisy = probes;
-        noisy[0].seconds *= 0.5;
-        noisy[2].seconds *= 0.5;
-        assert_eq!(Attention::fit(&noisy), None);
-    }
-
-    #[test]
-    fn the_fit_is_net_of_attention_and_small_governed_chunks_pay_it_row_by_row() {
-        let s = deep(40.0, Shape { attention: WIDTH, ..shape(49e6, 89e6, 200e3, Kernel::Q4_0) });
-        let other = deep(4.0, Shape { attention: 4.0 * 2048.0, ..shape(137e6, 243e6, 94e3, Kernel::Q4_0) });
-        let governed = Chunking { target_s: Some(0.05), max: 128.0 };
-        // The machine of `point`, each measurement with its attention: prompts of 300 tokens in
-        // chunks of 128, 24 tokens decoded after them.
-        let with_attention = |shape: Shape| {
-            let clean = point(shape);
-            let a = TRUE.scaled(shape.attention);
-            let prefill = 1.0 / clean.prefill_tok_s + a.prompt(300.0, 128.0) / 300.0;
-            let decode = 1.0 / clean.decode_tok_s + a.row * 312.0;
-            Point { prefill_tok_s: 1.0 / prefill, decode_tok_s: 1.0 / decode, generated_tokens: 24.0, ..clean }
-        };
-        let points = [with_attention(s), with_attention(other)];
-        let fit = Fit::from_points(&points, governed, TRUE).unwrap();
-        assert!((fit.bandwidth(Kernel::Q4_0) / 8e9 - 1.0).abs() < 1e-6, "{fit:?}");
-        assert!((fit.decode_per_layer / PER_LAYER - 1.0).abs() < 1e-6, "{fit:?}");
-        assert!((fit.raw(&s).prefill_s * point(s).prefill_tok_s - 1.0).abs() < 1e-6, "{fit:?}");
-        let ungoverned = Fit { chunking: UNLIMITED, governed_prefill: 1.0, governed_decode: 1.0, ..fit.clone() };
-        assert!((ungoverned.decode_s(&s, 312.0) * points[0].decode_tok_s - 1.0).abs() < 1e-6);
-        assert!((ungoverned.prompt_s(&s, 300.0, false, false) * points[0].prefill_tok_s / 300.0 - 1.0).abs() < 1e-6);
-        // Without the attention, the same points fit the weights as slower than they are.
-        let blind = Fit::from_points(&points, governed, NONE).unwrap();
-        assert!(blind.raw(&s).prefill_s > fit.raw(&s).prefill_s * 1.05, "{blind:?}");
-        // In the governor's chunks (under the tile) the deep model pays attention row by row,
-        // three times the tiled cost: its prompt slows down more than the wide model's.
-        let slowdown =
-            |shape: &Shape| fit.prompt_s(shape, 300.0, false, true) / ungoverned.prompt_s(shape, 300.0, false, true);
-        assert!(governed.tokens(fit.raw(&s).prefill_s) < ATTENTION_TILE);
-        assert!(slowdown(&s) > slowdown(&other) * 1.1, "{} {}", slowdown(&s), slowdown(&other));
-        // An attention cost larger than what a point measured is not believed.
-        let absurd = Attention { row: 1e-6, tiled: 1e-6 };
-        assert_eq!(Fit::from_points(&points, governed, absurd).unwrap().attention, NONE);
+        assert!(Fit::from_points(&[], UNLIMITED).is_none());
     }
 
     #[test]
@@ -1021,7 +773,6 @@ mod tests {
         assert_eq!(tied.output_bytes, 100.0, "the output's share of the file");
         assert_eq!(tied.rows, (2.0 * ((2.0 + 2.0) * 5.0 + 20.0 + 80.0)), "q, k, v, o, gate, up, down rows");
         assert_eq!(tied.kernel, Kernel::Q8_0);
-        assert_eq!(tied.attention, 2.0 * 2.0 * 5.0, "heads × head dimension in each layer");
         let untied = Shape::from_figures(&Figures { tied: false, ..f }, "Q4_K_M");
         assert_eq!((untied.decode_bytes, untied.layer_params), (400.0, 600.0));
         assert_eq!(untied.kernel, Kernel::Other);

@@ -262,7 +262,6 @@ mod tests {
         assert_eq!(shape.kernel, Kernel::Q4_0);
         assert_eq!(shape.output_params, (256 * VOCAB) as f64, "the embedding is the tied output");
         assert_eq!(shape.layers, 2.0);
-        assert_eq!(shape.attention, 2.0 * 256.0, "4 heads of 64 in each of 2 layers");
         // The tied f32 embedding is read under its own class, the norms with the layers'.
         assert_eq!(shape.output_kernel, Some(Kernel::Other));
         let mix = shape.decode_mix();

@@ -4,9 +4,7 @@
 //! model re-quantized to Q4_0 and Q8_0 by llama.cpp's quantizer (the rates of llama.cpp's tiled
 //! kernels), a synthetic 4-layer 2048-wide Q4_0 llama (`sotto_models::synth`: how the cost per
 //! weight falls on wider matrices), a 40-layer 512-wide one (the decode cost per layer) and that
-//! one in Q4_K_M (the K-quants' bandwidth), all kept in the cache directory; and attention's
-//! probes: the 40-layer model at half its text too, and at both lengths in chunks of
-//! [`SMALL_CHUNK`]. Each figure is the
+//! one in Q4_K_M (the K-quants' bandwidth), all kept in the cache directory. Each figure is the
 //! fastest of its runs: on a shared machine noise only ever slows a run down. The runs go in passes
 //! over every figure (a model's ungoverned run beside its governed one, so the budget's ratio is
 //! measured side by side), at least [`MIN_RUNS`] and at most [`RUNS`] of each, until each figure's
@@ -25,7 +23,7 @@ use std::process::Command;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sotto_models::GgufHeader;
-use sotto_models::predict::{Attention, Chunking, Fit, Point, Probe, Shape};
+use sotto_models::predict::{Chunking, Fit, Point, Shape};
 
 /// Everything that changes what a calibration measures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,9 +53,6 @@ pub struct Calibration {
     /// Runs taken, all figures together.
     #[serde(default)]
     pub runs: usize,
-    /// The deep model's prompts at two lengths and two chunk sizes, for attention's cost.
-    #[serde(default)]
-    pub probes: Vec<Probe>,
 }
 
 /// How calibrations are measured: raised whenever what a run measures changes (its text, or
@@ -65,9 +60,8 @@ pub struct Calibration {
 /// measured again. 2: the governor sizes chunks for the configured threads, and a point's
 /// shape holds its output matrix's bytes. 3: runs go in passes until the fastest two agree.
 /// 4: a second synthetic model, deep and narrow, for the decode cost per layer. 5: a point's
-/// shape holds its bytes by kernel class. 6: the deep model in Q4_K_M too. 7: attention's
-/// probes, and every figure net of attention.
-const METHOD: u32 = 7;
+/// shape holds its bytes by kernel class. 6: the deep model in Q4_K_M too.
+const METHOD: u32 = 6;
 
 /// sotto's version and the calibration [`METHOD`], for the key.
 pub fn version() -> String {
@@ -90,9 +84,6 @@ const SYNTHETIC: [(&str, sotto_models::synth::Dims); 2] =
 /// Bytes of the calibration text the synthetic models read: their vocabulary is bytes, so
 /// this is their prompt's length in tokens, about the other models' count.
 const SYNTHETIC_TEXT: usize = 300;
-/// The chunk attention's probes run one query row at a time in: under
-/// [`sotto_models::predict::ATTENTION_TILE`], about the governor's chunks at a budget.
-const SMALL_CHUNK: u32 = 32;
 
 /// The text every calibration run reads (about 250 tokens): the bench's prompt with one event.
 pub fn text() -> String {
@@ -155,19 +146,14 @@ pub fn text_for(model: &Path, text: &str) -> String {
     // A synthetic model's file, or a re-quantization of it (`{stem}.requant-{type}.gguf`).
     let name = model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     if SYNTHETIC.iter().any(|(file, _)| name.starts_with(file.trim_end_matches(".gguf"))) {
-        cut(text, SYNTHETIC_TEXT).to_owned()
+        let mut end = SYNTHETIC_TEXT.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text[..end].to_owned()
     } else {
         text.to_owned()
     }
-}
-
-/// The first `bytes` of `text`, or fewer, to a character boundary.
-fn cut(text: &str, bytes: usize) -> &str {
-    let mut end = bytes.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// The governor's chunking at the key's threads and budget.
@@ -222,32 +208,20 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
         .collect::<Result<_, _>>()?;
     let text = text();
     let budget: Budget = Some((key.cpu_mean, key.cpu_peak));
-    // Each model's figures next to each other: ungoverned, then at the budget; each in the
-    // key's chunks (`None`).
-    let mut figures: Vec<(&PathBuf, String, Budget, Option<u32>)> = models
+    // Each model's figures next to each other: ungoverned, then at the budget.
+    let figures: Vec<(&PathBuf, String, Budget)> = models
         .iter()
         .flat_map(|m| [(m, None), (m, budget)])
         .chain(variants.iter().map(|m| (m, None)))
-        .map(|(m, b)| (m, text_for(m, &text), b, None))
+        .map(|(m, b)| (m, text_for(m, &text), b))
         .collect();
-    // Attention's probes: the deep model (the most attention per weight) at half its text,
-    // and at both lengths in small chunks, beside its figure in the key's chunks.
-    let deep = variants.iter().find(|m| m.file_name().is_some_and(|f| f == DEEP));
-    let small = SMALL_CHUNK.min(key.chunk);
-    if let Some(deep) = deep {
-        let full = text_for(deep, &text);
-        let half = cut(&full, full.len() / 2).to_owned();
-        figures.push((deep, half.clone(), None, None));
-        figures.push((deep, full, None, Some(small)));
-        figures.push((deep, half, None, Some(small)));
-    }
     let mut found: Vec<Option<Fastest>> = vec![None; figures.len()];
     for _ in 0..RUNS {
-        for ((model, text, budget, chunk), found) in figures.iter().zip(&mut found) {
+        for ((model, text, budget), found) in figures.iter().zip(&mut found) {
             if found.as_ref().is_some_and(Fastest::settled) {
                 continue;
             }
-            let r = run_chunked(key, model, text, *budget, *chunk)?;
+            let r = run(key, model, text, *budget)?;
             match found {
                 Some(f) => f.add(&r),
                 None => *found = Some(Fastest::new(r)),
@@ -258,11 +232,7 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
         }
     }
     let fastest = |model: &PathBuf, budget: Budget| {
-        figures
-            .iter()
-            .zip(&found)
-            .find(|((m, _, b, c), _)| *m == model && *b == budget && c.is_none())
-            .and_then(|(_, f)| f.as_ref())
+        figures.iter().zip(&found).find(|((m, _, b), _)| *m == model && *b == budget).and_then(|(_, f)| f.as_ref())
     };
     let mut points = Vec::new();
     for (model, shape) in models.iter().chain(variants).zip(shapes) {
@@ -280,24 +250,13 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
             decode_tok_s: raw.decode_tok_s,
             governed,
             prompt_tokens: raw.prompt_tokens,
-            generated_tokens: raw.generated_tokens,
         };
         points.push((name, point));
     }
-    // Every ungoverned run of the deep model: the probes (its figure in the key's chunks too).
-    let width = points.iter().find(|(n, _)| n == DEEP).map_or(0.0, |(_, p)| p.shape.attention);
-    let probes = figures
-        .iter()
-        .zip(&found)
-        .filter(|((m, _, b, _), _)| Some(*m) == deep && b.is_none())
-        .filter_map(|((_, _, _, c), f)| {
-            let r = f.as_ref()?.run();
-            let chunk = f64::from(c.unwrap_or(key.chunk));
-            Some(Probe { width, chunk, tokens: r.prompt_tokens, seconds: r.prompt_tokens / r.prefill_tok_s })
-        })
-        .collect();
+    let fit = Fit::from_points(&points.iter().map(|p| p.1).collect::<Vec<_>>(), chunking(key))
+        .ok_or_else(|| anyhow::anyhow!("the calibration measured no speed"))?;
     let runs = found.iter().flatten().map(|f| f.runs).sum();
-    Calibration::fitted(key.clone(), super::super::bench::date(), points, runs, probes)
+    Ok(Calibration { key: key.clone(), date: super::super::bench::date(), points, fit, runs })
 }
 
 impl Calibration {
@@ -319,28 +278,9 @@ impl Calibration {
                 (a, b) => a.or(b),
             };
         }
-        let mut probes = self.probes;
-        for p in &mut probes {
-            if let Some(q) = other.probes.iter().find(|q| q.chunk == p.chunk && q.tokens == p.tokens) {
-                p.seconds = p.seconds.min(q.seconds);
-            }
-        }
-        Calibration::fitted(self.key, self.date, points, self.runs + other.runs, probes)
-    }
-
-    /// A calibration of these figures, fitted: attention from the probes (none when they do
-    /// not fit one), then the rest net of it.
-    fn fitted(
-        key: Key,
-        date: String,
-        points: Vec<(String, Point)>,
-        runs: usize,
-        probes: Vec<Probe>,
-    ) -> anyhow::Result<Calibration> {
-        let attention = Attention::fit(&probes).unwrap_or_default();
-        let fit = Fit::from_points(&points.iter().map(|p| p.1).collect::<Vec<_>>(), chunking(&key), attention)
+        let fit = Fit::from_points(&points.iter().map(|p| p.1).collect::<Vec<_>>(), self.fit.chunking)
             .ok_or_else(|| anyhow::anyhow!("the calibration measured no speed"))?;
-        Ok(Calibration { key, date, points, fit, runs, probes })
+        Ok(Calibration { key: self.key, date: self.date, points, fit, runs: self.runs + other.runs })
     }
 }
 
@@ -424,14 +364,8 @@ pub fn fastest_of(runs: usize, within_s: f64, mut one: impl FnMut() -> anyhow::R
 /// One `sotto generate --json` run of `text`: ungoverned (`budget` None: 100/100, normal
 /// class) or at the budget and the key's class.
 pub fn run(key: &Key, model: &Path, text: &str, budget: Option<(f64, f64)>) -> anyhow::Result<Run> {
-    run_chunked(key, model, text, budget, None)
-}
-
-/// [`run`] in prompt chunks of `chunk` tokens (`None`: the key's).
-fn run_chunked(key: &Key, model: &Path, text: &str, budget: Budget, chunk: Option<u32>) -> anyhow::Result<Run> {
     let mut c = Command::new(std::env::current_exe()?);
     c.args(["generate", "--json", "--raw", "--model", &model.display().to_string()]);
-    c.args(["--chunk", &chunk.unwrap_or(key.chunk).to_string()]);
     c.args(["--max-tokens", &GENERATE.to_string(), "--prompt", text, "--set", "cache.persist=false"]);
     c.args(["--threads", &key.threads.to_string(), "--threads-batch", &key.threads_batch.to_string()]);
     match budget {
@@ -508,56 +442,33 @@ mod tests {
             kernel,
             decode_mix: [0.0; 4],
             output_kernel: None,
-            attention: 20.0 * 512.0,
         };
-        let point = |s, p, d, g| Point {
-            shape: s,
-            prefill_tok_s: p,
-            decode_tok_s: d,
-            governed: g,
-            prompt_tokens: 300.0,
-            generated_tokens: 24.0,
-        };
-        // Attention's probes: the weights 2 ms a token, attention 1 ns row by row and 0.25 ns
-        // tiled per query width per position; `slow`: the small chunks' measured slower.
-        let probes = |slow: f64| {
-            let truth = Attention { row: 1e-9, tiled: 0.25e-9 }.scaled(10240.0);
-            [(128.0, 400.0, 1.0), (128.0, 200.0, 1.0), (32.0, 400.0, slow), (32.0, 200.0, slow)]
-                .map(|(chunk, tokens, slow)| Probe {
-                    width: 10240.0,
-                    chunk,
-                    tokens,
-                    seconds: (tokens * 2e-3 + truth.prompt(tokens, chunk)) * slow,
-                })
-                .to_vec()
-        };
-        let calibration = |points: Vec<(String, Point)>, slow: f64| {
-            Calibration::fitted(key.clone(), "d".into(), points, 10, probes(slow)).unwrap()
+        let point =
+            |s, p, d, g| Point { shape: s, prefill_tok_s: p, decode_tok_s: d, governed: g, prompt_tokens: 300.0 };
+        let calibration = |points: Vec<(String, Point)>| {
+            let fit = Fit::from_points(&points.iter().map(|p| p.1).collect::<Vec<_>>(), chunking(&key)).unwrap();
+            Calibration { key: key.clone(), date: "d".into(), points, fit, runs: 10 }
         };
         let (a, b) = (shape(100e6, Kernel::Q4_1), shape(200e6, Kernel::Q4_0));
         // The first calibration fell in a slow minute for prefill, the second for decode.
-        let slow_prefill = calibration(
-            vec![("a".into(), point(a, 100.0, 50.0, Some((60.0, 35.0)))), ("b".into(), point(b, 80.0, 30.0, None))],
-            1.0,
-        );
-        let slow_decode = calibration(
-            vec![("a".into(), point(a, 130.0, 40.0, Some((70.0, 30.0)))), ("b".into(), point(b, 100.0, 25.0, None))],
-            1.3,
-        );
+        let slow_prefill = calibration(vec![
+            ("a".into(), point(a, 100.0, 50.0, Some((60.0, 35.0)))),
+            ("b".into(), point(b, 80.0, 30.0, None)),
+        ]);
+        let slow_decode = calibration(vec![
+            ("a".into(), point(a, 130.0, 40.0, Some((70.0, 30.0)))),
+            ("b".into(), point(b, 100.0, 25.0, None)),
+        ]);
         let both = slow_prefill.clone().fastest_with(&slow_decode).unwrap();
         let a = both.points[0].1;
         assert_eq!((a.prefill_tok_s, a.decode_tok_s, a.governed), (130.0, 50.0, Some((70.0, 35.0))));
         assert_eq!((both.points[1].1.prefill_tok_s, both.points[1].1.decode_tok_s), (100.0, 30.0));
         assert_eq!(both.runs, 20);
-        let fresh = calibration(both.points.clone(), 1.0);
-        assert_eq!(both.probes, fresh.probes, "each probe the faster");
+        let fresh = calibration(both.points.clone());
         assert_eq!(both.fit, fresh.fit, "fitted again on the faster figures");
-        assert!((both.fit.attention.row / 1e-9 - 1.0).abs() < 1e-6, "{:?}", both.fit.attention);
-        assert!((both.fit.attention.tiled / 0.25e-9 - 1.0).abs() < 1e-6, "{:?}", both.fit.attention);
-        assert!(slow_decode.fit.attention.row > both.fit.attention.row, "{:?}", slow_decode.fit.attention);
         assert!(both.fit.raw(&a.shape).prefill_s < slow_prefill.fit.raw(&a.shape).prefill_s);
         // A second calibration of other models is refused, not merged.
-        let other = calibration(vec![("c".into(), point(b, 1.0, 1.0, None))], 1.0);
+        let other = calibration(vec![("c".into(), point(b, 1.0, 1.0, None))]);
         assert!(slow_prefill.fastest_with(&other).is_err());
     }
 

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 use sotto_models::known::{self, KnownModel};
 use sotto_models::memory::{self, KvType};
-use sotto_models::predict::{Attention, Fit, PerToken};
+use sotto_models::predict::{Fit, PerToken};
 
 pub mod calibrate;
 pub mod validate;
@@ -106,10 +106,7 @@ pub fn predict(m: &KnownModel, quant: &str, bytes: u64, setting: &Setting) -> Ro
     let t: PerToken = fit.governed(&shape);
     // The daemon's governor has learned the model's cost by the standard event.
     let verdict = |tokens: f64| fit.prompt_s(&shape, tokens, true, true) * 1e3;
-    // Each token written after the prompt and those before it.
-    let decode_s = |prompt: f64, out: f64| fit.decode_s(&shape, prompt + out / 2.0);
-    let rationale =
-        |prompt: f64, out: f64| (fit.prompt_s(&shape, prompt, false, true) + out * decode_s(prompt, out)) * 1e3;
+    let rationale = |prompt: f64, out: f64| (fit.prompt_s(&shape, prompt, false, true) + out * t.decode_s) * 1e3;
     let ctx = n_ctx.min(m.context).max(1);
     let ram = memory::estimate_dims(&m.dims(bytes), ctx, chunk.min(ctx), KvType::F16, snapshots).total();
     let s = standard;
@@ -123,8 +120,7 @@ pub fn predict(m: &KnownModel, quant: &str, bytes: u64, setting: &Setting) -> Ro
     } else if verdict_ms.1 > promises.p95_ms {
         format!("prefill-bound: verdict {:.1} s p95 at {mean:.0}% CPU", verdict_ms.1 / 1e3)
     } else if rationale_ms.1 > promises.p95_ms {
-        let decode_share =
-            s.rationale_output.1 * decode_s(s.rationale_prompt.1, s.rationale_output.1) * 1e3 / rationale_ms.1;
+        let decode_share = s.rationale_output.1 * t.decode_s * 1e3 / rationale_ms.1;
         let bound = if decode_share >= 0.5 { "decode-bound" } else { "prefill-bound" };
         format!("{bound}: rationale {:.1} s p95 at {mean:.0}% CPU", rationale_ms.1 / 1e3)
     } else {
@@ -280,19 +276,10 @@ pub fn table(
         None => format!("prompt chunks of up to {:.0} tokens", f.chunking.max),
     };
     let bandwidth: Vec<String> = f.bandwidth.iter().map(|(k, b)| format!("{:?} {:.1}", k, b / 1e9)).collect();
-    let attention = if f.attention == Attention::default() {
-        "attention not told apart".to_owned()
-    } else {
-        format!(
-            "attention {:.2} ns row by row, {:.2} ns tiled, per query width per context token",
-            f.attention.row * 1e9,
-            f.attention.tiled * 1e9
-        )
-    };
     out.push_str(&format!(
         "Fit: decode streams GB/s by kernel: {} (+{:.0} µs a layer); prefill G layer-params/s by kernel: {} \
-         (+{:.1} ns a matrix row); {attention}; {chunks}; the budget keeps {:.0}% of prefill speed and {:.0}% \
-         of decode speed.\n",
+         (+{:.1} ns a matrix row); {chunks}; the budget keeps {:.0}% of prefill speed and {:.0}% of decode \
+         speed.\n",
         bandwidth.join(", "),
         f.decode_per_layer * 1e6,
         rates.join(", "),
@@ -374,7 +361,6 @@ mod tests {
             decode_tok_s: d,
             governed: Some((p * 0.6, d * 0.75)),
             prompt_tokens: 300.0,
-            generated_tokens: 24.0,
         };
         let smol = Shape {
             decode_bytes: 94e6,
@@ -386,7 +372,6 @@ mod tests {
             kernel: Kernel::Q4_1,
             decode_mix: [0.0; 4],
             output_kernel: None,
-            attention: 30.0 * 576.0,
         };
         let gemma = Shape {
             decode_bytes: 247e6,
@@ -398,12 +383,9 @@ mod tests {
             kernel: Kernel::Other,
             decode_mix: [0.0; 4],
             output_kernel: None,
-            attention: 18.0 * 1024.0,
         };
         let chunking = Chunking { target_s: Some(0.163), max: 128.0 };
-        // Attention as measured on the EPYC (2026-12-04): about 0.5 ns a position row by row.
-        let attention = Attention { row: 0.5e-9, tiled: 0.15e-9 };
-        Fit::from_points(&[point(smol, 114.5, 48.0), point(gemma, 159.2, 26.3)], chunking, attention).unwrap()
+        Fit::from_points(&[point(smol, 114.5, 48.0), point(gemma, 159.2, 26.3)], chunking).unwrap()
     }
 
     #[test]

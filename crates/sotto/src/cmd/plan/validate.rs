@@ -162,11 +162,11 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
             let calibration = first.fastest_with(&calibrate::measure(&key, &shipped, &variants)?)?;
             let calibrated = reference_speed(&calibration, reference)?;
             for (m, r, reference_run, runs) in measured {
+                let t = calibration.fit.governed(&m.shape);
                 let prefill_ms = r.prompt_tokens / r.prefill_tok_s * 1e3;
                 let decode_ms = r.generated_tokens / r.decode_tok_s * 1e3;
                 let predicted_prefill = calibration.fit.prompt_s(&m.shape, r.prompt_tokens, false, false) * 1e3;
-                let context = r.prompt_tokens + r.generated_tokens / 2.0;
-                let predicted_decode = r.generated_tokens * calibration.fit.decode_s(&m.shape, context) * 1e3;
+                let predicted_decode = r.generated_tokens * t.decode_s * 1e3;
                 let measured_ms = prefill_ms + decode_ms;
                 let predicted_ms = predicted_prefill + predicted_decode;
                 let drift = (calibrated.0 / reference_run.prefill_tok_s, calibrated.1 / reference_run.decode_tok_s);
