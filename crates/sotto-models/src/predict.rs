@@ -34,6 +34,17 @@
 //!   predictor replays that loop ([`Chunking::prompt_s`]), so a model too big for the target
 //!   prefills one token at a time, at the layers' decode speed. What the duty cycle costs
 //!   beyond that is a ratio measured on the calibration models.
+//!   Attention as a term of its own was tried and left out (656d592, 3a73ff0, reverted;
+//!   `bench/runs/2026-12-04-epyc-2cpu-plan-attention*`). It is real: llama.cpp's CPU flash
+//!   attention runs a chunk under 64 tokens one query row at a time, about 2.5 times as dear
+//!   per context token as its tiled kernel, so the 40-layer 512-wide model prefilled 1.9 times
+//!   slower in chunks of 32 than of 128. But fitted apart (on that model's prompts at two
+//!   lengths and two chunk sizes) it took the shipped models' slowdown at the budget for
+//!   attention, the budget's ratio rose from 0.6 to 0.72, and 1B-3B models, which have little
+//!   attention per weight, came out 26% faster than measured at 35/50 (15 of 20 held-out rows
+//!   within 25%, against 18-19 without it). What those models lose in the governor's small
+//!   chunks (3 to 8 tokens) is more likely the matrix kernels' efficiency on so few columns,
+//!   not yet measured; a term for it would have to come with attention's.
 //!
 //! Must not: read RAM or core count to guess a tier (the calibration is the only source of
 //! speed), or extrapolate a row or layer term that came out negative (the fit goes without
