@@ -146,11 +146,7 @@ pub fn text_for(model: &Path, text: &str) -> String {
     // A synthetic model's file, or a re-quantization of it (`{stem}.requant-{type}.gguf`).
     let name = model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     if SYNTHETIC.iter().any(|(file, _)| name.starts_with(file.trim_end_matches(".gguf"))) {
-        let mut end = SYNTHETIC_TEXT.min(text.len());
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text[..end].to_owned()
+        text[..text.floor_char_boundary(SYNTHETIC_TEXT)].to_owned()
     } else {
         text.to_owned()
     }

@@ -120,6 +120,12 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
     let models = prepare(&shipped, &variants, &work, &args.sizes)?;
     let text = calibrate::text();
     let cpus = sotto_governor::available_cpus();
+    let meta = Meta {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        cpu: super::super::bench::cpu_model(),
+        cpus,
+        date: super::super::bench::date(),
+    };
     let mut rows = Vec::new();
     let mut failed = Vec::new();
     let mut calibrations = Vec::new();
@@ -202,7 +208,7 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
             }
             calibrations.push(calibration);
             // After every block, so that a run cut short keeps what it measured.
-            write(&args.out, &models, &rows, &failed, &calibrations)?;
+            write(&args.out, &meta, &models, &rows, &failed, &calibrations)?;
         }
     }
     println!("{}", table(&models, &rows, &failed));
@@ -210,24 +216,38 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a run was: its command, machine and day, taken once at its start.
+#[derive(Debug, Serialize, Deserialize)]
+struct Meta {
+    command: String,
+    cpu: String,
+    cpus: f64,
+    date: String,
+}
+
+impl Meta {
+    fn block(&self) -> String {
+        let Meta { command, cpu, cpus, date } = self;
+        format!("# sotto bench plan\n\n```\ncommand: {command}\ncpu: {cpu} ({cpus:.2} CPUs)\ndate: {date}\n```\n")
+    }
+}
+
 /// The table and every figure measured so far, to `out`.
 fn write(
     out: &Path,
+    meta: &Meta,
     models: &[Model],
     rows: &[Row],
     failed: &[(String, u32, String, String)],
     calibrations: &[calibrate::Calibration],
 ) -> anyhow::Result<()> {
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let (cpu, cpus, date) =
-        (super::super::bench::cpu_model(), sotto_governor::available_cpus(), super::super::bench::date());
     let md = table(models, rows, failed);
-    std::fs::write(out.join("table.md"), format!("{}\n{md}", meta_block(&command, &cpu, cpus, &date)))?;
+    std::fs::write(out.join("table.md"), format!("{}\n{md}", meta.block()))?;
     let data = serde_json::json!({
-        "command": command,
-        "cpu": cpu,
-        "cpus": cpus,
-        "date": date,
+        "command": meta.command,
+        "cpu": meta.cpu,
+        "cpus": meta.cpus,
+        "date": meta.date,
         "models": models,
         "calibrations": calibrations,
         "rows": rows,
@@ -272,10 +292,6 @@ fn beside(
     Ok((row_best.run(), reference_best.run(), row_best.runs()))
 }
 
-fn meta_block(command: &str, cpu: &str, cpus: f64, date: &str) -> String {
-    format!("# sotto bench plan\n\n```\ncommand: {command}\ncpu: {cpu} ({cpus:.2} CPUs)\ndate: {date}\n```\n")
-}
-
 /// `--retable`: `dir`'s table.md written again from its run.json, as measured.
 fn retable(dir: &Path) -> anyhow::Result<ExitCode> {
     let path = dir.join("run.json");
@@ -285,14 +301,9 @@ fn retable(dir: &Path) -> anyhow::Result<ExitCode> {
     let models: Vec<Model> = serde_json::from_value(field("models"))?;
     let rows: Vec<Row> = serde_json::from_value(field("rows"))?;
     let failed: Vec<(String, u32, String, String)> = serde_json::from_value(field("failed"))?;
-    let meta = meta_block(
-        data["command"].as_str().unwrap_or_default(),
-        data["cpu"].as_str().unwrap_or_default(),
-        data["cpus"].as_f64().unwrap_or_default(),
-        data["date"].as_str().unwrap_or_default(),
-    );
+    let meta: Meta = serde_json::from_value(data.clone())?;
     let md = table(&models, &rows, &failed);
-    std::fs::write(dir.join("table.md"), format!("{meta}\n{md}"))?;
+    std::fs::write(dir.join("table.md"), format!("{}\n{md}", meta.block()))?;
     println!("{md}");
     Ok(ExitCode::SUCCESS)
 }
@@ -416,6 +427,20 @@ fn table(models: &[Model], rows: &[Row], failed: &[(String, u32, String, String)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_run_is_retabled_to_the_same_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta =
+            Meta { command: "sotto bench plan --out x".into(), cpu: "AMD EPYC".into(), cpus: 2.0, date: "d".into() };
+        let rows = [row("m", Origin::Synthetic, -0.1, 0.05)];
+        write(dir.path(), &meta, &[], &rows, &[], &[]).unwrap();
+        let written = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
+        assert!(written.starts_with(&meta.block()) && written.contains("AMD EPYC (2.00 CPUs)"), "{written}");
+        std::fs::remove_file(dir.path().join("table.md")).unwrap();
+        retable(dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("table.md")).unwrap(), written);
+    }
 
     fn row(model: &str, origin: Origin, error: f64, drift_error: f64) -> Row {
         let run =
