@@ -26,9 +26,16 @@
 //!   weight than narrow ones. The calibration measures a synthetic 2048-wide Q4_0 model
 //!   beside the shipped ones (576 and 640 wide), so that the row term is fitted, not guessed.
 //! - under a budget, prefill runs in chunks the governor sizes to its step target from the
-//!   cost per token it has learned so far: a chunk of `n` tokens costs about one decode
-//!   step's streaming of the layers' weights plus `n − 1` prefill tokens. The output matrix
-//!   is left out of that first token: a prompt chunk runs it for its last token only, never
+//!   cost per token it has learned so far: a chunk of `n` tokens costs `n` prefill tokens plus
+//!   a share of what one token at a time costs beyond them (one decode step's streaming of the
+//!   layers' weights, less a prefill token). For Q4_0 layers that share is measured
+//!   ([`Chunking::small`], on the wide synthetic model at 1 to 32 tokens a chunk): llama.cpp
+//!   repacks Q4_0 and multiplies it four tokens at a time, one at a time for the rest, so on
+//!   a 2-vCPU EPYC a chunk of 2 kept none of what large chunks save, of 4 and 8 about half, of
+//!   16 and 32 four fifths, far from the `1/n` of one streaming a chunk, which had put a 1B
+//!   model cut into chunks of 3 to 5 tokens 30-36% fast at 35/50
+//!   (`bench/runs/2026-12-04-epyc-2cpu-plan-chunks*`). Other classes keep one streaming a
+//!   chunk ([`Chunking::for_kernel`]). The output matrix is left out of the streamed token: a prompt chunk runs it for its last token only, never
 //!   for a chunk in the middle (with Gemma 3's 262k vocabulary it is 72% of a decoded
 //!   token's reads; counted, it made Gemma's chunks look half as large as they were). The
 //!   predictor replays that loop ([`Chunking::prompt_s`]), so a model too big for the target
@@ -43,8 +50,9 @@
 //!   attention, the budget's ratio rose from 0.6 to 0.72, and 1B-3B models, which have little
 //!   attention per weight, came out 26% faster than measured at 35/50 (15 of 20 held-out rows
 //!   within 25%, against 18-19 without it). What those models lose in the governor's small
-//!   chunks (3 to 8 tokens) is more likely the matrix kernels' efficiency on so few columns,
-//!   not yet measured; a term for it would have to come with attention's.
+//!   chunks was the matrix kernels' efficiency on so few columns, now measured (above); the
+//!   wide model it is measured on has little attention, so row-by-row attention is still
+//!   left out.
 //!
 //! Must not: read RAM or core count to guess a tier (the calibration is the only source of
 //! speed), or extrapolate a row or layer term that came out negative (the fit goes without
@@ -241,13 +249,29 @@ pub struct Point {
     pub prompt_tokens: f64,
 }
 
-/// The governor's chunking of a prompt: its step target in seconds (`None`: no limit) and
-/// the largest chunk.
+/// The governor's chunking of a prompt: its step target in seconds (`None`: no limit), the
+/// largest chunk, and what small chunks cost beyond their tokens, measured.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Chunking {
     pub target_s: Option<f64>,
     pub max: f64,
+    /// At each of [`SMALL_CHUNKS`] tokens, what a chunk's token costs beyond a prompt token of a
+    /// chunk of `max`, as a fraction of what a chunk of one costs beyond it: 1 at one token, 0 at
+    /// `max`. `None`: not measured, and a chunk costs one streaming of the weights and `n − 1`
+    /// prompt tokens.
+    #[serde(default)]
+    pub small: Option<[f64; SMALL_CHUNKS.len()]>,
 }
+
+/// The chunk sizes whose cost the calibration measures, beside one token and the largest chunk.
+/// llama.cpp's repacked Q4_0 kernels multiply four tokens at a time and the rest one by one
+/// ([`Chunking::for_kernel`]), so a chunk of 2 to 8 tokens keeps only part of what a large one
+/// saves over one token at a time: on a 2-vCPU EPYC (2026-12-04) a synthetic 1B Q4_0 model at 2 threads took
+/// 17.5 ms a token one at a time, 10 ms in chunks of 128, and 17.1, 13.3 and 12.9 ms in chunks
+/// of 2, 4 and 8, where one streaming of the weights per chunk would have made them 13.8, 11.9
+/// and 10.9 ms; the governor cuts that model into chunks of 3 to 5 tokens at 35/50, and it ran
+/// 30-36% slower than predicted there.
+pub const SMALL_CHUNKS: [f64; 7] = [2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 32.0];
 
 /// The governor's first chunk, before it has learned a cost (`Governor::next_chunk`).
 const FIRST_CHUNK: f64 = 8.0;
@@ -260,6 +284,39 @@ impl Chunking {
             Some(t) if per_token > 0.0 => (t / per_token).floor().clamp(1.0, self.max.max(1.0)),
             _ => self.max.max(1.0),
         }
+    }
+
+    /// This chunking for layers of `kernel`: small chunks cost what was measured for Q4_0
+    /// layers only. llama.cpp repacks Q4_0 weights on x86 with AVX2 (and on ARM with dot
+    /// products) and multiplies them four prompt tokens at a time, and one at a time, a full pass
+    /// over the weights each, for what is left over (`ggml-cpu/repack.cpp`): a chunk of 2 costs
+    /// two decode passes, one of 4 a single tile. Other classes go through a kernel that keeps
+    /// a block of weights in cache across a chunk's tokens, and keep one streaming a chunk; the
+    /// curve measured on Q4_0 put them 37% slow (it raised the budget's ratio, fitted on
+    /// Gemma's Q5_0 and SmolLM2's Q4_1, from 0.32 to 0.48 at 2 threads, above the duty cycle's
+    /// 0.35).
+    pub fn for_kernel(self, kernel: Kernel) -> Chunking {
+        if kernel == Kernel::Q4_0 { self } else { Chunking { small: None, ..self } }
+    }
+
+    /// What a chunk of `n` tokens costs beyond `n` prompt tokens, in units of what one token
+    /// alone costs beyond one: measured ([`Chunking::small`], interpolated, `n` times its
+    /// fraction), else one (the chunk streams the weights once).
+    pub fn excess(&self, n: f64) -> f64 {
+        let Some(small) = self.small else { return 1.0 };
+        let n = n.clamp(1.0, self.max.max(1.0));
+        let known = std::iter::once((1.0, 1.0))
+            .chain(SMALL_CHUNKS.iter().copied().zip(small).filter(|(at, _)| *at < self.max))
+            .chain(std::iter::once((self.max.max(1.0), 0.0)));
+        let mut below = (1.0, 1.0);
+        for (at, f) in known {
+            if n <= at {
+                let f = if at > below.0 { below.1 + (f - below.1) * (n - below.0) / (at - below.0) } else { f };
+                return n * f.clamp(0.0, 1.0);
+            }
+            below = (at, f);
+        }
+        0.0
     }
 
     /// Seconds to prefill `tokens` prompt tokens the way the governor cuts them, at a raw cost
@@ -281,7 +338,7 @@ impl Chunking {
 
     /// The governor's loop over `tokens`: (seconds, the cost per token it learned).
     fn replay(&self, tokens: f64, prefill_s: f64, first_s: f64, mut learned: Option<f64>) -> (f64, Option<f64>) {
-        let step = |n: f64| first_s.max(prefill_s) + (n - 1.0) * prefill_s;
+        let step = |n: f64| n * prefill_s + (first_s - prefill_s).max(0.0) * self.excess(n);
         let (mut left, mut total) = (tokens, 0.0);
         while left > 0.0 {
             let n = match learned {
@@ -371,7 +428,9 @@ impl Fit {
                     .map(|(p, (gp, _))| {
                         let tokens = p.prompt_tokens.max(1.0);
                         let first = fit.first_token_s(&p.shape, 1.0 / p.decode_tok_s);
-                        let chunked = chunking.prompt_s(tokens, 1.0 / p.prefill_tok_s, first, false) / tokens;
+                        let chunked =
+                            chunking.for_kernel(p.shape.kernel).prompt_s(tokens, 1.0 / p.prefill_tok_s, first, false)
+                                / tokens;
                         chunked * gp
                     })
                     .collect(),
@@ -417,7 +476,7 @@ impl Fit {
         // An embedding chunk runs the output matrix for every token, its first one included.
         let (per_token, first) =
             if embed { (raw.embed_s, raw.decode_s) } else { (raw.prefill_s, self.first_token_s(shape, raw.decode_s)) };
-        self.chunking.prompt_s(tokens, per_token, first, warm) / self.governed_prefill
+        self.chunking.for_kernel(shape.kernel).prompt_s(tokens, per_token, first, warm) / self.governed_prefill
     }
 
     /// A plain prompt chunk's first token, from a decoded token's `decode_s` (predicted, or
@@ -560,7 +619,7 @@ fn of_kernel(figures: &[(Kernel, f64)], kernel: Kernel) -> f64 {
 mod tests {
     use super::*;
 
-    const UNLIMITED: Chunking = Chunking { target_s: None, max: 128.0 };
+    const UNLIMITED: Chunking = Chunking { target_s: None, max: 128.0, small: None };
 
     fn shape(bytes: f64, params: f64, rows: f64, kernel: Kernel) -> Shape {
         Shape {
@@ -642,7 +701,7 @@ mod tests {
 
     #[test]
     fn the_chunks_replay_the_governor_and_a_model_too_big_prefills_at_decode_speed() {
-        let c = Chunking { target_s: Some(0.05), max: 128.0 };
+        let c = Chunking { target_s: Some(0.05), max: 128.0, small: None };
         assert_eq!(c.tokens(0.01), 5.0);
         assert_eq!(c.tokens(0.2), 1.0, "at least one token a chunk");
         assert_eq!(UNLIMITED.tokens(0.2), 128.0);
@@ -662,10 +721,40 @@ mod tests {
     }
 
     #[test]
+    fn small_chunks_cost_what_was_measured_and_the_governor_cuts_them_smaller() {
+        let measured = Chunking { small: Some([0.8, 0.6, 0.4, 0.4, 0.4, 0.15, 0.1]), ..UNLIMITED };
+        let excess = |n: f64| measured.excess(n);
+        assert!((excess(1.0) - 1.0).abs() < 1e-12 && (excess(2.0) - 1.6).abs() < 1e-12);
+        assert!((excess(5.0) - 5.0 * 0.4).abs() < 1e-12 && (excess(12.0) - 12.0 * 0.275).abs() < 1e-12, "interpolated");
+        assert!((excess(8.0) - 3.2).abs() < 1e-12 && (excess(80.0) - 80.0 * 0.05).abs() < 1e-12);
+        assert_eq!(excess(128.0), 0.0, "the largest chunk is the raw prefill itself");
+        assert_eq!(UNLIMITED.excess(4.0), 1.0, "not measured: one streaming of the weights a chunk");
+        let capped = Chunking { max: 8.0, ..measured };
+        assert!(
+            (capped.excess(7.0) - 7.0 * 0.2).abs() < 1e-12,
+            "0 at the largest chunk, whatever was measured past it"
+        );
+        // A 1B model at 2 threads (10 ms a prompt token in large chunks, 17.5 ms one at a time)
+        // against a 50 ms step: chunks of 3 at 14.1 ms a token, not 4 at 11.9.
+        let plain = Chunking { target_s: Some(0.05), max: 128.0, small: None };
+        let small = Chunking { small: Some([0.9, 0.675, 0.45, 0.42, 0.4, 0.15, 0.1]), ..plain };
+        let (prefill, first) = (0.010, 0.0175);
+        let at = |c: Chunking| c.prompt_s(1200.0, prefill, first, true) / 1200.0;
+        assert!((at(plain) - (first + 3.0 * prefill) / 4.0).abs() < 2e-4, "{}", at(plain));
+        let per_chunk_of_3 = 3.0 * prefill + (first - prefill) * 3.0 * 0.675;
+        assert!((at(small) - per_chunk_of_3 / 3.0).abs() < 2e-4, "{}", at(small));
+        // Measured on Q4_0, the curve is Q4_0's: other kernel classes keep one streaming a chunk.
+        assert_eq!(small.for_kernel(Kernel::Q4_0), small);
+        for k in [Kernel::Q8_0, Kernel::Q4_1, Kernel::Other] {
+            assert_eq!(small.for_kernel(k), plain, "{k:?}");
+        }
+    }
+
+    #[test]
     fn a_prompt_chunk_streams_the_layers_first_and_leaves_the_output_matrix_to_its_last_token() {
         // Half of a decoded token's reads are the output matrix (a large vocabulary).
         let s = Shape { output_bytes: 50e6, ..shape(100e6, 100e6, 10e3, Kernel::Q4_0) };
-        let c = Chunking { target_s: Some(0.05), max: 128.0 };
+        let c = Chunking { target_s: Some(0.05), max: 128.0, small: None };
         let fit = Fit {
             bandwidth: vec![(Kernel::Q4_0, 2e9)],
             decode_per_layer: 0.0,
@@ -706,7 +795,7 @@ mod tests {
         assert!((fit.raw(&held_out).decode_s * point(held_out).decode_tok_s - 1.0).abs() < 1e-6);
         // A plain prompt chunk's first token pays the layers' cost too, not the output matrix.
         let gemma = calibration[1];
-        let c = Chunking { target_s: Some(0.05), max: 128.0 };
+        let c = Chunking { target_s: Some(0.05), max: 128.0, small: None };
         let fit = Fit { chunking: c, ..fit };
         let raw = fit.raw(&gemma);
         let first = 57e6 / 8e9 + 18.0 * PER_LAYER;

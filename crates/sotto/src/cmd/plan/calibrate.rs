@@ -3,7 +3,8 @@
 //! its own (a process-wide governor cannot be two budgets at once); and, ungoverned, the default
 //! model re-quantized to Q4_0 and Q8_0 by llama.cpp's quantizer (the rates of llama.cpp's tiled
 //! kernels), a synthetic 4-layer 2048-wide Q4_0 llama (`sotto_models::synth`: how the cost per
-//! weight falls on wider matrices), a 40-layer 512-wide one (the decode cost per layer) and that
+//! weight falls on wider matrices; run again in chunks of 1 to 32 tokens, what the governor's
+//! small chunks cost, [`small_costs`]), a 40-layer 512-wide one (the decode cost per layer) and that
 //! one in Q4_K_M (the K-quants' bandwidth), all kept in the cache directory. Each figure is the
 //! fastest of its runs: on a shared machine noise only ever slows a run down. The runs go in passes
 //! over every figure (a model's ungoverned run beside its governed one, so the budget's ratio is
@@ -23,7 +24,7 @@ use std::process::Command;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sotto_models::GgufHeader;
-use sotto_models::predict::{Chunking, Fit, Point, Shape};
+use sotto_models::predict::{Chunking, Fit, Point, SMALL_CHUNKS, Shape};
 
 /// Everything that changes what a calibration measures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +51,10 @@ pub struct Calibration {
     pub date: String,
     pub points: Vec<(String, Point)>,
     pub fit: Fit,
+    /// The wide synthetic model's ungoverned prefill tokens/s in chunks of each of
+    /// [`SMALL_CHUNKS`] under the key's chunk, and of one token (empty: not measured).
+    #[serde(default)]
+    pub chunks: Vec<(f64, f64)>,
     /// Runs taken, all figures together.
     #[serde(default)]
     pub runs: usize,
@@ -60,8 +65,9 @@ pub struct Calibration {
 /// measured again. 2: the governor sizes chunks for the configured threads, and a point's
 /// shape holds its output matrix's bytes. 3: runs go in passes until the fastest two agree.
 /// 4: a second synthetic model, deep and narrow, for the decode cost per layer. 5: a point's
-/// shape holds its bytes by kernel class. 6: the deep model in Q4_K_M too.
-const METHOD: u32 = 6;
+/// shape holds its bytes by kernel class. 6: the deep model in Q4_K_M too. 7: the wide model
+/// in small chunks too.
+const METHOD: u32 = 7;
 
 /// sotto's version and the calibration [`METHOD`], for the key.
 pub fn version() -> String {
@@ -152,10 +158,30 @@ pub fn text_for(model: &Path, text: &str) -> String {
     }
 }
 
-/// The governor's chunking at the key's threads and budget.
+/// The governor's chunking at the key's threads and budget, small chunks not measured.
 pub fn chunking(key: &Key) -> Chunking {
     let target = sotto_governor::pacer::step_target(key.threads_batch, key.cpu_mean, key.cpu_peak, key.cpus);
-    Chunking { target_s: target.map(|d| d.as_secs_f64()), max: f64::from(key.chunk) }
+    Chunking { target_s: target.map(|d| d.as_secs_f64()), max: f64::from(key.chunk), small: None }
+}
+
+/// The chunk sizes the wide model is measured at: one token and each of [`SMALL_CHUNKS`] under
+/// the key's largest chunk (at which it is measured as a variant).
+fn small_chunks(key: &Key) -> Vec<f64> {
+    std::iter::once(1.0).chain(SMALL_CHUNKS).filter(|n| *n < f64::from(key.chunk)).collect()
+}
+
+/// What small chunks cost ([`Chunking::small`]) from the wide model's prefill tokens/s in
+/// chunks of the key's largest (`large`) and in `chunks` ((tokens, tokens/s), one token
+/// among them): at `n` tokens, `(t(n) − t(large)) / (t(1) − t(large))` of seconds a token
+/// `t`, within 0 and 1; `None` without the one-token figure or when one token at a time was
+/// not slower than the large chunks (nothing to share out).
+pub fn small_costs(large: f64, chunks: &[(f64, f64)]) -> Option<[f64; SMALL_CHUNKS.len()]> {
+    let seconds = |n: f64| chunks.iter().find(|(at, _)| *at == n).map(|(_, tok_s)| 1.0 / tok_s);
+    let (one, large) = (seconds(1.0)?, 1.0 / large);
+    if !(one > large && large.is_finite()) {
+        return None;
+    }
+    Some(SMALL_CHUNKS.map(|n| seconds(n).map_or(0.0, |t| ((t - large) / (one - large)).clamp(0.0, 1.0))))
 }
 
 /// The cached calibration for `key`, unless `fresh`; else one measured now (and cached).
@@ -204,20 +230,24 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
         .collect::<Result<_, _>>()?;
     let text = text();
     let budget: Budget = Some((key.cpu_mean, key.cpu_peak));
-    // Each model's figures next to each other: ungoverned, then at the budget.
-    let figures: Vec<(&PathBuf, String, Budget)> = models
+    let wide = variants.iter().find(|v| v.file_name().is_some_and(|f| f == WIDE));
+    // Each model's figures next to each other: ungoverned, then at the budget; the wide model
+    // in small chunks after its own.
+    let figures: Vec<(&PathBuf, String, Budget, Option<f64>)> = models
         .iter()
         .flat_map(|m| [(m, None), (m, budget)])
         .chain(variants.iter().map(|m| (m, None)))
-        .map(|(m, b)| (m, text_for(m, &text), b))
+        .map(|(m, b)| (m, b, None))
+        .chain(wide.into_iter().flat_map(|w| small_chunks(key).into_iter().map(move |n| (w, None, Some(n)))))
+        .map(|(m, b, n)| (m, text_for(m, &text), b, n))
         .collect();
     let mut found: Vec<Option<Fastest>> = vec![None; figures.len()];
     for _ in 0..RUNS {
-        for ((model, text, budget), found) in figures.iter().zip(&mut found) {
+        for ((model, text, budget, chunk), found) in figures.iter().zip(&mut found) {
             if found.as_ref().is_some_and(Fastest::settled) {
                 continue;
             }
-            let r = run(key, model, text, *budget)?;
+            let r = run(key, model, text, *budget, *chunk)?;
             match found {
                 Some(f) => f.add(&r),
                 None => *found = Some(Fastest::new(r)),
@@ -228,7 +258,11 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
         }
     }
     let fastest = |model: &PathBuf, budget: Budget| {
-        figures.iter().zip(&found).find(|((m, _, b), _)| *m == model && *b == budget).and_then(|(_, f)| f.as_ref())
+        figures
+            .iter()
+            .zip(&found)
+            .find(|((m, _, b, n), _)| *m == model && *b == budget && n.is_none())
+            .and_then(|(_, f)| f.as_ref())
     };
     let mut points = Vec::new();
     for (model, shape) in models.iter().chain(variants).zip(shapes) {
@@ -249,10 +283,22 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
         };
         points.push((name, point));
     }
-    let fit = Fit::from_points(&points.iter().map(|p| p.1).collect::<Vec<_>>(), chunking(key))
-        .ok_or_else(|| anyhow::anyhow!("the calibration measured no speed"))?;
+    let chunks: Vec<(f64, f64)> = figures
+        .iter()
+        .zip(&found)
+        .filter_map(|((_, _, _, n), f)| Some((n.as_ref().copied()?, f.as_ref()?.run().prefill_tok_s)))
+        .collect();
+    let fit = fit(key, &points, &chunks)?;
     let runs = found.iter().flatten().map(|f| f.runs).sum();
-    Ok(Calibration { key: key.clone(), date: super::super::bench::date(), points, fit, runs })
+    Ok(Calibration { key: key.clone(), date: super::super::bench::date(), points, fit, chunks, runs })
+}
+
+/// The fit of `points`, small chunks costed from `chunks` against the wide model's point.
+fn fit(key: &Key, points: &[(String, Point)], chunks: &[(f64, f64)]) -> anyhow::Result<Fit> {
+    let large = points.iter().find(|(n, _)| n == WIDE).map(|(_, p)| p.prefill_tok_s);
+    let chunking = Chunking { small: large.and_then(|l| small_costs(l, chunks)), ..chunking(key) };
+    Fit::from_points(&points.iter().map(|p| p.1).collect::<Vec<_>>(), chunking)
+        .ok_or_else(|| anyhow::anyhow!("the calibration measured no speed"))
 }
 
 impl Calibration {
@@ -274,9 +320,14 @@ impl Calibration {
                 (a, b) => a.or(b),
             };
         }
-        let fit = Fit::from_points(&points.iter().map(|p| p.1).collect::<Vec<_>>(), self.fit.chunking)
-            .ok_or_else(|| anyhow::anyhow!("the calibration measured no speed"))?;
-        Ok(Calibration { key: self.key, date: self.date, points, fit, runs: self.runs + other.runs })
+        let mut chunks = self.chunks;
+        for (n, tok_s) in &mut chunks {
+            if let Some((_, q)) = other.chunks.iter().find(|(m, _)| m == n) {
+                *tok_s = tok_s.max(*q);
+            }
+        }
+        let fit = fit(&self.key, &points, &chunks)?;
+        Ok(Calibration { key: self.key, date: self.date, points, fit, chunks, runs: self.runs + other.runs })
     }
 }
 
@@ -358,12 +409,13 @@ pub fn fastest_of(runs: usize, within_s: f64, mut one: impl FnMut() -> anyhow::R
 }
 
 /// One `sotto generate --json` run of `text`: ungoverned (`budget` None: 100/100, normal
-/// class) or at the budget and the key's class.
-pub fn run(key: &Key, model: &Path, text: &str, budget: Option<(f64, f64)>) -> anyhow::Result<Run> {
+/// class) or at the budget and the key's class; in chunks of `chunk` tokens, else the key's.
+pub fn run(key: &Key, model: &Path, text: &str, budget: Option<(f64, f64)>, chunk: Option<f64>) -> anyhow::Result<Run> {
     let mut c = Command::new(std::env::current_exe()?);
     c.args(["generate", "--json", "--raw", "--model", &model.display().to_string()]);
     c.args(["--max-tokens", &GENERATE.to_string(), "--prompt", text, "--set", "cache.persist=false"]);
     c.args(["--threads", &key.threads.to_string(), "--threads-batch", &key.threads_batch.to_string()]);
+    c.args(["--chunk", &chunk.map_or(key.chunk, |n| n as u32).to_string()]);
     match budget {
         None => c.args(["--cpu-mean", "100%", "--cpu-peak", "100%", "--sched", "normal"]),
         Some((mean, peak)) => c.args([
@@ -441,31 +493,69 @@ mod tests {
         };
         let point =
             |s, p, d, g| Point { shape: s, prefill_tok_s: p, decode_tok_s: d, governed: g, prompt_tokens: 300.0 };
-        let calibration = |points: Vec<(String, Point)>| {
-            let fit = Fit::from_points(&points.iter().map(|p| p.1).collect::<Vec<_>>(), chunking(&key)).unwrap();
-            Calibration { key: key.clone(), date: "d".into(), points, fit, runs: 10 }
+        let calibration = |points: Vec<(String, Point)>, chunks: Vec<(f64, f64)>| {
+            let fit = fit(&key, &points, &chunks).unwrap();
+            Calibration { key: key.clone(), date: "d".into(), points, fit, chunks, runs: 10 }
         };
         let (a, b) = (shape(100e6, Kernel::Q4_1), shape(200e6, Kernel::Q4_0));
-        // The first calibration fell in a slow minute for prefill, the second for decode.
-        let slow_prefill = calibration(vec![
-            ("a".into(), point(a, 100.0, 50.0, Some((60.0, 35.0)))),
-            ("b".into(), point(b, 80.0, 30.0, None)),
-        ]);
-        let slow_decode = calibration(vec![
-            ("a".into(), point(a, 130.0, 40.0, Some((70.0, 30.0)))),
-            ("b".into(), point(b, 100.0, 25.0, None)),
-        ]);
+        // The first calibration fell in a slow minute for prefill, the second for decode; the
+        // wide model's small chunks each ran faster in one of them.
+        let slow_prefill = calibration(
+            vec![("a".into(), point(a, 100.0, 50.0, Some((60.0, 35.0)))), (WIDE.into(), point(b, 80.0, 30.0, None))],
+            vec![(1.0, 30.0), (2.0, 40.0), (4.0, 50.0)],
+        );
+        let slow_decode = calibration(
+            vec![("a".into(), point(a, 130.0, 40.0, Some((70.0, 30.0)))), (WIDE.into(), point(b, 100.0, 25.0, None))],
+            vec![(1.0, 35.0), (2.0, 38.0), (4.0, 60.0)],
+        );
         let both = slow_prefill.clone().fastest_with(&slow_decode).unwrap();
         let a = both.points[0].1;
         assert_eq!((a.prefill_tok_s, a.decode_tok_s, a.governed), (130.0, 50.0, Some((70.0, 35.0))));
         assert_eq!((both.points[1].1.prefill_tok_s, both.points[1].1.decode_tok_s), (100.0, 30.0));
+        assert_eq!(both.chunks, vec![(1.0, 35.0), (2.0, 40.0), (4.0, 60.0)]);
         assert_eq!(both.runs, 20);
-        let fresh = calibration(both.points.clone());
+        let fresh = calibration(both.points.clone(), both.chunks.clone());
         assert_eq!(both.fit, fresh.fit, "fitted again on the faster figures");
+        assert_eq!(both.fit.chunking.small, small_costs(100.0, &both.chunks), "small chunks against the wide model");
+        assert!(both.fit.chunking.small.is_some());
         assert!(both.fit.raw(&a.shape).prefill_s < slow_prefill.fit.raw(&a.shape).prefill_s);
         // A second calibration of other models is refused, not merged.
-        let other = calibration(vec![("c".into(), point(b, 1.0, 1.0, None))]);
+        let other = calibration(vec![("c".into(), point(b, 1.0, 1.0, None))], Vec::new());
         assert!(slow_prefill.fastest_with(&other).is_err());
+    }
+
+    #[test]
+    fn small_chunks_cost_their_share_of_what_one_token_at_a_time_costs_beyond_large_ones() {
+        // 10 ms a token in large chunks, 20 ms one at a time.
+        let chunks = [(1.0, 50.0), (2.0, 1.0 / 0.018), (4.0, 1.0 / 0.013), (8.0, 1.0 / 0.009)];
+        let small = small_costs(100.0, &chunks).unwrap();
+        let expected = [0.8, 0.0, 0.3, 0.0, 0.0, 0.0, 0.0];
+        assert!(
+            small.iter().zip(expected).all(|(f, e)| (f - e).abs() < 1e-9),
+            "{small:?}: faster than large is 0, unmeasured 0"
+        );
+        assert_eq!(small_costs(100.0, &chunks[1..]), None, "without the one-token figure");
+        assert_eq!(small_costs(50.0, &chunks), None, "one token at a time no slower than large chunks");
+        assert_eq!(small_costs(0.0, &chunks), None);
+    }
+
+    #[test]
+    fn the_wide_model_is_measured_in_chunks_under_the_keys_largest() {
+        let key = |chunk| Key {
+            cpu: "c".into(),
+            cpus: 2.0,
+            threads: 1,
+            threads_batch: 1,
+            cpu_mean: 0.35,
+            cpu_peak: 0.5,
+            sched: "idle".into(),
+            chunk,
+            version: version(),
+            models: Vec::new(),
+        };
+        assert_eq!(small_chunks(&key(128)), vec![1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 32.0]);
+        assert_eq!(small_chunks(&key(8)), vec![1.0, 2.0, 3.0, 4.0, 6.0]);
+        assert_eq!(small_chunks(&key(1)), Vec::<f64>::new());
     }
 
     /// Noise only slows a run down: a figure is the fastest prefill and the fastest decode, and

@@ -384,7 +384,7 @@ mod tests {
             decode_mix: [0.0; 4],
             output_kernel: None,
         };
-        let chunking = Chunking { target_s: Some(0.163), max: 128.0 };
+        let chunking = Chunking { target_s: Some(0.163), max: 128.0, small: None };
         Fit::from_points(&[point(smol, 114.5, 48.0), point(gemma, 159.2, 26.3)], chunking).unwrap()
     }
 
