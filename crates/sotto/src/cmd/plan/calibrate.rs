@@ -11,7 +11,8 @@
 //! measured side by side), at least [`MIN_RUNS`] and at most [`RUNS`] of each, until each figure's
 //! two fastest runs agree within [`AGREE`]: a slow stretch then costs one run of each figure, not
 //! all of one figure's runs, and a noisy machine is measured longer instead of wrongly. Two to four
-//! minutes (27 runs, 2 min 47 s, on 2 CPUs on 2026-12-03); cached in the state directory under
+//! minutes (27 runs, 2 min 47 s, on 2 CPUs on 2026-12-03; with the small chunks, 40 runs, 1 min 26 s
+//! on a faster EPYC on 2026-12-04); cached in the state directory under
 //! everything that changes the figures (CPU, usable CPUs, threads, budgets, chunk, scheduling
 //! class, sotto's version, the models' files), so a second `plan` answers at once. `--recalibrate`
 //! measures again.
