@@ -467,9 +467,9 @@ mod tests {
         Run { prompt_tokens: 250.0, generated_tokens: 24.0, prefill_tok_s: prefill, decode_tok_s: decode }
     }
 
-    #[test]
-    fn two_calibrations_keep_each_figures_faster_and_fit_again() {
-        let key = Key {
+    /// A 1-thread 35/50 key with a largest chunk of `chunk`.
+    fn key(chunk: u32) -> Key {
+        Key {
             cpu: "test".into(),
             cpus: 2.0,
             threads: 1,
@@ -477,10 +477,15 @@ mod tests {
             cpu_mean: 0.35,
             cpu_peak: 0.5,
             sched: "idle".into(),
-            chunk: 128,
+            chunk,
             version: version(),
             models: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn two_calibrations_keep_each_figures_faster_and_fit_again() {
+        let key = key(128);
         let shape = |bytes: f64, kernel| Shape {
             decode_bytes: bytes,
             output_bytes: 0.0,
@@ -542,18 +547,6 @@ mod tests {
 
     #[test]
     fn the_wide_model_is_measured_in_chunks_under_the_keys_largest() {
-        let key = |chunk| Key {
-            cpu: "c".into(),
-            cpus: 2.0,
-            threads: 1,
-            threads_batch: 1,
-            cpu_mean: 0.35,
-            cpu_peak: 0.5,
-            sched: "idle".into(),
-            chunk,
-            version: version(),
-            models: Vec::new(),
-        };
         assert_eq!(small_chunks(&key(128)), vec![1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 32.0]);
         assert_eq!(small_chunks(&key(8)), vec![1.0, 2.0, 3.0, 4.0, 6.0]);
         assert_eq!(small_chunks(&key(1)), Vec::<f64>::new());
