@@ -183,6 +183,10 @@ pub struct BenchPlanArgs {
     /// layout changed)
     #[arg(long)]
     pub retable: bool,
+    /// Measure nothing: predict every row of --out's run.json again from its calibrations'
+    /// figures with this build's predictor, and print the table (a diagnostic: table.md stays)
+    #[arg(long, conflicts_with = "retable")]
+    pub refit: bool,
 }
 
 #[derive(Debug, Args)]

@@ -53,7 +53,13 @@ impl Chunking {
     /// the budget's ratio fitted on Gemma's Q5_0 and SmolLM2's Q4_1 rose from 0.32 to 0.48 at 2
     /// threads, above the duty cycle's 0.35.
     pub fn for_kernel(self, kernel: Kernel) -> Chunking {
-        if kernel == Kernel::Q4_0 { self } else { Chunking { small: None, ..self } }
+        if Chunking::repacked(kernel) { self } else { Chunking { small: None, ..self } }
+    }
+
+    /// Whether llama.cpp repacks `kernel`'s layers, whose small chunks cost what the
+    /// calibration measured ([`Chunking::for_kernel`]).
+    pub fn repacked(kernel: Kernel) -> bool {
+        kernel == Kernel::Q4_0
     }
 
     /// What a chunk of `n` tokens costs beyond `n` prompt tokens, in units of what one token

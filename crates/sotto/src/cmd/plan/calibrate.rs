@@ -5,7 +5,9 @@
 //! kernels), a synthetic 4-layer 2048-wide Q4_0 llama (`sotto_models::synth`: how the cost per
 //! weight falls on wider matrices; run again in chunks of 1 to 32 tokens, what the governor's
 //! small chunks cost, [`small_costs`]), a 40-layer 512-wide one (the decode cost per layer) and that
-//! one in Q4_K_M (the K-quants' bandwidth), all kept in the cache directory. Each figure is the
+//! one in Q4_K_M (the K-quants' bandwidth), all kept in the cache directory; the Q4_0 ones
+//! (the default model's re-quantization and both synthetic models) at the budget too, for the
+//! budget's ratio of the layers llama.cpp repacks (`Fit::governed_repacked`). Each figure is the
 //! fastest of its runs: on a shared machine noise only ever slows a run down. The runs go in passes
 //! over every figure (a model's ungoverned run beside its governed one, so the budget's ratio is
 //! measured side by side), at least [`MIN_RUNS`] and at most [`RUNS`] of each, until each figure's
@@ -67,8 +69,8 @@ pub struct Calibration {
 /// shape holds its output matrix's bytes. 3: runs go in passes until the fastest two agree.
 /// 4: a second synthetic model, deep and narrow, for the decode cost per layer. 5: a point's
 /// shape holds its bytes by kernel class. 6: the deep model in Q4_K_M too. 7: the wide model
-/// in small chunks too.
-const METHOD: u32 = 7;
+/// in small chunks too. 8: the Q4_0 variants at the budget too.
+const METHOD: u32 = 8;
 
 /// sotto's version and the calibration [`METHOD`], for the key.
 pub fn version() -> String {
@@ -220,8 +222,8 @@ pub fn load_or_measure(
 /// A run's (mean, peak) budget; `None`: ungoverned.
 type Budget = Option<(f64, f64)>;
 
-/// Measures `models` ungoverned and at the budget, and `variants` ungoverned, in passes (see
-/// the module's doc), and fits them.
+/// Measures `models` ungoverned and at the budget, and `variants` ungoverned (the Q4_0 ones at
+/// the budget too), in passes (see the module's doc), and fits them.
 pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::Result<Calibration> {
     // Every header first: a file that is not a model fails before minutes of runs.
     let shapes: Vec<Shape> = models
@@ -231,17 +233,8 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
         .collect::<Result<_, _>>()?;
     let text = text();
     let budget: Budget = Some((key.cpu_mean, key.cpu_peak));
-    let wide = variants.iter().find(|v| v.file_name().is_some_and(|f| f == WIDE));
-    // Each model's figures next to each other: ungoverned, then at the budget; the wide model
-    // in small chunks after its own.
-    let figures: Vec<(&PathBuf, String, Budget, Option<f64>)> = models
-        .iter()
-        .flat_map(|m| [(m, None), (m, budget)])
-        .chain(variants.iter().map(|m| (m, None)))
-        .map(|(m, b)| (m, b, None))
-        .chain(wide.into_iter().flat_map(|w| small_chunks(key).into_iter().map(move |n| (w, None, Some(n)))))
-        .map(|(m, b, n)| (m, text_for(m, &text), b, n))
-        .collect();
+    let figures: Vec<(&PathBuf, String, Budget, Option<f64>)> =
+        figures(key, models, variants, &shapes).into_iter().map(|(m, b, n)| (m, text_for(m, &text), b, n)).collect();
     let mut found: Vec<Option<Fastest>> = vec![None; figures.len()];
     for _ in 0..RUNS {
         for ((model, text, budget, chunk), found) in figures.iter().zip(&mut found) {
@@ -269,11 +262,7 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
     for (model, shape) in models.iter().chain(variants).zip(shapes) {
         let raw =
             fastest(model, None).map(Fastest::run).ok_or_else(|| anyhow::anyhow!("no run of {}", model.display()))?;
-        let governed = if models.contains(model) {
-            fastest(model, budget).map(|g| (g.run().prefill_tok_s, g.run().decode_tok_s))
-        } else {
-            None
-        };
+        let governed = fastest(model, budget).map(|g| (g.run().prefill_tok_s, g.run().decode_tok_s));
         let name = model.file_name().map_or_else(|| model.display().to_string(), |f| f.to_string_lossy().into());
         let point = Point {
             shape,
@@ -294,6 +283,30 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
     Ok(Calibration { key: key.clone(), date: super::super::bench::date(), points, fit, chunks, runs })
 }
 
+/// What a calibration runs, in order: (model, budget, forced chunk). Each model's figures next
+/// to each other: ungoverned, then at the budget (a variant only when llama.cpp repacks its
+/// layers, [`Chunking::repacked`]: their small chunks get a ratio of their own); the wide model
+/// in small chunks after its own. `shapes`: the models', then the variants'.
+fn figures<'a>(
+    key: &Key,
+    models: &'a [PathBuf],
+    variants: &'a [PathBuf],
+    shapes: &[Shape],
+) -> Vec<(&'a PathBuf, Budget, Option<f64>)> {
+    let budget: Budget = Some((key.cpu_mean, key.cpu_peak));
+    let wide = variants.iter().find(|v| v.file_name().is_some_and(|f| f == WIDE));
+    let at_budget = |i: usize| i < models.len() || shapes.get(i).is_some_and(|s| Chunking::repacked(s.kernel));
+    models
+        .iter()
+        .chain(variants)
+        .enumerate()
+        .flat_map(|(i, m)| [Some((m, None)), at_budget(i).then_some((m, budget))])
+        .flatten()
+        .map(|(m, b)| (m, b, None))
+        .chain(wide.into_iter().flat_map(|w| small_chunks(key).into_iter().map(move |n| (w, None, Some(n)))))
+        .collect()
+}
+
 /// The fit of `points`, small chunks costed from `chunks` against the wide model's point.
 fn fit(key: &Key, points: &[(String, Point)], chunks: &[(f64, f64)]) -> anyhow::Result<Fit> {
     let large = points.iter().find(|(n, _)| n == WIDE).map(|(_, p)| p.prefill_tok_s);
@@ -303,6 +316,12 @@ fn fit(key: &Key, points: &[(String, Point)], chunks: &[(f64, f64)]) -> anyhow::
 }
 
 impl Calibration {
+    /// The fit taken again from this calibration's figures, by this build's predictor.
+    pub fn refit(self) -> anyhow::Result<Calibration> {
+        let fit = fit(&self.key, &self.points, &self.chunks)?;
+        Ok(Calibration { fit, ..self })
+    }
+
     /// Each figure the faster of this calibration's and `other`'s (the same key's, measured
     /// later), and the fit taken again: a machine whose speed drifts over minutes is measured
     /// at its best over a longer stretch. `other`'s models must be this one's.
@@ -550,6 +569,46 @@ mod tests {
         assert_eq!(small_chunks(&key(128)), vec![1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 32.0]);
         assert_eq!(small_chunks(&key(8)), vec![1.0, 2.0, 3.0, 4.0, 6.0]);
         assert_eq!(small_chunks(&key(1)), Vec::<f64>::new());
+    }
+
+    #[test]
+    fn the_shipped_models_and_the_repacked_variants_are_measured_at_the_budget_too() {
+        let key = key(8);
+        let path = |n: &str| PathBuf::from(n);
+        let models = [path("gemma.gguf"), path("smol.gguf")];
+        let variants = [path("gemma.requant-Q8_0.gguf"), path(WIDE), path("deep.requant-Q4_K_M.gguf")];
+        let of = |kernel| Shape {
+            decode_bytes: 1e6,
+            output_bytes: 0.0,
+            layer_params: 1e6,
+            output_params: 0.0,
+            rows: 1e3,
+            layers: 4.0,
+            kernel,
+            decode_mix: [0.0; 4],
+            output_kernel: None,
+        };
+        let shapes = [of(Kernel::Other), of(Kernel::Q4_1), of(Kernel::Q8_0), of(Kernel::Q4_0), of(Kernel::Other)];
+        let budget = Some((0.35, 0.5));
+        let taken: Vec<(&str, Budget, Option<f64>)> = figures(&key, &models, &variants, &shapes)
+            .into_iter()
+            .map(|(m, b, n)| (m.to_str().unwrap(), b, n))
+            .collect();
+        let chunks = [1.0, 2.0, 3.0, 4.0, 6.0].map(|n| (WIDE, None, Some(n)));
+        let expected: Vec<(&str, Budget, Option<f64>)> = [
+            ("gemma.gguf", None, None),
+            ("gemma.gguf", budget, None),
+            ("smol.gguf", None, None),
+            ("smol.gguf", budget, None),
+            ("gemma.requant-Q8_0.gguf", None, None),
+            (WIDE, None, None),
+            (WIDE, budget, None),
+            ("deep.requant-Q4_K_M.gguf", None, None),
+        ]
+        .into_iter()
+        .chain(chunks)
+        .collect();
+        assert_eq!(taken, expected);
     }
 
     /// Noise only slows a run down: a figure is the fastest prefill and the fastest decode, and

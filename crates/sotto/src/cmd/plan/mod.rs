@@ -278,13 +278,14 @@ pub fn table(
     let bandwidth: Vec<String> = f.bandwidth.iter().map(|(k, b)| format!("{:?} {:.1}", k, b / 1e9)).collect();
     out.push_str(&format!(
         "Fit: decode streams GB/s by kernel: {} (+{:.0} µs a layer); prefill G layer-params/s by kernel: {} \
-         (+{:.1} ns a matrix row); {chunks}; the budget keeps {:.0}% of prefill speed and {:.0}% of decode \
+         (+{:.1} ns a matrix row); {chunks}; the budget keeps {:.0}% of prefill speed{} and {:.0}% of decode \
          speed.\n",
         bandwidth.join(", "),
         f.decode_per_layer * 1e6,
         rates.join(", "),
         f.prefill_per_row * 1e9,
         f.governed_prefill * 100.0,
+        f.governed_repacked.map(|r| format!(" ({:.0}% for Q4_0 layers)", r * 100.0)).unwrap_or_default(),
         f.governed_decode * 100.0
     ));
     out.push_str(&format!(
