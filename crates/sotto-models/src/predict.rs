@@ -39,8 +39,13 @@
 //!   the same chunks ran faster (a 1B model's chunks of 4 at 2 threads, 10.75 ms a token
 //!   governed against 13.3 back to back), so with the shipped models' ratio (0.32 at 2
 //!   threads and 35/50) every Q4_0 model came out 18-45% slow there and two held-out rows
-//!   missed 25% (`bench/runs/2026-12-04-epyc-2cpu-plan-chunks-2`). The calibration runs its
-//!   Q4_0 variants at the budget too, and their ratio is fitted on them alone.
+//!   missed 25% (`bench/runs/2026-12-04-epyc-2cpu-plan-chunks-2`). The calibration runs
+//!   every model at the budget, and each class's ratio is fitted on its own models (with the
+//!   other class's ratio fitted on the shipped models only, a 40-layer Q4_K_M model came out
+//!   25% fast at 2 threads, `bench/runs/2026-12-04-epyc-2cpu-plan-repacked`). The Q4_0
+//!   ratio is a residual, not a duty cycle: it came out 0.79 at 1 thread and 35/50, above
+//!   the 0.70 duty cycle there, because it also takes back what the back-to-back curve
+//!   charges in excess (`bench/runs/2026-12-04-epyc-2cpu-plan-all`, 48 of 48 rows within 25%).
 //!   Attention as a term of its own was tried and left out (656d592, 3a73ff0, reverted;
 //!   `bench/runs/2026-12-04-epyc-2cpu-plan-attention*`). It is real: llama.cpp's CPU flash
 //!   attention runs a chunk under 64 tokens one query row at a time, about 2.5 times as dear

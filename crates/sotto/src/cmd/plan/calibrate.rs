@@ -1,20 +1,21 @@
 //! The calibration `sotto plan` predicts from: the fetched default models run here, at the budget's
 //! thread plan, ungoverned and at the budget, each through `sotto generate --json` in a process of
-//! its own (a process-wide governor cannot be two budgets at once); and, ungoverned, the default
-//! model re-quantized to Q4_0 and Q8_0 by llama.cpp's quantizer (the rates of llama.cpp's tiled
+//! its own (a process-wide governor cannot be two budgets at once); and, the same two ways, the
+//! default model re-quantized to Q4_0 and Q8_0 by llama.cpp's quantizer (the rates of llama.cpp's tiled
 //! kernels), a synthetic 4-layer 2048-wide Q4_0 llama (`sotto_models::synth`: how the cost per
 //! weight falls on wider matrices; run again in chunks of 1 to 32 tokens, what the governor's
 //! small chunks cost, [`small_costs`]), a 40-layer 512-wide one (the decode cost per layer) and that
-//! one in Q4_K_M (the K-quants' bandwidth), all kept in the cache directory; the Q4_0 ones
-//! (the default model's re-quantization and both synthetic models) at the budget too, for the
-//! budget's ratio of the layers llama.cpp repacks (`Fit::governed_repacked`). Each figure is the
+//! one in Q4_K_M (the K-quants' bandwidth), all kept in the cache directory. The budget's ratio is
+//! two, one for the Q4_0 layers llama.cpp repacks (`Fit::governed_repacked`) and one for the rest,
+//! each fitted on every model of its class. Each figure is the
 //! fastest of its runs: on a shared machine noise only ever slows a run down. The runs go in passes
 //! over every figure (a model's ungoverned run beside its governed one, so the budget's ratio is
 //! measured side by side), at least [`MIN_RUNS`] and at most [`RUNS`] of each, until each figure's
 //! two fastest runs agree within [`AGREE`]: a slow stretch then costs one run of each figure, not
 //! all of one figure's runs, and a noisy machine is measured longer instead of wrongly. Two to four
 //! minutes (27 runs, 2 min 47 s, on 2 CPUs on 2026-12-03; with the small chunks, 40 runs, 1 min 26 s
-//! on a faster EPYC on 2026-12-04); cached in the state directory under
+//! on a faster EPYC on 2026-12-04; with every model at the budget too, 47 to 58 runs, 2 min 2 s
+//! for `plan --recalibrate` on that EPYC); cached in the state directory under
 //! everything that changes the figures (CPU, usable CPUs, threads, budgets, chunk, scheduling
 //! class, sotto's version, the models' files), so a second `plan` answers at once. `--recalibrate`
 //! measures again.
@@ -69,7 +70,7 @@ pub struct Calibration {
 /// shape holds its output matrix's bytes. 3: runs go in passes until the fastest two agree.
 /// 4: a second synthetic model, deep and narrow, for the decode cost per layer. 5: a point's
 /// shape holds its bytes by kernel class. 6: the deep model in Q4_K_M too. 7: the wide model
-/// in small chunks too. 8: the Q4_0 variants at the budget too.
+/// in small chunks too. 8: the variants at the budget too.
 const METHOD: u32 = 8;
 
 /// sotto's version and the calibration [`METHOD`], for the key.
@@ -222,8 +223,8 @@ pub fn load_or_measure(
 /// A run's (mean, peak) budget; `None`: ungoverned.
 type Budget = Option<(f64, f64)>;
 
-/// Measures `models` ungoverned and at the budget, and `variants` ungoverned (the Q4_0 ones at
-/// the budget too), in passes (see the module's doc), and fits them.
+/// Measures `models` and `variants` ungoverned and at the budget, the wide model in small
+/// chunks too, in passes (see the module's doc), and fits them.
 pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::Result<Calibration> {
     // Every header first: a file that is not a model fails before minutes of runs.
     let shapes: Vec<Shape> = models
@@ -234,7 +235,7 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
     let text = text();
     let budget: Budget = Some((key.cpu_mean, key.cpu_peak));
     let figures: Vec<(&PathBuf, String, Budget, Option<f64>)> =
-        figures(key, models, variants, &shapes).into_iter().map(|(m, b, n)| (m, text_for(m, &text), b, n)).collect();
+        figures(key, models, variants).into_iter().map(|(m, b, n)| (m, text_for(m, &text), b, n)).collect();
     let mut found: Vec<Option<Fastest>> = vec![None; figures.len()];
     for _ in 0..RUNS {
         for ((model, text, budget, chunk), found) in figures.iter().zip(&mut found) {
@@ -284,24 +285,16 @@ pub fn measure(key: &Key, models: &[PathBuf], variants: &[PathBuf]) -> anyhow::R
 }
 
 /// What a calibration runs, in order: (model, budget, forced chunk). Each model's figures next
-/// to each other: ungoverned, then at the budget (a variant only when llama.cpp repacks its
-/// layers, [`Chunking::repacked`]: their small chunks get a ratio of their own); the wide model
-/// in small chunks after its own. `shapes`: the models', then the variants'.
-fn figures<'a>(
-    key: &Key,
-    models: &'a [PathBuf],
-    variants: &'a [PathBuf],
-    shapes: &[Shape],
-) -> Vec<(&'a PathBuf, Budget, Option<f64>)> {
+/// to each other, ungoverned, then at the budget (the budget's ratio, one for the layers
+/// llama.cpp repacks and one for the rest, [`Chunking::repacked`], is fitted on every model
+/// of its class); the wide model in small chunks after its own.
+fn figures<'a>(key: &Key, models: &'a [PathBuf], variants: &'a [PathBuf]) -> Vec<(&'a PathBuf, Budget, Option<f64>)> {
     let budget: Budget = Some((key.cpu_mean, key.cpu_peak));
     let wide = variants.iter().find(|v| v.file_name().is_some_and(|f| f == WIDE));
-    let at_budget = |i: usize| i < models.len() || shapes.get(i).is_some_and(|s| Chunking::repacked(s.kernel));
     models
         .iter()
         .chain(variants)
-        .enumerate()
-        .flat_map(|(i, m)| [Some((m, None)), at_budget(i).then_some((m, budget))])
-        .flatten()
+        .flat_map(|m| [(m, None), (m, budget)])
         .map(|(m, b)| (m, b, None))
         .chain(wide.into_iter().flat_map(|w| small_chunks(key).into_iter().map(move |n| (w, None, Some(n)))))
         .collect()
@@ -572,28 +565,14 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_models_and_the_repacked_variants_are_measured_at_the_budget_too() {
+    fn every_model_is_measured_ungoverned_and_at_the_budget_and_the_wide_one_in_small_chunks() {
         let key = key(8);
         let path = |n: &str| PathBuf::from(n);
         let models = [path("gemma.gguf"), path("smol.gguf")];
-        let variants = [path("gemma.requant-Q8_0.gguf"), path(WIDE), path("deep.requant-Q4_K_M.gguf")];
-        let of = |kernel| Shape {
-            decode_bytes: 1e6,
-            output_bytes: 0.0,
-            layer_params: 1e6,
-            output_params: 0.0,
-            rows: 1e3,
-            layers: 4.0,
-            kernel,
-            decode_mix: [0.0; 4],
-            output_kernel: None,
-        };
-        let shapes = [of(Kernel::Other), of(Kernel::Q4_1), of(Kernel::Q8_0), of(Kernel::Q4_0), of(Kernel::Other)];
+        let variants = [path("gemma.requant-Q8_0.gguf"), path(WIDE)];
         let budget = Some((0.35, 0.5));
-        let taken: Vec<(&str, Budget, Option<f64>)> = figures(&key, &models, &variants, &shapes)
-            .into_iter()
-            .map(|(m, b, n)| (m.to_str().unwrap(), b, n))
-            .collect();
+        let taken: Vec<(&str, Budget, Option<f64>)> =
+            figures(&key, &models, &variants).into_iter().map(|(m, b, n)| (m.to_str().unwrap(), b, n)).collect();
         let chunks = [1.0, 2.0, 3.0, 4.0, 6.0].map(|n| (WIDE, None, Some(n)));
         let expected: Vec<(&str, Budget, Option<f64>)> = [
             ("gemma.gguf", None, None),
@@ -601,9 +580,9 @@ mod tests {
             ("smol.gguf", None, None),
             ("smol.gguf", budget, None),
             ("gemma.requant-Q8_0.gguf", None, None),
+            ("gemma.requant-Q8_0.gguf", budget, None),
             (WIDE, None, None),
             (WIDE, budget, None),
-            ("deep.requant-Q4_K_M.gguf", None, None),
         ]
         .into_iter()
         .chain(chunks)

@@ -43,7 +43,9 @@
 //! measured on the calibration's Q4_0 models at the budget, every held-out row held (largest
 //! 14.9%), and 47 of 48 in all: the deep Q4_K_M calibration model at 2 threads and 35/50 was
 //! measured 25.2% slower than predicted, prefill and decode alike, where the run before had it
-//! at −2.1% (`bench/runs/2026-12-04-epyc-2cpu-plan-repacked`).
+//! at −2.1% (`bench/runs/2026-12-04-epyc-2cpu-plan-repacked`). With every calibration model
+//! at the budget, and the other ratio fitted on all the non-Q4_0 ones, all 48 rows held
+//! (held-out largest 22.4%, in-sample 17.8%; `bench/runs/2026-12-04-epyc-2cpu-plan-all`).
 //!
 //! The generated files live in a work folder outside the repository (kept between runs,
 //! several GB); the error table and every figure go to `--out`.
