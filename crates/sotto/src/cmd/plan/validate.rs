@@ -117,8 +117,11 @@ const MAX_RUNS: usize = 4;
 const RUNS_WITHIN_S: f64 = 60.0;
 
 pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
-    if args.retable || args.refit {
-        return retable(&args.out, args.refit);
+    if args.retable {
+        return retable(&args.out);
+    }
+    if args.refit {
+        return refit(&args.out);
     }
     let work = args.work.clone().unwrap_or_else(|| crate::config::cache_dir().join("plan-validation"));
     std::fs::create_dir_all(&work)?;
@@ -177,7 +180,8 @@ pub fn run(models_dir: &Path, args: BenchPlanArgs) -> anyhow::Result<ExitCode> {
             let calibration = first.fastest_with(&calibrate::measure(&key, &shipped, &variants)?)?;
             let calibrated = reference_speed(&calibration, reference)?;
             for (m, r, reference_run, runs) in measured {
-                let row = predict(&calibration, calibrated, m, r, reference_run, runs, threads, &budget);
+                let measured = Measured { threads, budget: budget.clone(), run: r, reference: reference_run, runs };
+                let row = predict(&calibration, calibrated, m, measured);
                 eprintln!(
                     "  {}: predicted {:.0} ms, measured {:.0} ms ({:+.1}%; reference at {:.2}/{:.2} of its calibrated time, {:+.1}% scaled by it)",
                     m.name,
@@ -205,20 +209,20 @@ fn budget_label(mean: f64, peak: f64) -> String {
     format!("{:.0}/{:.0}", mean * 100.0, peak * 100.0)
 }
 
-/// The row of `m`, measured `r` (the fastest of `runs`) beside the reference's `reference_run`,
-/// predicted from `calibration`, in which the reference ran at `calibrated` (prefill, decode)
-/// tokens/s.
-#[allow(clippy::too_many_arguments)]
-fn predict(
-    calibration: &calibrate::Calibration,
-    calibrated: (f64, f64),
-    m: &Model,
-    r: calibrate::Run,
-    reference_run: calibrate::Run,
-    runs: usize,
+/// What a row measured at its threads and budget: its fastest run of `runs`, and the
+/// reference's beside it.
+struct Measured {
     threads: u32,
-    budget: &str,
-) -> Row {
+    budget: String,
+    run: calibrate::Run,
+    reference: calibrate::Run,
+    runs: usize,
+}
+
+/// The row of `m`, as `measured`, predicted from `calibration`, in which the reference ran at
+/// `calibrated` (prefill, decode) tokens/s.
+fn predict(calibration: &calibrate::Calibration, calibrated: (f64, f64), m: &Model, measured: Measured) -> Row {
+    let Measured { threads, budget, run: r, reference: reference_run, runs } = measured;
     let t = calibration.fit.governed(&m.shape);
     let prefill_ms = r.prompt_tokens / r.prefill_tok_s * 1e3;
     let decode_ms = r.generated_tokens / r.decode_tok_s * 1e3;
@@ -233,7 +237,7 @@ fn predict(
         origin: m.origin,
         params: m.params,
         threads,
-        budget: budget.to_owned(),
+        budget,
         predicted_ms,
         measured_ms,
         error: predicted_ms / measured_ms - 1.0,
@@ -323,50 +327,91 @@ fn beside(
     Ok((row_best.run(), reference_best.run(), row_best.runs()))
 }
 
-/// `--retable`: `dir`'s table.md written again from its run.json, as measured. `--refit`:
-/// every row predicted again by this build from the calibration figures of its block, and
-/// the table printed (table.md is left as the run predicted it): what a change of the
-/// predictor does to figures already measured, a diagnostic beside a new run, not instead of
-/// one (a change tuned on a run's rows makes them in-sample).
-fn retable(dir: &Path, refit: bool) -> anyhow::Result<ExitCode> {
-    let path = dir.join("run.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let data: serde_json::Value = serde_json::from_str(&text)?;
-    let field = |k: &str| data[k].clone();
-    let models: Vec<Model> = serde_json::from_value(field("models"))?;
-    let mut rows: Vec<Row> = serde_json::from_value(field("rows"))?;
-    let failed: Vec<(String, u32, String, String)> = serde_json::from_value(field("failed"))?;
-    let meta: Meta = serde_json::from_value(data.clone())?;
-    if refit {
-        let calibrations: Vec<calibrate::Calibration> = serde_json::from_value(field("calibrations"))?;
-        let reference = models.first().ok_or_else(|| anyhow::anyhow!("{} lists no model", path.display()))?;
+/// A run.json read back.
+struct Written {
+    meta: Meta,
+    models: Vec<Model>,
+    rows: Vec<Row>,
+    failed: Vec<(String, u32, String, String)>,
+    /// The calibrations as written: read only to predict the rows again (an older build's
+    /// calibration may not read back).
+    calibrations: serde_json::Value,
+}
+
+impl Written {
+    fn read(dir: &Path) -> anyhow::Result<Written> {
+        let path = dir.join("run.json");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let mut data: serde_json::Value = serde_json::from_str(&text)?;
+        let mut field = |k: &str| data[k].take();
+        Ok(Written {
+            models: serde_json::from_value(field("models"))?,
+            rows: serde_json::from_value(field("rows"))?,
+            failed: serde_json::from_value(field("failed"))?,
+            calibrations: field("calibrations"),
+            meta: serde_json::from_value(data)?,
+        })
+    }
+
+    /// Every row predicted again by this build from the calibration figures of its block.
+    fn refit(mut self) -> anyhow::Result<Written> {
+        let calibrations: Vec<calibrate::Calibration> = serde_json::from_value(self.calibrations.take())
+            .map_err(|e| anyhow::anyhow!("this build cannot read the run's calibrations: {e}"))?;
+        let reference = self.models.first().ok_or_else(|| anyhow::anyhow!("the run lists no model"))?;
         let calibrations = calibrations
             .into_iter()
-            .map(|c: calibrate::Calibration| {
+            .map(|c| {
                 let c = c.refit()?;
                 let calibrated = reference_speed(&c, &reference.path)?;
                 Ok((c, calibrated))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        for row in &mut rows {
+        for row in &mut self.rows {
             let (c, calibrated) = calibrations
                 .iter()
                 .find(|(c, _)| {
                     c.key.threads == row.threads && budget_label(c.key.cpu_mean, c.key.cpu_peak) == row.budget
                 })
                 .ok_or_else(|| anyhow::anyhow!("no calibration at {} thread(s), {}", row.threads, row.budget))?;
-            let m = models
+            let m = self
+                .models
                 .iter()
                 .find(|m| m.name == row.model)
-                .ok_or_else(|| anyhow::anyhow!("{} lists no model {}", path.display(), row.model))?;
-            *row = predict(c, *calibrated, m, row.measured, row.reference, row.runs, row.threads, &row.budget);
+                .ok_or_else(|| anyhow::anyhow!("the run lists no model {}", row.model))?;
+            let measured = Measured {
+                threads: row.threads,
+                budget: row.budget.clone(),
+                run: row.measured,
+                reference: row.reference,
+                runs: row.runs,
+            };
+            *row = predict(c, *calibrated, m, measured);
         }
-        println!("{}\n{}", meta.block(), table(&models, &rows, &failed));
-        return Ok(ExitCode::SUCCESS);
+        Ok(self)
     }
-    let md = table(&models, &rows, &failed);
-    std::fs::write(dir.join("table.md"), format!("{}\n{md}", meta.block()))?;
+
+    fn table(&self) -> String {
+        table(&self.models, &self.rows, &self.failed)
+    }
+}
+
+/// `--retable`: `dir`'s table.md written again from its run.json, as measured.
+fn retable(dir: &Path) -> anyhow::Result<ExitCode> {
+    let run = Written::read(dir)?;
+    let md = run.table();
+    std::fs::write(dir.join("table.md"), format!("{}\n{md}", run.meta.block()))?;
     println!("{md}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--refit`: `dir`'s rows predicted again by this build ([`Written::refit`]), the table
+/// printed and table.md left as the run predicted it: what a change of the predictor does to
+/// figures already measured, a diagnostic beside a new run, not instead of one (a change
+/// tuned on a run's rows makes them in-sample).
+fn refit(dir: &Path) -> anyhow::Result<ExitCode> {
+    let run = Written::read(dir)?.refit()?;
+    println!("{}\n{}", run.meta.block(), run.table());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -500,8 +545,78 @@ mod tests {
         let written = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
         assert!(written.starts_with(&meta.block()) && written.contains("AMD EPYC (2.00 CPUs)"), "{written}");
         std::fs::remove_file(dir.path().join("table.md")).unwrap();
-        retable(dir.path(), false).unwrap();
+        retable(dir.path()).unwrap();
         assert_eq!(std::fs::read_to_string(dir.path().join("table.md")).unwrap(), written);
+    }
+
+    #[test]
+    fn a_written_run_is_predicted_again_from_its_calibrations_figures() {
+        use sotto_models::predict::{Fit, Kernel, Point};
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta { command: "c".into(), cpu: "AMD EPYC".into(), cpus: 2.0, date: "d".into() };
+        let shape = Shape {
+            decode_bytes: 100e6,
+            output_bytes: 0.0,
+            layer_params: 100e6,
+            output_params: 0.0,
+            rows: 1e5,
+            layers: 20.0,
+            kernel: Kernel::Q4_1,
+            decode_mix: [0.0; 4],
+            output_kernel: None,
+        };
+        let point = Point {
+            shape,
+            prefill_tok_s: 200.0,
+            decode_tok_s: 40.0,
+            governed: Some((80.0, 30.0)),
+            prompt_tokens: 300.0,
+        };
+        let key = Key {
+            cpu: "test".into(),
+            cpus: 2.0,
+            threads: 2,
+            threads_batch: 2,
+            cpu_mean: 0.35,
+            cpu_peak: 0.5,
+            sched: "idle".into(),
+            chunk: 128,
+            version: calibrate::version(),
+            models: Vec::new(),
+        };
+        let fit = Fit::from_points(&[point], calibrate::chunking(&key)).unwrap();
+        let calibration = calibrate::Calibration {
+            key,
+            date: "d".into(),
+            points: vec![("m.gguf".into(), point)],
+            fit,
+            chunks: Vec::new(),
+            runs: 2,
+        };
+        let model = Model {
+            name: "m".into(),
+            origin: Origin::Calibration,
+            path: PathBuf::from("/models/m.gguf"),
+            params: 1,
+            file_bytes: 1,
+            shape,
+        };
+        let run =
+            calibrate::Run { prompt_tokens: 300.0, generated_tokens: 24.0, prefill_tok_s: 70.0, decode_tok_s: 28.0 };
+        let measured = Measured { threads: 2, budget: "35/50".into(), run, reference: run, runs: 2 };
+        let row = predict(&calibration.clone().refit().unwrap(), (80.0, 30.0), &model, measured);
+        // The run's row as an older predictor had it.
+        let old = Row { predicted_ms: row.predicted_ms * 2.0, error: 9.0, ..row.clone() };
+        let models = [model];
+        write(dir.path(), &meta, &models, std::slice::from_ref(&old), &[], std::slice::from_ref(&calibration)).unwrap();
+        let table = std::fs::read_to_string(dir.path().join("table.md")).unwrap();
+        let again = Written::read(dir.path()).unwrap().refit().unwrap();
+        assert_eq!(again.rows.len(), 1);
+        assert_eq!((again.rows[0].predicted_ms, again.rows[0].error), (row.predicted_ms, row.error));
+        assert_eq!(std::fs::read_to_string(dir.path().join("table.md")).unwrap(), table, "table.md stays");
+        // A row whose block has no calibration is refused, not predicted from another block's.
+        write(dir.path(), &meta, &models, &[Row { threads: 1, ..old }], &[], &[calibration]).unwrap();
+        assert!(Written::read(dir.path()).unwrap().refit().is_err());
     }
 
     fn row(model: &str, origin: Origin, error: f64, drift_error: f64) -> Row {
